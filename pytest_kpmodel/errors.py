@@ -1,0 +1,29 @@
+"""Errors shown to users: one clear sentence naming the file, key or value, never a traceback."""
+
+from __future__ import annotations
+
+
+class KpModelError(Exception):
+    """Base of every error the plugin reports to a user as a single message."""
+
+
+class CardError(KpModelError):
+    """The model card is missing, malformed or refers to something that is not there."""
+
+    def __init__(self, path: object, message: str, key: str | None = None) -> None:
+        self.path = str(path)
+        self.key = key
+        where = f"{self.path}: [{key}] " if key else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class DatasetError(KpModelError):
+    """The evaluation set's annotations or images are missing or unreadable."""
+
+
+class AdapterError(KpModelError):
+    """A model could not be built or loaded by its adapter."""
+
+
+class RefusedToLoad(KpModelError):
+    """The security scan found a reason not to load the weights."""
