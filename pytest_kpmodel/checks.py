@@ -1,0 +1,47 @@
+"""Marker name -> the function that evaluates it against the run.
+
+Each evaluator takes the run (``KpSession``) and the marker's arguments and returns a
+``CheckResult``; the plugin turns that into pass, fail (all findings at once) or skip. Keeping the
+table here keeps ``plugin.py`` free of feature logic and the features free of pytest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from .findings import CheckResult
+
+# marker -> "module:function"; functions have the signature (session, *args, **kwargs).
+EVALUATORS: dict[str, str] = {}
+
+# Markers whose evaluation needs the model, predictions or metrics (so --kp-model is required).
+# All kp_* markers need a card; this set is informational for the skip reason.
+MARKERS_DOC: dict[str, str] = {
+    "kp_provenance": "kp_provenance(sha256=True, signature=True, trusted_keys=[...], "
+    "sources=['https://host/*'], base=None, files='named'): digest, signature, source, base.",
+    "kp_license": "kp_license(allow=[...], deny=[...], copyleft=False, commercial=False, "
+    "unknown=False): the card's SPDX license against the adopter's policy.",
+    "kp_dependencies": "kp_dependencies(python=..., requires=[...], cuda=..., gpu_arch=..., "
+    "os=[...]): does the model run on this stack (default: the card's [dependencies]).",
+    "kp_security": "kp_security(pickle='strict', network=False, subprocess=False, writes=False, "
+    "code=False): static scan of the weights and a runtime guard while loading and predicting.",
+    "kp_thresholds": "kp_thresholds(box_ap=, box_ap50=, kp_ap=, kp_ap50=, kp_ar=, fps=, "
+    "latency_p50_ms=, latency_p90_ms=, vram_mib=, rpc=, max_drop_fp16=, confidence=): gates.",
+    "kp_no_regression": "kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05): allowed drops "
+    "against the baseline model (--kp-baseline or the card's provenance.base).",
+    "kp_claims": "kp_claims(tolerance=0.01): the card's [claims] against what was measured.",
+    "kp_bench": "kp_bench(batch_size=1, precision='fp32', image_size=(800, 1333), warmup=10, "
+    "iters=100): how kp_bench and speed gates measure.",
+}
+
+
+def evaluate(marker: str, session, args: tuple, kwargs: dict[str, Any]) -> CheckResult | None:
+    """Evaluate one marker; None for markers that only configure (e.g. kp_bench)."""
+    target = EVALUATORS.get(marker)
+    if target is None:
+        return None
+    module_name, _, attr = target.partition(":")
+    func: Callable[..., CheckResult] = getattr(importlib.import_module(module_name), attr)
+    return func(session, *args, **kwargs)

@@ -1,0 +1,24 @@
+"""The one-line reproduction header printed at the start of a run."""
+
+from __future__ import annotations
+
+from .errors import KpModelError
+
+
+def reproduction_header(session) -> str:
+    try:
+        card = session.card
+        digest = session.weights_digest or "-"
+        device = session.device
+    except KpModelError as exc:
+        return f"kpmodel: {exc}"
+    import torch
+    import torchvision
+
+    version = f" {card.model.version}" if card.model.version else ""
+    s = session.settings
+    return (
+        f"kpmodel: {card.model.name}{version} sha256:{digest[:12]} format={card.model.format} "
+        f"device={device} precision={s.precision} torch={torch.__version__} "
+        f"torchvision={torchvision.__version__} seed={s.seed}"
+    )

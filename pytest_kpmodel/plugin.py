@@ -1,0 +1,274 @@
+"""pytest hooks and fixtures for pytest-kpmodel. Thin on purpose: each delegates to a module.
+
+Importing this module must not import torch: ``pytest --help`` in a project that has the plugin
+installed but does not use it pays nothing for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .checks import MARKERS_DOC
+from .errors import KpModelError
+
+NO_MODEL = "no model: pass --kp-model"
+KP_FIXTURES = frozenset(
+    {
+        "kp_card",
+        "kp_scan",
+        "kp_model",
+        "kp_dataset",
+        "kp_predictions",
+        "kp_eval",
+        "kp_baseline_eval",
+        "kp_bench",
+        "kp_diff",
+        "kp_stability",
+        "kp_corruption_eval",
+        "kp_trigger_scan",
+        "kp_parity",
+        "kp_precision_drop",
+        "kp_session",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Opt:
+    dest: str  # also the ini key
+    help: str
+    kind: str = "str"  # str | path | int | bool | choice
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+
+OPTIONS = (
+    _Opt("kp_model", "model card (kpmodel.toml, or its folder) under test; without it every "
+         "kp_* test is skipped", "path", metavar="PATH"),
+    _Opt("kp_dataset", "COCO keypoint annotation file to evaluate on (default: the card's "
+         "[dataset])", "path", metavar="PATH"),
+    _Opt("kp_images", "folder of the --kp-dataset images (default: images/ beside the "
+         "annotations, else their folder)", "path", metavar="DIR"),
+    _Opt("kp_device", "cpu, cuda or cuda:N (default: cuda when available)", metavar="DEVICE"),
+    _Opt("kp_baseline", "a second card to compare against (default: the card's "
+         "provenance.base)", "path", metavar="PATH"),
+    _Opt("kp_report", "write kp-report.json and index.html into DIR", "path", metavar="DIR"),
+    _Opt("kp_max_images", "evaluate on the first N images only", "int", metavar="N"),
+    _Opt("kp_batch_size", "images per inference batch (default 1)", "int", 1, metavar="N"),
+    _Opt("kp_precision", "inference precision (default fp32)", "choice", "fp32",
+         ("fp32", "fp16", "bf16")),
+    _Opt("kp_allow_code", "permit formats that run the model's own code (python, torchscript)",
+         "bool", False),
+    _Opt("kp_no_cache", "recompute predictions instead of reusing the on-disk cache", "bool",
+         False),
+    _Opt("kp_metrics_engine", "COCO evaluation backend: auto, pycocotools, faster-coco-eval or "
+         "hotcoco (default auto: the fastest installed exact one)", "str", "auto", metavar="NAME"),
+    _Opt("kp_osv_db", "a local OSV export (PyPI zip or folder of JSON) for the vulnerability "
+         "check", "path", metavar="PATH"),
+    _Opt("kp_sbom", "write a CycloneDX SBOM of the environment and the model to FILE", "path",
+         metavar="FILE"),
+    _Opt("kp_seed", "seed for sampling, perturbations and bootstrap (default 0)", "int", 0,
+         metavar="N"),
+    _Opt("kp_workers", "image-decoding worker processes (default: by CPU count)", "int",
+         metavar="N"),
+)  # fmt: skip
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kpmodel", "keypoint model acceptance (pytest-kpmodel)")
+    for opt in OPTIONS:
+        ini_help = f"{opt.help} [same as {opt.flag}]"
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest,
+                            help=opt.help)  # fmt: skip
+            parser.addini(opt.dest, ini_help, type="bool", default=opt.default)
+        else:
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.metavar,
+                            choices=opt.choices or None, help=opt.help)  # fmt: skip
+            parser.addini(opt.dest, ini_help, default=None)
+
+
+def _read_option(config: pytest.Config, opt: _Opt) -> Any:
+    """Command line first, then the ini key; ini paths are relative to the ini file."""
+    value = config.getoption(opt.dest)
+    from_ini = value is None
+    if from_ini:
+        value = config.getini(opt.dest)
+        if value in (None, "", []):
+            return opt.default
+    if opt.kind == "bool":
+        return bool(value)
+    if opt.kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{opt.flag}: expected an integer, got {value!r}") from None
+    if opt.kind == "choice" and value not in opt.choices:
+        raise pytest.UsageError(f"{opt.flag}: {value!r} is not one of {', '.join(opt.choices)}")
+    if opt.kind == "path":
+        base = (
+            Path(config.inipath).parent
+            if from_ini and config.inipath
+            else Path(config.invocation_params.dir)
+        )
+        return (base / Path(str(value)).expanduser()).resolve()
+    return value
+
+
+def _settings(config: pytest.Config):
+    from .settings import Settings
+
+    values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
+    cache = config.cache
+    cache_dir = cache.mkdir("kpmodel") / "predictions" if cache is not None else None
+    return Settings(
+        model=values["model"],
+        dataset=values["dataset"],
+        images=values["images"],
+        device=values["device"],
+        baseline=values["baseline"],
+        report=values["report"],
+        max_images=values["max_images"],
+        batch_size=values["batch_size"],
+        precision=values["precision"],
+        allow_code=values["allow_code"],
+        no_cache=values["no_cache"],
+        metrics_engine=values["metrics_engine"],
+        osv_db=values["osv_db"],
+        sbom=values["sbom"],
+        seed=values["seed"],
+        workers=values["workers"],
+        cache_dir=cache_dir,
+    )
+
+
+_SESSION = pytest.StashKey["Any"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for doc in MARKERS_DOC.values():
+        config.addinivalue_line("markers", doc)
+    from .session import KpSession
+
+    config.stash[_SESSION] = KpSession(_settings(config))
+
+
+def _session(config: pytest.Config):
+    return config.stash[_SESSION]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    session = _session(config)
+    if not session.has_model:
+        return None
+    from .header import reproduction_header
+
+    return [reproduction_header(session)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _session(config).has_model:
+        return
+    skip = pytest.mark.skip(reason=NO_MODEL)
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ())) & KP_FIXTURES
+        if uses or any(m.name.startswith("kp_") for m in item.iter_markers()):
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Evaluate the item's kp_* markers before its body; all findings fail it at once."""
+    from .checks import evaluate
+
+    session = _session(item.config)
+    failures: list[str] = []
+    skipped: list[str] = []
+    for mark in item.iter_markers():
+        if not mark.name.startswith("kp_"):
+            continue
+        try:
+            result = evaluate(mark.name, session, mark.args, dict(mark.kwargs))
+        except KpModelError as exc:
+            failures.append(f"{mark.name}: {exc}")
+            continue
+        if result is None:
+            continue
+        session.record_check(item.nodeid, mark.name, result)
+        if result.skipped:
+            skipped.append(f"{mark.name}: {result.skipped}")
+        failures += [f"{mark.name}: {msg}" for msg in result.failures]
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
+    if skipped:
+        pytest.skip("; ".join(skipped))
+    return (yield)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    kp = _session(session.config)
+    if kp.settings.report is None or hasattr(session.config, "workerinput"):
+        return
+    from .report import json_report
+
+    json_report.write(json_report.build(kp), kp.settings.report)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    kp = _session(config)
+    if kp.settings.report is not None and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(f"kpmodel: report written to {kp.settings.report}")
+    for warning in kp.warnings:
+        terminalreporter.write_line(f"kpmodel: warning: {warning}", yellow=True)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+def _get(request: pytest.FixtureRequest, attr: str, session=None):
+    session = session or _session(request.config)
+    if not session.has_model:
+        pytest.skip(NO_MODEL)
+    try:
+        return getattr(session, attr)
+    except KpModelError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kp_session(request: pytest.FixtureRequest):
+    """The run itself (``pytest_kpmodel.session.KpSession``), for specs that go beyond fixtures."""
+    if not _session(request.config).has_model:
+        pytest.skip(NO_MODEL)
+    return _session(request.config)
+
+
+@pytest.fixture(scope="session")
+def kp_card(request: pytest.FixtureRequest):
+    """The parsed, validated model card (``pytest_kpmodel.card.ModelCard``)."""
+    return _get(request, "card")
+
+
+@pytest.fixture(scope="session")
+def kp_model(request: pytest.FixtureRequest):
+    """The model behind ``predict(list[Tensor]) -> list[Prediction]``, on ``--kp-device``."""
+    return _get(request, "model")
+
+
+@pytest.fixture(scope="session")
+def kp_dataset(request: pytest.FixtureRequest):
+    """The evaluation set (``pytest_kpmodel.data.CocoKeypointDataset``)."""
+    return _get(request, "dataset")
+
+
+@pytest.fixture(scope="session")
+def kp_predictions(request: pytest.FixtureRequest):
+    """Predictions on the evaluation set, computed once and cached on disk."""
+    return _get(request, "predictions")

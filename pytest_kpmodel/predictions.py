@@ -1,0 +1,176 @@
+"""Predictions over an evaluation set: computed once, converted to COCO results, cached on disk.
+
+The cache key is the sha256 of everything that changes the output: the weights' digest, the
+card's bytes, the annotations' digest and the settings (device type, precision, batch size, which
+pads images together). Entries are ``.npz`` files (read with ``allow_pickle=False``) with a digest
+of their own content, written atomically; an entry that fails to read or verify is ignored and
+rewritten, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .adapters.base import KeypointModel, Prediction
+from .data import CocoKeypointDataset, iterate_batches
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class PredictionSet:
+    image_ids: list[int]
+    predictions: list[Prediction]  # on the CPU, in image_ids order
+    seconds: float = 0.0  # wall time of inference, 0 when loaded from cache
+    from_cache: bool = False
+    key: str = ""
+
+    def to_coco_results(self, category_id: int = 1) -> list[dict[str, Any]]:
+        results = []
+        for image_id, p in zip(self.image_ids, self.predictions, strict=True):
+            boxes = p.boxes.tolist()
+            scores = p.scores.tolist()
+            kps = p.keypoints.reshape(len(p), -1).tolist()
+            for b, s, k in zip(boxes, scores, kps, strict=True):
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": category_id,
+                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                        "score": s,
+                        "keypoints": k,
+                    }
+                )
+        return results
+
+
+def cache_key(weights_digest: str, card_bytes: bytes, dataset_digest: str, **settings: Any) -> str:
+    payload = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "weights": weights_digest,
+            "card": hashlib.sha256(card_bytes).hexdigest(),
+            "dataset": dataset_digest,
+            "settings": settings,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def predict_dataset(
+    model: KeypointModel,
+    dataset: CocoKeypointDataset,
+    batch_size: int = 1,
+    num_workers: int | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> PredictionSet:
+    """Run the model over every image, in order, with decoding overlapped in workers."""
+    device = model.device
+    pin = getattr(device, "type", str(device)) == "cuda"
+    preds: list[Prediction | None] = [None] * len(dataset)
+    start = time.perf_counter()
+    for indices, images in iterate_batches(dataset, batch_size, num_workers, pin_memory=pin):
+        batch = [im.to(device, non_blocking=True).float().div_(255) for im in images]
+        for i, p in zip(indices, model.predict(batch), strict=True):
+            preds[i] = p.cpu()
+        if progress is not None:
+            progress(len(indices))
+    elapsed = time.perf_counter() - start
+    return PredictionSet(list(dataset.image_ids), preds, seconds=elapsed)  # type: ignore[arg-type]
+
+
+# -- on-disk cache ------------------------------------------------------------------------------
+def save(path: Path, ps: PredictionSet) -> None:
+    import numpy as np
+
+    arrays = _to_arrays(ps)
+    arrays["content_digest"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path, key: str) -> PredictionSet | None:
+    """The cached set, or None when absent, unreadable or not matching its own digest."""
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        stored = arrays.pop("content_digest").tobytes().decode()
+        if stored != _digest(arrays):
+            return None
+        ps = _from_arrays(arrays)
+    except Exception:  # noqa: BLE001 - any defect in a cache file means "recompute"
+        return None
+    ps.from_cache = True
+    ps.key = key
+    return ps
+
+
+def _to_arrays(ps: PredictionSet) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    k = ps.predictions[0].keypoints.shape[1] if ps.predictions else 0
+    counts = [len(p) for p in ps.predictions]
+
+    def cat(xs, shape):
+        return torch.cat(xs).numpy() if xs else np.zeros(shape, np.float32)
+
+    return {
+        "image_ids": np.asarray(ps.image_ids, dtype=np.int64),
+        "counts": np.asarray(counts, dtype=np.int64),
+        "boxes": cat([p.boxes for p in ps.predictions], (0, 4)).astype(np.float32),
+        "scores": cat([p.scores for p in ps.predictions], (0,)).astype(np.float32),
+        "labels": cat([p.labels for p in ps.predictions], (0,)).astype(np.int64),
+        "keypoints": cat([p.keypoints for p in ps.predictions], (0, k, 3)).astype(np.float32),
+    }
+
+
+def _from_arrays(a: dict[str, Any]) -> PredictionSet:
+    import numpy as np
+    import torch
+
+    counts = a["counts"]
+    if counts.sum() != len(a["boxes"]) or len(counts) != len(a["image_ids"]):
+        raise ValueError("inconsistent cache entry")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    preds = []
+    for i in range(len(counts)):
+        s, e = int(offsets[i]), int(offsets[i + 1])
+        preds.append(
+            Prediction(
+                boxes=torch.from_numpy(a["boxes"][s:e].copy()),
+                scores=torch.from_numpy(a["scores"][s:e].copy()),
+                labels=torch.from_numpy(a["labels"][s:e].copy()),
+                keypoints=torch.from_numpy(a["keypoints"][s:e].copy()),
+            )
+        )
+    return PredictionSet([int(i) for i in a["image_ids"]], preds)
+
+
+def _digest(arrays: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = arrays[name]
+        h.update(f"{name}:{arr.dtype}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,76 @@
+"""``kp-report.json``: stable keys for CI gates, versioned by ``schema``.
+
+Keys (DESIGN.md): model, environment, checks, metrics, bench, robustness, diff. A section whose
+data the run did not produce is present and empty, so a gate can tell "not measured" from a key
+that moved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPORT_SCHEMA = 1
+REPORT_NAME = "kp-report.json"
+
+
+def build(session) -> dict[str, Any]:
+    from ..environment import describe
+
+    report: dict[str, Any] = {"schema": REPORT_SCHEMA, "model": None, "environment": None}
+    try:
+        card = session.card
+        report["model"] = {
+            "name": card.model.name,
+            "version": card.model.version,
+            "sha256": session.weights_digest,
+            "sha256_pinned": card.model.sha256,
+            "format": card.model.format,
+            "card": str(card.path),
+        }
+    except Exception as exc:  # noqa: BLE001 - a broken card still gets a report saying so
+        report["model"] = {"error": str(exc)}
+    try:
+        report["environment"] = describe(session.device)
+    except Exception as exc:  # noqa: BLE001
+        report["environment"] = {"error": str(exc)}
+    report["settings"] = {
+        "device": session.settings.device,
+        "precision": session.settings.precision,
+        "batch_size": session.settings.batch_size,
+        "max_images": session.settings.max_images,
+        "seed": session.settings.seed,
+    }
+    report["checks"] = list(session.checks)
+    for key in ("metrics", "bench", "robustness", "diff"):
+        report[key] = session.sections.get(key, [] if key == "bench" else {})
+    for key, value in session.sections.items():
+        report.setdefault(key, value)
+    report["warnings"] = list(session.warnings)
+    return report
+
+
+def write(report: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / REPORT_NAME
+    text = json.dumps(_finite(report), indent=2, sort_keys=False, default=str)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=REPORT_NAME, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no NaN/inf: they become null, so strict parsers in CI can read the file."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x

@@ -1,0 +1,203 @@
+"""One acceptance run's state: the card, model, data and predictions, each computed once.
+
+The plugin's session fixtures and hooks delegate here; nothing in this module knows pytest, so
+the same run can be driven from plain Python or the CLI. Every failure is a ``KpModelError``
+carrying one message for the user.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .card import ModelCard, load_card
+from .digests import sha256_file
+from .errors import KpModelError
+from .findings import CheckResult
+from .settings import Settings, resolve_device
+
+
+class KpSession:
+    def __init__(self, settings: Settings, card_path: Path | None = None) -> None:
+        self.settings = settings
+        self.card_path = card_path or settings.model
+        self.checks: list[dict[str, Any]] = []  # one entry per marker evaluation, for the report
+        self.sections: dict[str, Any] = {}  # report sections added by features (bench, diff...)
+        self.warnings: list[str] = []
+        self._errors: dict[str, KpModelError] = {}
+
+    # Failures are cached too: a broken card fails every dependent test with the same message
+    # instead of re-running the failing work once per test.
+    def _once(self, name: str, compute):
+        if name in self._errors:
+            raise self._errors[name]
+        if name not in self.__dict__:
+            try:
+                self.__dict__[name] = compute()
+            except KpModelError as exc:
+                self._errors[name] = exc
+                raise
+        return self.__dict__[name]
+
+    @property
+    def has_model(self) -> bool:
+        return self.card_path is not None
+
+    # -- card and weights ------------------------------------------------------------------------
+    @property
+    def card(self) -> ModelCard:
+        def compute():
+            if self.card_path is None:
+                raise KpModelError("no model: pass --kp-model")
+            return load_card(self.card_path)
+
+        return self._once("_card", compute)
+
+    @property
+    def weights_digest(self) -> str | None:
+        def compute():
+            w = self.card.model.weights
+            return sha256_file(w) if w is not None else None
+
+        return self._once("_weights_digest", compute)
+
+    @property
+    def digest_mismatch(self) -> str | None:
+        """A message when the weights do not match the card's pinned sha256 (None when they do)."""
+        pinned, actual = self.card.model.sha256, self.weights_digest
+        if pinned and actual and pinned != actual:
+            return (
+                f"{self.card.model.weights}: sha256 {actual[:12]}… does not match the card's "
+                f"[model.sha256] {pinned[:12]}…"
+            )
+        return None
+
+    @cached_property
+    def device(self) -> str:
+        return resolve_device(self.settings.device)
+
+    # -- model -----------------------------------------------------------------------------------
+    @property
+    def model(self):
+        return self._once("_model", self._load_model)
+
+    def _load_model(self):
+        from .adapters import load_model
+        from .adapters.options import LoadOptions
+
+        card = self.card
+        if self.settings.precision not in ("fp32", "fp16", "bf16"):
+            raise KpModelError(
+                f"--kp-precision={self.settings.precision!r}: use fp32, fp16 or bf16"
+            )
+        if self.digest_mismatch:
+            self.warnings.append(self.digest_mismatch)
+        options = LoadOptions(
+            device=self.device,
+            precision=self.settings.precision,
+            allow_code=self.settings.allow_code,
+        )
+        return load_model(card, options)
+
+    # -- data and predictions --------------------------------------------------------------------
+    @property
+    def dataset(self):
+        def compute():
+            from .data import load_dataset
+
+            ann = self.settings.dataset or self.card.dataset.annotations
+            images = self.settings.images or (
+                None if self.settings.dataset else self.card.dataset.images
+            )
+            if ann is None:
+                raise KpModelError(
+                    "no evaluation set: pass --kp-dataset or set [dataset] annotations in "
+                    f"{self.card.path}"
+                )
+            return load_dataset(ann, images, self.settings.max_images)
+
+        return self._once("_dataset", compute)
+
+    @property
+    def predictions(self):
+        return self._once("_predictions", self._predict)
+
+    def prediction_key(self) -> str:
+        from . import predictions as P
+
+        card = self.card
+        return P.cache_key(
+            self.weights_digest or "",
+            card.path.read_bytes(),
+            self.dataset.digest,
+            device=self.device.split(":")[0],
+            precision=self.settings.precision,
+            batch_size=self.settings.batch_size,
+        )
+
+    def _predict(self):
+        from . import predictions as P
+
+        key = self.prediction_key()
+        path = self.settings.cache_dir / f"{key}.npz" if self.settings.cache_dir else None
+        if path is not None and not self.settings.no_cache:
+            cached = P.load(path, key)
+            if cached is not None and cached.image_ids == self.dataset.image_ids:
+                return cached
+        with progress_bar(len(self.dataset), f"predict {self.card.model.name}") as bar:
+            ps = P.predict_dataset(
+                self.model, self.dataset, self.settings.batch_size, self.settings.workers, bar
+            )
+        ps.key = key
+        if path is not None:
+            P.save(path, ps)
+        return ps
+
+    # -- baseline ---------------------------------------------------------------------------------
+    @property
+    def baseline(self) -> KpSession:
+        def compute():
+            path = self.settings.baseline or self.card.provenance.base
+            if path is None:
+                raise KpModelError(
+                    f"no baseline: pass --kp-baseline or set [provenance] base in {self.card.path}"
+                )
+            # The baseline is evaluated on the adopter's data, with the same settings.
+            ds = self.settings.dataset or self.card.dataset.annotations
+            images = self.settings.images or (
+                None if self.settings.dataset else self.card.dataset.images
+            )
+            settings = replace(self.settings, dataset=ds, images=images, baseline=None)
+            return KpSession(settings, Path(path))
+
+        return self._once("_baseline", compute)
+
+    # -- report bookkeeping -------------------------------------------------------------------------
+    def record_check(self, nodeid: str, marker: str, result: CheckResult) -> None:
+        entry = {"nodeid": nodeid, "marker": marker, **result.to_json()}
+        self.checks.append(entry)
+
+
+class progress_bar:
+    """tqdm on a TTY (images/s and ETA), silent otherwise so CI logs stay clean."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.bar = total, desc, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="img", leave=False)
+        return self
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

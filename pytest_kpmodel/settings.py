@@ -1,0 +1,54 @@
+"""The run's settings, read from the command line or the ini file by the plugin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: Path | None = None
+    dataset: Path | None = None
+    images: Path | None = None
+    device: str | None = None  # None: cuda when available, else cpu
+    baseline: Path | None = None
+    report: Path | None = None
+    max_images: int | None = None
+    batch_size: int = 1
+    precision: str = "fp32"
+    allow_code: bool = False
+    no_cache: bool = False
+    metrics_engine: str = "auto"
+    osv_db: Path | None = None
+    sbom: Path | None = None
+    seed: int = 0
+    workers: int | None = None
+    cache_dir: Path | None = None  # where predictions are cached; None disables the cache
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def resolve_device(requested: str | None) -> str:
+    """'cuda' when available unless told otherwise; a clear error for an unusable request."""
+    import torch
+
+    from .errors import KpModelError
+
+    if requested in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(requested)
+    except RuntimeError:
+        raise KpModelError(
+            f"--kp-device={requested!r} is not a device; use cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise KpModelError(f"--kp-device={requested}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise KpModelError(
+                f"--kp-device={requested}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif dev.type != "cpu":
+        raise KpModelError(f"--kp-device={requested!r}: only cpu and cuda devices are supported")
+    return str(dev)
