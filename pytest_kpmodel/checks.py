@@ -14,7 +14,10 @@ from typing import Any
 from .findings import CheckResult
 
 # marker -> "module:function"; functions have the signature (session, *args, **kwargs).
-EVALUATORS: dict[str, str] = {}
+EVALUATORS: dict[str, str] = {
+    "kp_license": "pytest_kpmodel.policy:evaluate_kp_license",
+    "kp_dependencies": "pytest_kpmodel.policy:evaluate_kp_dependencies",
+}
 
 # Markers whose evaluation needs the model, predictions or metrics (so --kp-model is required).
 # All kp_* markers need a card; this set is informational for the skip reason.
@@ -22,9 +25,12 @@ MARKERS_DOC: dict[str, str] = {
     "kp_provenance": "kp_provenance(sha256=True, signature=True, trusted_keys=[...], "
     "sources=['https://host/*'], base=None, files='named'): digest, signature, source, base.",
     "kp_license": "kp_license(allow=[...], deny=[...], copyleft=False, commercial=False, "
-    "unknown=False): the card's SPDX license against the adopter's policy.",
+    "unknown=False, noncommercial=False, restricted=False, licenses='model'): the card's SPDX "
+    "license (or, with licenses='dependencies', the model's installed dependencies') against "
+    "the adopter's policy.",
     "kp_dependencies": "kp_dependencies(python=..., requires=[...], cuda=..., gpu_arch=..., "
-    "os=[...]): does the model run on this stack (default: the card's [dependencies]).",
+    "os=[...], custom_ops=None, vulnerabilities=True, osv_ignore=[...]): does the model run on "
+    "this stack (default: the card's [dependencies]); with --kp-osv-db, known advisories.",
     "kp_security": "kp_security(pickle='strict', network=False, subprocess=False, writes=False, "
     "code=False): static scan of the weights and a runtime guard while loading and predicting.",
     "kp_thresholds": "kp_thresholds(box_ap=, box_ap50=, kp_ap=, kp_ap50=, kp_ar=, fps=, "

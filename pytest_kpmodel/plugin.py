@@ -216,19 +216,40 @@ def pytest_runtest_call(item: pytest.Item):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     kp = _session(session.config)
-    if kp.settings.report is None or hasattr(session.config, "workerinput"):
+    if hasattr(session.config, "workerinput") or not kp.has_model:
         return
-    from .report import json_report
+    if kp.settings.sbom is not None:
+        from .policy import write_session_sbom
 
-    json_report.write(json_report.build(kp), kp.settings.report)
+        try:
+            write_session_sbom(kp)
+        except KpModelError as exc:
+            kp.warnings.append(f"SBOM not written: {exc}")
+    if kp.settings.report is not None:
+        from .report import json_report
+
+        json_report.write(json_report.build(kp), kp.settings.report)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     kp = _session(config)
-    if kp.settings.report is not None and not hasattr(config, "workerinput"):
-        terminalreporter.write_line(f"kpmodel: report written to {kp.settings.report}")
+    if hasattr(config, "workerinput"):
+        return
+    from .report.terminal import render
+
+    lines = render(kp.checks)
+    if lines:
+        terminalreporter.write_sep("=", "kpmodel")
+        for line in lines:
+            terminalreporter.write_line(
+                line,
+                red=line.endswith("FAIL") or line.startswith("FAILED"),
+                green=line.endswith("pass"),
+            )
     for warning in kp.warnings:
         terminalreporter.write_line(f"kpmodel: warning: {warning}", yellow=True)
+    if kp.settings.report is not None:
+        terminalreporter.write_line(f"kpmodel: report written to {kp.settings.report}")
 
 
 # -- fixtures ---------------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""The ``kpmodel`` section at the end of a run: every gate evaluated, grouped by concern, and
+the findings of failed checks. Plain text that fits 80 columns; colour only when the terminal
+reporter has markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("check", "value", "threshold", "margin", "baseline", "verdict")
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.1f}" if abs(x) >= 100 else f"{x:.3f}"
+    return str(x)
+
+
+def gate_rows(checks: list[dict[str, Any]]) -> dict[str, list[tuple[str, ...]]]:
+    """concern -> rows, in the order the gates were evaluated; repeated gates shown once."""
+    grouped: dict[str, list[tuple[str, ...]]] = {}
+    seen: set[tuple[str, ...]] = set()
+    for check in checks:
+        for g in check.get("gates", []):
+            op = g.get("op", ">=")
+            margin = g["margin"]
+            row = (
+                g["name"],
+                _num(g["value"]) + g.get("unit", ""),
+                f"{op} {_num(g['threshold'])}",
+                ("+" if margin >= 0 else "") + _num(margin),
+                _num(g.get("baseline")),
+                "pass" if g["passed"] else "FAIL",
+            )
+            if row in seen:
+                continue
+            seen.add(row)
+            grouped.setdefault(g.get("concern", "other"), []).append(row)
+    return grouped
+
+
+def render(checks: list[dict[str, Any]]) -> list[str]:
+    """Lines of the summary; gate rows end with their verdict ("pass" or "FAIL")."""
+    lines: list[str] = []
+    grouped = gate_rows(checks)
+    if grouped:
+        rows = [r for rs in grouped.values() for r in rs]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+        widths[0] = min(widths[0], 80 - sum(widths[1:]) - 2 * (len(COLUMNS) - 1))
+        fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        lines.append(fmt.format(*COLUMNS))
+        for concern, rs in grouped.items():
+            lines.append(f"[{concern}]")
+            for r in rs:
+                lines.append(fmt.format(r[0][: widths[0]], *r[1:]))
+    failed = [c for c in checks if not c.get("passed") and not c.get("skipped")]
+    for c in failed:
+        msgs = [f["message"] for f in c.get("findings", []) if f.get("severity") == "fail"]
+        if msgs:
+            lines.append(f"FAILED {c['marker']} in {c['nodeid']}:")
+            lines += [f"  - {m}" for m in msgs]
+    skipped = [c for c in checks if c.get("skipped")]
+    for c in skipped:
+        lines.append(f"skipped {c['marker']} in {c['nodeid']}: {c['skipped']}")
+    return lines
