@@ -15,6 +15,7 @@ from .findings import CheckResult
 
 # marker -> "module:function"; functions have the signature (session, *args, **kwargs).
 EVALUATORS: dict[str, str] = {
+    "kp_provenance": "pytest_kpmodel.provenance:evaluate",
     "kp_license": "pytest_kpmodel.policy:evaluate_kp_license",
     "kp_dependencies": "pytest_kpmodel.policy:evaluate_kp_dependencies",
 }
@@ -23,7 +24,9 @@ EVALUATORS: dict[str, str] = {
 # All kp_* markers need a card; this set is informational for the skip reason.
 MARKERS_DOC: dict[str, str] = {
     "kp_provenance": "kp_provenance(sha256=True, signature=True, trusted_keys=[...], "
-    "sources=['https://host/*'], base=None, files='named'): digest, signature, source, base.",
+    "sources=['https://host/*'], base=None, files='named'): the weights' digest, the files the "
+    "card names (present, regular, inside its folder; files='exact': nothing else), the "
+    "signature against trusted public keys, the source URL and the base model.",
     "kp_license": "kp_license(allow=[...], deny=[...], copyleft=False, commercial=False, "
     "unknown=False, noncommercial=False, restricted=False, licenses='model'): the card's SPDX "
     "license (or, with licenses='dependencies', the model's installed dependencies') against "

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sign": "pytest_kpmodel.provenance_cli",
     "verify": "pytest_kpmodel.provenance_cli",
     "diff": "pytest_kpmodel.provenance_cli",
+    "keygen": "pytest_kpmodel.provenance_cli",
     "report": "pytest_kpmodel.report.cli",
 }
 

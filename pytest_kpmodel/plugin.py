@@ -128,7 +128,7 @@ def _settings(config: pytest.Config):
     from .settings import Settings
 
     values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
-    cache = config.cache
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
     cache_dir = cache.mkdir("kpmodel") / "predictions" if cache is not None else None
     return Settings(
         model=values["model"],
@@ -148,6 +148,7 @@ def _settings(config: pytest.Config):
         seed=values["seed"],
         workers=values["workers"],
         cache_dir=cache_dir,
+        rootdir=Path(config.rootpath),
     )
 
 
@@ -293,3 +294,9 @@ def kp_dataset(request: pytest.FixtureRequest):
 def kp_predictions(request: pytest.FixtureRequest):
     """Predictions on the evaluation set, computed once and cached on disk."""
     return _get(request, "predictions")
+
+
+@pytest.fixture(scope="session")
+def kp_diff(request: pytest.FixtureRequest):
+    """What changed against the base model (``pytest_kpmodel.model_diff.ModelDiff``)."""
+    return _get(request, "diff")

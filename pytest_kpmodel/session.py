@@ -175,6 +175,19 @@ class KpSession:
 
         return self._once("_baseline", compute)
 
+    @property
+    def diff(self):
+        """What changed against the baseline model; also the report's ``diff`` section."""
+
+        def compute():
+            from .model_diff import session_diff
+
+            d = session_diff(self)
+            self.sections["diff"] = d.to_json()
+            return d
+
+        return self._once("_diff", compute)
+
     # -- report bookkeeping -------------------------------------------------------------------------
     def record_check(self, nodeid: str, marker: str, result: CheckResult) -> None:
         entry = {"nodeid": nodeid, "marker": marker, **result.to_json()}

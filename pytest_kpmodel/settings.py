@@ -25,6 +25,7 @@ class Settings:
     seed: int = 0
     workers: int | None = None
     cache_dir: Path | None = None  # where predictions are cached; None disables the cache
+    rootdir: Path | None = None  # the spec's root: relative paths in markers resolve here
     extra: dict[str, object] = field(default_factory=dict)
 
 
