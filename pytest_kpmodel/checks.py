@@ -16,6 +16,7 @@ from .findings import CheckResult
 # marker -> "module:function"; functions have the signature (session, *args, **kwargs).
 EVALUATORS: dict[str, str] = {
     "kp_provenance": "pytest_kpmodel.provenance:evaluate",
+    "kp_security": "pytest_kpmodel.security.marker:evaluate",
     "kp_license": "pytest_kpmodel.policy:evaluate_kp_license",
     "kp_dependencies": "pytest_kpmodel.policy:evaluate_kp_dependencies",
 }
@@ -35,7 +36,8 @@ MARKERS_DOC: dict[str, str] = {
     "os=[...], custom_ops=None, vulnerabilities=True, osv_ignore=[...]): does the model run on "
     "this stack (default: the card's [dependencies]); with --kp-osv-db, known advisories.",
     "kp_security": "kp_security(pickle='strict', network=False, subprocess=False, writes=False, "
-    "code=False): static scan of the weights and a runtime guard while loading and predicting.",
+    "code=False, allow_globals=[]): static allow-list scan of the weights (pickle='none': no "
+    "pickle at all) and what the runtime guard saw while the model loaded and predicted.",
     "kp_thresholds": "kp_thresholds(box_ap=, box_ap50=, kp_ap=, kp_ap50=, kp_ar=, fps=, "
     "latency_p50_ms=, latency_p90_ms=, vram_mib=, rpc=, max_drop_fp16=, confidence=): gates.",
     "kp_no_regression": "kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05): allowed drops "

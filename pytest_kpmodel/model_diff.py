@@ -24,12 +24,12 @@ values) and, where the module can be built, by parameter count and FLOPs:
   finding per component; unmentioned weight-only changes an ``info`` finding, unless a
   modification speaks of training in general ("trained", "fine-tuned", ...), which covers them.
 
-Weights are read with ``adapters.safetensors_format.read_state_dict`` /
-``adapters.pytorch_format.read_state_dict`` (``weights_only=True``) and the module is built with
+Weights are read with ``adapters.state_dict.read_checked`` (security scan first, then
+safetensors or ``torch.load(weights_only=True)``) and the module is built with
 ``adapters.builders.build_module(card)``. Formats without a state dict on disk (``torchscript``,
 ``python``, ``exported``) are loaded through ``adapters.load_model`` and diffed by the loaded
 module's ``state_dict()``; that runs the model's code, so it needs ``allow_code=True``. ``onnx``
-has no state dict to diff. Run the security scan before diffing a ``pytorch`` checkpoint.
+has no state dict to diff.
 """
 
 from __future__ import annotations
@@ -389,11 +389,9 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
     """(state dict, module or None, note) for ``card``; the module is for params and FLOPs."""
     fmt = card.model.format
     if fmt in STATE_DICT_FORMATS:
-        if fmt == "safetensors":
-            from .adapters.safetensors_format import read_state_dict
-        else:
-            from .adapters.pytorch_format import read_state_dict
-        sd = read_state_dict(card.model.weights)
+        from .adapters.state_dict import read_checked
+
+        sd = read_checked(card.model.weights)
         try:
             from .adapters.builders import build_module
             from .adapters.state_dict import load_into

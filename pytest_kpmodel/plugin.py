@@ -177,7 +177,19 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _session(config).has_model:
+    kp = _session(config)
+    if kp.has_model:
+        from .security.policy import SecurityPolicy
+
+        # The guard wraps loading, which happens before any security test runs.
+        policy = kp.security_policy
+        for item in items:
+            for mark in item.iter_markers("kp_security"):
+                try:
+                    policy = policy.union(SecurityPolicy.from_marker(mark.args, mark.kwargs))
+                except KpModelError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+        kp.security_policy = policy
         return
     skip = pytest.mark.skip(reason=NO_MODEL)
     for item in items:
@@ -261,7 +273,8 @@ def _get(request: pytest.FixtureRequest, attr: str, session=None):
     try:
         return getattr(session, attr)
     except KpModelError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    pytest.fail(message, pytrace=False)  # outside the except: no chained traceback
 
 
 @pytest.fixture(scope="session")
@@ -276,6 +289,12 @@ def kp_session(request: pytest.FixtureRequest):
 def kp_card(request: pytest.FixtureRequest):
     """The parsed, validated model card (``pytest_kpmodel.card.ModelCard``)."""
     return _get(request, "card")
+
+
+@pytest.fixture(scope="session")
+def kp_scan(request: pytest.FixtureRequest):
+    """Static scan of the weights (``pytest_kpmodel.security.ScanReport``); never loads them."""
+    return _get(request, "scan")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from .card import ModelCard, load_card
 from .digests import sha256_file
 from .errors import KpModelError
 from .findings import CheckResult
+from .security.policy import SecurityPolicy
 from .settings import Settings, resolve_device
 
 
@@ -28,6 +29,8 @@ class KpSession:
         self.sections: dict[str, Any] = {}  # report sections added by features (bench, diff...)
         self.warnings: list[str] = []
         self._errors: dict[str, KpModelError] = {}
+        # What the spec's kp_security markers permit; the plugin sets it after collection.
+        self.security_policy = SecurityPolicy()
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.
@@ -79,6 +82,63 @@ class KpSession:
     def device(self) -> str:
         return resolve_device(self.settings.device)
 
+    @property
+    def allow_code(self) -> bool:
+        return self.settings.allow_code or self.security_policy.code
+
+    # -- security ----------------------------------------------------------------------------------
+    @property
+    def scan(self):
+        """The static scan of the weights (``ScanReport``), or None when the card has none."""
+
+        def compute():
+            from .security import scan_path
+
+            weights = self.card.model.weights
+            if weights is None:
+                return None
+            return scan_path(
+                weights,
+                extra_globals=self.security_policy.allow_globals,
+                allow_code=self.allow_code,
+            )
+
+        return self._once("_scan", compute)
+
+    @cached_property
+    def guard(self):
+        """Blocks and records network, subprocess and writes while the model loads and runs."""
+        import tempfile
+
+        from .security import RuntimeGuard
+
+        p = self.security_policy
+        return RuntimeGuard(
+            network=p.network,
+            subprocess=p.subprocess,
+            writes=p.writes,
+            allowed_write_dirs=[tempfile.mkdtemp(prefix="kpmodel-run-")],
+            # CUDA initialisation may dlopen driver libraries through ctypes.
+            ctypes=self.device.startswith("cuda"),
+            name=self.card_path.name if self.card_path else "model",
+        )
+
+    def exercise_model(self) -> None:
+        """Load the model and predict once, so the guard has seen its code run."""
+        import torch
+
+        if "_exercised" in self.__dict__:
+            return
+        model = self.model
+        try:
+            from .data import load_images
+
+            images = [load_images(self.dataset, [0])[0].float().div_(255)]
+        except KpModelError:
+            images = [torch.full((3, 96, 128), 0.5)]
+        model.predict(images)
+        self.__dict__["_exercised"] = True
+
     # -- model -----------------------------------------------------------------------------------
     @property
     def model(self):
@@ -87,6 +147,7 @@ class KpSession:
     def _load_model(self):
         from .adapters import load_model
         from .adapters.options import LoadOptions
+        from .security.guarded_model import GuardedModel
 
         card = self.card
         if self.settings.precision not in ("fp32", "fp16", "bf16"):
@@ -95,12 +156,19 @@ class KpSession:
             )
         if self.digest_mismatch:
             self.warnings.append(self.digest_mismatch)
+        scan = self.scan
+        if scan is not None:
+            scan.raise_if_unsafe()  # RefusedToLoad("refused to load: <finding>")
         options = LoadOptions(
             device=self.device,
             precision=self.settings.precision,
-            allow_code=self.settings.allow_code,
+            allow_code=self.allow_code,
+            scan_report=scan,
+            extra_globals=self.security_policy.allow_globals,
         )
-        return load_model(card, options)
+        with self.guard.active():
+            model = load_model(card, options)
+        return GuardedModel(model, self.guard)
 
     # -- data and predictions --------------------------------------------------------------------
     @property

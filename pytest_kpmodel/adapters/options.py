@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -12,3 +13,7 @@ class LoadOptions:
     device: str = "cpu"
     precision: str = "fp32"
     allow_code: bool = False
+    # The security scan of the weights (``pytest_kpmodel.security.ScanReport``): state-dict
+    # adapters load only what it passed, and scan themselves when it is None.
+    scan_report: Any = None
+    extra_globals: tuple[str, ...] = ()

@@ -1,0 +1,64 @@
+"""Security checks for model files and model code (issue #5). No pytest, no torch at import.
+
+Static scanning (never unpickles, imports or runs anything from the file)::
+
+    from pytest_kpmodel.security import scan_path, scan_paths, ScanReport, ScanLimits
+    report = scan_path(card.weights_path, extra_globals=(), allow_code=False, limits=None)
+    report.verdict      # "clean" | "unsafe" | "unverifiable"
+    report.ok           # verdict == "clean"
+    report.kind         # torch-zip | torch-legacy | safetensors | onnx | torchscript | ...
+    report.findings     # list[pytest_kpmodel.findings.Finding], check "security.*"
+    report.raise_if_unsafe()   # RefusedToLoad("refused to load: <finding>; ...")
+
+Loading (only after a clean scan; ``weights_only=True`` only)::
+
+    from pytest_kpmodel.security import load_state_dict_safely, pick_weights
+    state_dict = load_state_dict_safely(path, report, map_location=device)
+
+Runtime guard (PEP 578 audit hook; see :mod:`.guard` for what it cannot see)::
+
+    from pytest_kpmodel.security import RuntimeGuard
+    guard = RuntimeGuard(network=False, subprocess=False, writes=False,
+                         allowed_write_dirs=[tmp_dir])
+    with guard.active():
+        model = build()
+    guard.violations, guard.findings()
+
+How the plugin's ``kp_security(pickle="strict", network=False, subprocess=False,
+writes=False, code=False)`` marker maps onto this API:
+
+* ``pickle="strict"`` -> ``scan_path(weights, allow_code=code)``; the ``kp_scan`` fixture is
+  the ``ScanReport`` (or its findings); a non-clean verdict makes ``kp_model`` raise
+  ``report.raise_if_unsafe()`` before anything is loaded; adapters call
+  ``load_state_dict_safely(path, report)`` for state-dict formats;
+* ``network``/``subprocess``/``writes`` -> ``RuntimeGuard(network=..., subprocess=...,
+  writes=..., allowed_write_dirs=[<run temp dir>])`` active around model loading and every
+  ``predict`` call; ``guard.findings()`` become the marker's findings;
+* ``code`` -> ``allow_code`` (TorchScript, custom ONNX ops; ``python``-format factories are
+  the plugin's decision: they run code by definition).
+"""
+
+from __future__ import annotations
+
+from .allowlist import DEFAULT_ALLOWLIST, Allowed, Allowlist
+from .guard import GuardEvent, GuardViolation, RuntimeGuard
+from .loading import load_state_dict_safely, pick_weights
+from .report import ScanLimits, ScanReport
+from .scan import detect_kind, scan_bytes, scan_path, scan_paths
+
+__all__ = [
+    "DEFAULT_ALLOWLIST",
+    "Allowed",
+    "Allowlist",
+    "GuardEvent",
+    "GuardViolation",
+    "RuntimeGuard",
+    "ScanLimits",
+    "ScanReport",
+    "detect_kind",
+    "load_state_dict_safely",
+    "pick_weights",
+    "scan_bytes",
+    "scan_path",
+    "scan_paths",
+]

@@ -1,0 +1,69 @@
+"""The run's security policy: what the spec's ``kp_security`` markers permit.
+
+The guard must be configured before the model loads (loading happens once per run, usually
+before any security test runs), so the plugin reads every collected ``kp_security`` marker up
+front. A permission granted by any marker applies to the run; each marker is then judged by
+its own settings against what the guard recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import KpModelError
+
+MARKER_ARGS = ("pickle", "network", "subprocess", "writes", "code", "allow_globals")
+PICKLE_MODES = ("strict", "none")
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    pickle: str = "strict"
+    network: bool = False
+    subprocess: bool = False
+    writes: bool = False
+    code: bool = False
+    allow_globals: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_marker(cls, args: tuple, kwargs: dict[str, Any]) -> SecurityPolicy:
+        if args:
+            raise KpModelError(f"kp_security takes keyword arguments only; got {args!r}")
+        unknown = sorted(set(kwargs) - set(MARKER_ARGS))
+        if unknown:
+            raise KpModelError(
+                f"kp_security: unknown argument(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(MARKER_ARGS)}"
+            )
+        pickle = kwargs.get("pickle", "strict")
+        if pickle not in PICKLE_MODES:
+            raise KpModelError(
+                f"kp_security(pickle={pickle!r}): use 'strict' (allow-listed state dicts only) "
+                "or 'none' (no pickle at all: safetensors or ONNX)"
+            )
+        for key in ("network", "subprocess", "writes", "code"):
+            if not isinstance(kwargs.get(key, False), bool):
+                raise KpModelError(f"kp_security({key}=...) must be True or False")
+        globals_ = kwargs.get("allow_globals", ())
+        if isinstance(globals_, str) or not all(isinstance(g, str) for g in globals_):
+            raise KpModelError("kp_security(allow_globals=[...]) takes a list of 'module.name'")
+        return cls(
+            pickle=pickle,
+            network=kwargs.get("network", False),
+            subprocess=kwargs.get("subprocess", False),
+            writes=kwargs.get("writes", False),
+            code=kwargs.get("code", False),
+            allow_globals=tuple(globals_),
+        )
+
+    def union(self, other: SecurityPolicy) -> SecurityPolicy:
+        """The run-wide policy: permissions any marker grants; the strictest pickle mode."""
+        return SecurityPolicy(
+            pickle="none" if "none" in (self.pickle, other.pickle) else "strict",
+            network=self.network or other.network,
+            subprocess=self.subprocess or other.subprocess,
+            writes=self.writes or other.writes,
+            code=self.code or other.code,
+            allow_globals=tuple(dict.fromkeys(self.allow_globals + other.allow_globals)),
+        )
