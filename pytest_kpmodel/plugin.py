@@ -239,9 +239,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         except KpModelError as exc:
             kp.warnings.append(f"SBOM not written: {exc}")
     if kp.settings.report is not None:
-        from .report import json_report
+        from .report.html import write_report
 
-        json_report.write(json_report.build(kp), kp.settings.report)
+        write_report(kp, kp.settings.report)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -46,12 +46,26 @@ def build(session) -> dict[str, Any]:
         "seed": session.settings.seed,
     }
     report["checks"] = list(session.checks)
+    _security_section(session)
     for key in ("metrics", "bench", "robustness", "diff"):
         report[key] = session.sections.get(key, [] if key == "bench" else {})
     for key, value in session.sections.items():
         report.setdefault(key, value)
     report["warnings"] = list(session.warnings)
     return report
+
+
+def _security_section(session) -> None:
+    """The static scan and what the runtime guard recorded, when the run produced them."""
+    scan = session.__dict__.get("_scan")
+    guard = session.__dict__.get("guard")
+    section: dict[str, Any] = {}
+    if scan is not None:
+        section["scans"] = [scan.to_json()]
+    if guard is not None and guard.events:
+        section["events"] = [e.to_json() for e in guard.events]
+    if section:
+        session.sections["security"] = section
 
 
 def write(report: dict[str, Any], folder: Path) -> Path:
@@ -61,6 +75,7 @@ def write(report: dict[str, Any], folder: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=REPORT_NAME, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text + "\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read by others
     os.replace(tmp, path)
     return path
 
