@@ -17,6 +17,9 @@ from .findings import CheckResult
 EVALUATORS: dict[str, str] = {
     "kp_provenance": "pytest_kpmodel.provenance:evaluate",
     "kp_security": "pytest_kpmodel.security.marker:evaluate",
+    "kp_thresholds": "pytest_kpmodel.gates:thresholds",
+    "kp_no_regression": "pytest_kpmodel.gates:no_regression",
+    "kp_claims": "pytest_kpmodel.gates:claims",
     "kp_license": "pytest_kpmodel.policy:evaluate_kp_license",
     "kp_dependencies": "pytest_kpmodel.policy:evaluate_kp_dependencies",
 }
@@ -38,11 +41,14 @@ MARKERS_DOC: dict[str, str] = {
     "kp_security": "kp_security(pickle='strict', network=False, subprocess=False, writes=False, "
     "code=False, allow_globals=[]): static allow-list scan of the weights (pickle='none': no "
     "pickle at all) and what the runtime guard saw while the model loaded and predicted.",
-    "kp_thresholds": "kp_thresholds(box_ap=, box_ap50=, kp_ap=, kp_ap50=, kp_ar=, fps=, "
-    "latency_p50_ms=, latency_p90_ms=, vram_mib=, rpc=, max_drop_fp16=, confidence=): gates.",
+    "kp_thresholds": "kp_thresholds(box_ap=, box_ap50=, box_ap75=, kp_ap=, kp_ap50=, kp_ap75=, "
+    "kp_ar=, fps=, latency_p50_ms=, latency_p90_ms=, vram_mib=, rpc=, max_drop_fp16=, "
+    "max_drop_bf16=, confidence=): gates on what the run measured; confidence=0.95 gates "
+    "accuracy on the lower bound of the bootstrap interval.",
     "kp_no_regression": "kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05): allowed drops "
     "against the baseline model (--kp-baseline or the card's provenance.base).",
-    "kp_claims": "kp_claims(tolerance=0.01): the card's [claims] against what was measured.",
+    "kp_claims": "kp_claims(tolerance=0.01, speed_tolerance=0.1, speed=False): the card's "
+    "[claims] against what this run measured.",
     "kp_bench": "kp_bench(batch_size=1, precision='fp32', image_size=(800, 1333), warmup=10, "
     "iters=100): how kp_bench and speed gates measure.",
 }

@@ -316,6 +316,40 @@ def kp_predictions(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
+def kp_eval(request: pytest.FixtureRequest):
+    """COCO box and keypoint metrics of ``kp_predictions`` (``metrics.KeypointMetrics``)."""
+    return _get(request, "eval")
+
+
+@pytest.fixture(scope="session")
+def kp_baseline_eval(request: pytest.FixtureRequest):
+    """The same metrics for the baseline model (--kp-baseline or the card's provenance.base)."""
+    baseline = _get(request, "baseline")
+    return _get(request, "eval", baseline)
+
+
+@pytest.fixture(scope="session")
+def kp_precision_drop(request: pytest.FixtureRequest):
+    """``kp_precision_drop("bf16")``: AP lost against fp32 (fp16 skips without a GPU)."""
+    session = _session(request.config)
+    if not session.has_model:
+        pytest.skip(NO_MODEL)
+
+    def measure(precision: str):
+        try:
+            drop = session.precision_drop(precision)
+        except KpModelError as exc:
+            message = str(exc)
+        else:
+            if drop.skipped:
+                pytest.skip(drop.skipped)
+            return drop
+        pytest.fail(message, pytrace=False)
+
+    return measure
+
+
+@pytest.fixture(scope="session")
 def kp_diff(request: pytest.FixtureRequest):
     """What changed against the base model (``pytest_kpmodel.model_diff.ModelDiff``)."""
     return _get(request, "diff")

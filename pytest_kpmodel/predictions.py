@@ -38,7 +38,7 @@ class PredictionSet:
         for image_id, p in zip(self.image_ids, self.predictions, strict=True):
             boxes = p.boxes.tolist()
             scores = p.scores.tolist()
-            kps = p.keypoints.reshape(len(p), -1).tolist()
+            kps = p.keypoints.flatten(1).tolist()
             for b, s, k in zip(boxes, scores, kps, strict=True):
                 results.append(
                     {

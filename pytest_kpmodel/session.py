@@ -22,15 +22,24 @@ from .settings import Settings, resolve_device
 
 
 class KpSession:
-    def __init__(self, settings: Settings, card_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        card_path: Path | None = None,
+        parent: KpSession | None = None,
+        role: str = "main",
+    ) -> None:
         self.settings = settings
         self.card_path = card_path or settings.model
+        # A baseline or variant run reports into its parent and shares its security policy.
+        self.parent = parent
+        self.role = role
         self.checks: list[dict[str, Any]] = []  # one entry per marker evaluation, for the report
         self.sections: dict[str, Any] = {}  # report sections added by features (bench, diff...)
         self.warnings: list[str] = []
         self._errors: dict[str, KpModelError] = {}
         # What the spec's kp_security markers permit; the plugin sets it after collection.
-        self.security_policy = SecurityPolicy()
+        self.security_policy = parent.security_policy if parent else SecurityPolicy()
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.
@@ -239,9 +248,63 @@ class KpSession:
                 None if self.settings.dataset else self.card.dataset.images
             )
             settings = replace(self.settings, dataset=ds, images=images, baseline=None)
-            return KpSession(settings, Path(path))
+            return KpSession(settings, Path(path), parent=self, role="baseline")
 
         return self._once("_baseline", compute)
+
+    # -- accuracy ---------------------------------------------------------------------------------
+    def eval_at(self, confidence: float | None = None):
+        """COCO metrics of the cached predictions; bootstrap intervals at ``confidence``
+        (None: the default 0.95). Computed once per confidence level."""
+        from .accuracy import evaluate_predictions
+
+        level = 0.95 if confidence is None else float(confidence)
+
+        def compute():
+            m = evaluate_predictions(self, self.predictions, confidence=level)
+            if level == 0.95:
+                self._publish_metrics(m)
+            return m
+
+        return self._once(f"_eval_{level}", compute)
+
+    @property
+    def eval(self):
+        return self.eval_at(None)
+
+    def _publish_metrics(self, metrics) -> None:
+        if self.parent is None:
+            self.sections["metrics"] = metrics.to_json()
+        elif self.role == "baseline":
+            card = self.card
+            self.parent.sections["baseline"] = {
+                "model": {"name": card.model.name, "version": card.model.version},
+                "metrics": metrics.to_json(),
+            }
+
+    def variant(self, **changes) -> KpSession:
+        """The same model and data under other settings (e.g. precision), sharing this run's
+        security policy; computed once per distinct change."""
+        key = "_variant_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        if all(getattr(self.settings, k) == v for k, v in changes.items()):
+            return self
+
+        def compute():
+            v = KpSession(replace(self.settings, **changes), self.card_path, parent=self,
+                          role="variant")  # fmt: skip
+            return v
+
+        return self._once(key, compute)
+
+    def precision_drop(self, precision: str):
+        def compute():
+            from .accuracy import precision_drop
+
+            drop = precision_drop(self, precision)
+            self.sections.setdefault("precision_drop", {})[precision] = drop.to_json()
+            return drop
+
+        return self._once(f"_drop_{precision}", compute)
 
     @property
     def diff(self):

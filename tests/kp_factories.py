@@ -115,3 +115,65 @@ def make_dataset(folder: Path, n: int = 3, size: tuple[int, int] = (96, 72), see
     path = folder / "annotations.json"
     path.write_text(json.dumps(coco))
     return path
+
+
+ORACLE_SOURCE = '''
+"""A test model that looks up each image's ground truth: AP is exactly known."""
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from pytest_kpmodel.adapters.base import Prediction
+from pytest_kpmodel.data import decode_image
+
+
+def _key(image):
+    return hashlib.sha256((image.float() * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+class Oracle:
+    def __init__(self, annotations, shift=0.0, keep=1.0):
+        coco = json.loads(Path(annotations).read_text())
+        folder = Path(annotations).parent / "images"
+        by_image = {}
+        for ann in coco["annotations"]:
+            by_image.setdefault(ann["image_id"], []).append(ann)
+        self.table = {}
+        for im in coco["images"]:
+            pixels, _ = decode_image(folder / im["file_name"])
+            anns = by_image.get(im["id"], [])[: max(0, round(len(by_image.get(im["id"], [])) * keep))]
+            self.table[_key(pixels.float() / 255)] = anns
+        self.shift = shift
+
+    def predict(self, images):
+        out = []
+        for image in images:
+            anns = self.table[_key(image.cpu())]
+            boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                                   a["bbox"][1] + a["bbox"][3]] for a in anns]).reshape(-1, 4)
+            kps = torch.tensor([a["keypoints"] for a in anns], dtype=torch.float32).reshape(-1, 17, 3)
+            kps[..., 0] += self.shift
+            kps[..., 2] = 1.0
+            out.append(Prediction(boxes.float(), torch.ones(len(anns)),
+                                  torch.ones(len(anns), dtype=torch.long), kps))
+        return out
+
+
+def build(annotations, shift=0.0, keep=1.0):
+    return Oracle(annotations, shift, keep)
+'''
+
+
+def make_oracle(folder: Path, annotations: Path, extra: str = "", **kwargs) -> Path:
+    """A python-format model returning the ground truth (optionally shifted/thinned)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "oracle_model.py").write_text(ORACLE_SOURCE)
+    kw = "".join(f"{k} = {json.dumps(v)}\n" for k, v in kwargs.items())
+    return write_card(
+        folder,
+        f'schema = 1\n{extra}\n[model]\nname = "oracle"\nformat = "python"\n'
+        f'architecture = "oracle_model:build"\n[model.kwargs]\nannotations = "{annotations}"\n{kw}'
+        f'[dataset]\nannotations = "{annotations}"\n',
+    )

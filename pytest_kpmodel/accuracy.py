@@ -1,0 +1,67 @@
+"""The run's COCO evaluation, its baseline's, and the AP lost to lower precision.
+
+Glue between ``KpSession`` (predictions, card, dataset) and ``metrics.evaluate``; the metric
+definitions and their exactness live in ``metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def evaluate_predictions(session, predictions, *, confidence: float = 0.95, image_ids=None,
+                         analyses: bool = True):  # fmt: skip
+    """``metrics.evaluate`` of a ``PredictionSet`` against the run's ground truth."""
+    from .metrics import evaluate
+
+    ds, ks = session.dataset, session.card.keypoints
+    return evaluate(
+        ds.coco,
+        predictions.to_coco_results(ds.category_id),
+        sigmas=ks.sigmas,
+        flip_index=ks.flip_index(),
+        names=ks.names,
+        image_ids=image_ids,
+        engine=session.settings.metrics_engine,
+        seed=session.settings.seed,
+        confidence=confidence,
+        bootstrap=200 if analyses else 0,
+        per_keypoint=analyses,
+        error_analysis=analyses,
+    )
+
+
+@dataclass
+class PrecisionDrop:
+    precision: str
+    drops: dict[str, float] = field(default_factory=dict)  # "box AP" -> fp32 AP - variant AP
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"precision": self.precision, "drops": self.drops, "values": self.values,
+                "skipped": self.skipped}  # fmt: skip
+
+
+def precision_drop(session, precision: str) -> PrecisionDrop:
+    """AP at fp32 minus AP at ``precision`` (fp16 needs CUDA; bf16 runs on the CPU too)."""
+    from .errors import KpModelError
+
+    if precision not in ("fp16", "bf16"):
+        raise KpModelError(f"precision drop: {precision!r} is not fp16 or bf16")
+    if precision == "fp16" and not session.device.startswith("cuda"):
+        return PrecisionDrop(
+            precision, skipped=f"fp16 needs a CUDA device; this run uses {session.device}"
+        )
+    reference = session.variant(precision="fp32")
+    variant = session.variant(precision=precision)
+    ref, var = reference.eval_at(None), variant.eval_at(None)
+    out = PrecisionDrop(precision)
+    for label, section in (("box AP", "bbox"), ("keypoints AP", "keypoints")):
+        a, b = getattr(ref, section), getattr(var, section)
+        if a is None or b is None:
+            continue
+        out.drops[label] = float(a["AP"] - b["AP"])
+        out.values[label] = {"fp32": float(a["AP"]), precision: float(b["AP"])}
+    return out

@@ -1,0 +1,252 @@
+"""``kp_thresholds``, ``kp_no_regression`` and ``kp_claims``: numbers measured in the run against
+what the spec (or the vendor's card) requires. Every missed gate is listed at once.
+
+Metric names shared by markers, claims and the report:
+
+=================  ====================================  =========
+name               measured as                           better
+=================  ====================================  =========
+box_ap, box_ap50   COCO box AP@[.5:.95], AP@.5           higher
+box_ap75           COCO box AP@.75                       higher
+kp_ap, kp_ap50     COCO keypoint OKS-AP@[.5:.95], @.5    higher
+kp_ap75, kp_ar     keypoint AP@.75, AR@[.5:.95]          higher
+fps                throughput images/s (``kp_bench``)    higher
+latency_p50_ms     median latency per batch              lower
+latency_p90_ms     90th percentile latency per batch     lower
+vram_mib           peak allocated CUDA memory            lower
+rpc                relative performance under corruption higher
+max_drop_fp16/bf16 AP lost against fp32 (box and kp)     lower
+=================  ====================================  =========
+
+With ``confidence=0.95``, accuracy gates compare the lower end of the bootstrap confidence
+interval over images instead of the point estimate: a small evaluation set must then clear the
+bar with margin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import KpModelError
+from .findings import CheckResult, Finding, Gate
+
+# name -> (metrics section, stat, label)
+ACCURACY: dict[str, tuple[str, str, str]] = {
+    "box_ap": ("bbox", "AP", "box AP"),
+    "box_ap50": ("bbox", "AP50", "box AP50"),
+    "box_ap75": ("bbox", "AP75", "box AP75"),
+    "kp_ap": ("keypoints", "AP", "keypoints AP"),
+    "kp_ap50": ("keypoints", "AP50", "keypoints AP50"),
+    "kp_ap75": ("keypoints", "AP75", "keypoints AP75"),
+    "kp_ar": ("keypoints", "AR", "keypoints AR"),
+}
+# name -> (BenchResult attribute path, label, op, unit)
+SPEED: dict[str, tuple[str, str, str, str]] = {
+    "fps": ("fps", "throughput FPS", ">=", ""),
+    "latency_p50_ms": ("latency_p50_ms", "latency p50", "<=", " ms"),
+    "latency_p90_ms": ("latency_p90_ms", "latency p90", "<=", " ms"),
+    "vram_mib": ("vram_mib", "peak VRAM", "<=", " MiB"),
+}
+DROPS = ("max_drop_fp16", "max_drop_bf16")
+THRESHOLD_ARGS = (*ACCURACY, *SPEED, "rpc", *DROPS, "confidence")
+
+
+def _number(marker: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise KpModelError(f"{marker}({key}={value!r}): expected a number")
+    return float(value)
+
+
+def _check_args(marker: str, args: tuple, kwargs: dict[str, Any], allowed) -> None:
+    if args:
+        raise KpModelError(f"{marker} takes keyword arguments only; got {args!r}")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise KpModelError(
+            f"{marker}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+        )
+
+
+def accuracy_value(metrics, name: str, confidence: float | None = None) -> float:
+    section, stat, _ = ACCURACY[name]
+    stats = getattr(metrics, section)
+    if stats is None:
+        raise KpModelError(f"{name}: the evaluation produced no {section} results")
+    if confidence is not None:
+        interval = (metrics.bootstrap or {}).get(section, {}).get(stat)
+        if interval is None or interval.low is None:
+            raise KpModelError(
+                f"{name}: no bootstrap interval for {section} {stat}; "
+                "confidence gates support AP, AP50 and AP75"
+            )
+        return float(interval.low)
+    return float(stats[stat])
+
+
+def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
+    """``kp_thresholds(...)``: each named metric against its bound."""
+    _check_args("kp_thresholds", args, kwargs, THRESHOLD_ARGS)
+    result = CheckResult("kp_thresholds")
+    confidence = kwargs.pop("confidence", None)
+    if confidence is not None:
+        confidence = _number("kp_thresholds", "confidence", confidence)
+        if not 0 < confidence < 1:
+            raise KpModelError(f"kp_thresholds(confidence={confidence}): must be in (0, 1)")
+    asked = {k: _number("kp_thresholds", k, v) for k, v in kwargs.items()}
+    acc = {k: v for k, v in asked.items() if k in ACCURACY}
+    if acc:
+        metrics = session.eval_at(confidence)
+        for name, bound in acc.items():
+            label = ACCURACY[name][2]
+            if confidence is not None:
+                label += f" (lower {confidence:.0%} bound)"
+            result.gates.append(
+                Gate("accuracy", label, accuracy_value(metrics, name, confidence), bound)
+            )
+    speed = {k: v for k, v in asked.items() if k in SPEED}
+    if speed:
+        bench = session.bench_default()
+        for name, bound in speed.items():
+            attr, label, op, unit = SPEED[name]
+            value = getattr(bench, attr, None)
+            if value is None:
+                reason = bench.skipped_reason(name) if hasattr(bench, "skipped_reason") else None
+                result.findings.append(
+                    Finding(f"speed.{name}", f"{label}: {reason or 'not measured'}", "info")
+                )
+                if reason:
+                    result.skipped = reason
+                continue
+            result.gates.append(Gate("speed", label, float(value), bound, op, unit=unit))
+    if "rpc" in asked:
+        rob = session.corruption_eval
+        result.gates.append(
+            Gate("robustness", f"rPC ({rob.primary})", float(rob.rpc), asked["rpc"])
+        )
+    for name in DROPS:
+        if name in asked:
+            precision = name.removeprefix("max_drop_")
+            drop = session.precision_drop(precision)
+            if drop.skipped:
+                result.skipped = drop.skipped
+                continue
+            for metric, value in drop.drops.items():
+                result.gates.append(
+                    Gate("accuracy", f"{metric} drop {precision}", value, asked[name], "<=")
+                )
+    if result.skipped and result.gates:
+        # Some gates ran: judge those, report the rest as skipped findings instead.
+        result.findings.append(Finding("kp_thresholds", f"skipped: {result.skipped}", "info"))
+        result.skipped = None
+    return result
+
+
+NO_REGRESSION_DEFAULTS = {"box_ap": 0.01, "kp_ap": 0.01, "fps": 0.05}
+
+
+def no_regression(session, *args: Any, **kwargs: Any) -> CheckResult:
+    """``kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05)``: allowed drops against the
+    baseline, absolute for accuracy, relative (a fraction) for fps; None turns one off."""
+    _check_args("kp_no_regression", args, kwargs, (*ACCURACY, "fps"))
+    tolerances = {**NO_REGRESSION_DEFAULTS, **kwargs}
+    tolerances = {
+        k: _number("kp_no_regression", k, v) for k, v in tolerances.items() if v is not None
+    }
+    result = CheckResult("kp_no_regression")
+    base = session.baseline
+    acc = [k for k in tolerances if k in ACCURACY]
+    if acc:
+        mine, theirs = session.eval_at(None), base.eval_at(None)
+        for name in acc:
+            b = accuracy_value(theirs, name)
+            result.gates.append(
+                Gate(
+                    "accuracy",
+                    f"{ACCURACY[name][2]} vs baseline",
+                    accuracy_value(mine, name),
+                    b - tolerances[name],
+                    baseline=b,
+                )
+            )
+    if "fps" in tolerances:
+        mine_b, base_b = session.bench_default(), base.bench_default()
+        if mine_b.fps is None or base_b.fps is None:
+            result.findings.append(Finding("speed.fps", "fps vs baseline: not measured", "info"))
+        else:
+            result.gates.append(
+                Gate(
+                    "speed",
+                    "throughput FPS vs baseline",
+                    float(mine_b.fps),
+                    float(base_b.fps) * (1 - tolerances["fps"]),
+                    baseline=float(base_b.fps),
+                )
+            )
+    return result
+
+
+def claims(session, *args: Any, tolerance: float = 0.01, speed_tolerance: float = 0.1,
+           **kwargs: Any) -> CheckResult:  # fmt: skip
+    """``kp_claims(tolerance=0.01, speed_tolerance=0.1)``: the card's ``[claims]`` against what
+    this run measured. Accuracy claims may be missed by ``tolerance`` (absolute); speed claims
+    by ``speed_tolerance`` (relative), and only count when measured on the same kind of device
+    the vendor used - they are skipped unless the spec names ``speed=True``."""
+    speed = kwargs.pop("speed", False)
+    _check_args("kp_claims", args, kwargs, ())
+    tolerance = _number("kp_claims", "tolerance", tolerance)
+    speed_tolerance = _number("kp_claims", "speed_tolerance", speed_tolerance)
+    card_claims = session.card.claims
+    result = CheckResult("kp_claims")
+    if not card_claims:
+        result.skipped = f"{session.card.path} has no [claims]"
+        return result
+    acc = [k for k in card_claims if k in ACCURACY]
+    if acc:
+        metrics = session.eval_at(None)
+        for name in acc:
+            claimed = card_claims[name]
+            result.gates.append(
+                Gate(
+                    "claims",
+                    f"{ACCURACY[name][2]} (card claims {claimed:.3f})",
+                    accuracy_value(metrics, name),
+                    claimed - tolerance,
+                    baseline=claimed,
+                )
+            )
+    speed_claims = [k for k in card_claims if k in SPEED]
+    if speed_claims and not speed:
+        result.findings.append(
+            Finding(
+                "claims.speed",
+                f"speed claims ({', '.join(speed_claims)}) not checked: kp_claims(speed=True) "
+                "compares them when this machine matches the vendor's",
+                "info",
+            )
+        )
+    elif speed_claims:
+        bench = session.bench_default()
+        for name in speed_claims:
+            attr, label, op, unit = SPEED[name]
+            claimed = card_claims[name]
+            value = getattr(bench, attr, None)
+            if value is None:
+                result.findings.append(Finding(f"claims.{name}", f"{label}: not measured", "info"))
+                continue
+            bound = (
+                claimed * (1 - speed_tolerance) if op == ">=" else claimed * (1 + speed_tolerance)
+            )
+            result.gates.append(
+                Gate(
+                    "claims",
+                    f"{label} (card claims {claimed:g})",
+                    float(value),
+                    bound,
+                    op,
+                    baseline=claimed,
+                    unit=unit,
+                )  # fmt: skip
+            )
+    if not result.gates and not result.findings:
+        result.skipped = "the card's [claims] name nothing this run measures"
+    return result
