@@ -49,6 +49,8 @@ MARKERS_DOC: dict[str, str] = {
     "against the baseline model (--kp-baseline or the card's provenance.base).",
     "kp_claims": "kp_claims(tolerance=0.01, speed_tolerance=0.1, speed=False): the card's "
     "[claims] against what this run measured.",
+    "kp_corruptions": "kp_corruptions(corruptions=[...], severities=[1, 2, 3, 4, 5], "
+    "max_images=50, batch_size=4): how kp_corruption_eval and the rpc gate sweep (once per run).",
     "kp_bench": "kp_bench(batch_size=1, precision='fp32', image_size=(800, 1333), warmup=10, "
     "iters=100): how kp_bench and speed gates measure.",
 }

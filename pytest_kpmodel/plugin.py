@@ -155,12 +155,19 @@ def _settings(config: pytest.Config):
 _SESSION = pytest.StashKey["Any"]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis reads --hypothesis-profile=kpmodel
 def pytest_configure(config: pytest.Config) -> None:
     for doc in MARKERS_DOC.values():
         config.addinivalue_line("markers", doc)
     from .session import KpSession
 
-    config.stash[_SESSION] = KpSession(_settings(config))
+    kp = KpSession(_settings(config))
+    config.stash[_SESSION] = kp
+    if kp.has_model:
+        from .strategies import register_profile
+
+        # Derandomized and bounded unless the user picked a hypothesis profile.
+        register_profile(load=config.getoption("hypothesis_profile", None) is None)
 
 
 def _session(config: pytest.Config):
@@ -190,12 +197,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 except KpModelError as exc:
                     raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
         kp.security_policy = policy
+        kp.corruption_config = _corruption_config(items)
         return
     skip = pytest.mark.skip(reason=NO_MODEL)
     for item in items:
         uses = set(getattr(item, "fixturenames", ())) & KP_FIXTURES
         if uses or any(m.name.startswith("kp_") for m in item.iter_markers()):
             item.add_marker(skip)
+
+
+def _corruption_config(items: list[pytest.Item]):
+    from .robustness.probes import CorruptionConfig
+
+    configs = {}
+    for item in items:
+        for mark in item.iter_markers("kp_corruptions"):
+            try:
+                configs[CorruptionConfig.from_marker(mark.args, mark.kwargs)] = item.nodeid
+            except KpModelError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+    if len(configs) > 1:
+        raise pytest.UsageError(
+            "kp_corruptions: the sweep runs once per session, but these tests ask for different "
+            f"ones: {', '.join(configs.values())}"
+        )
+    return next(iter(configs), None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -225,6 +251,29 @@ def pytest_runtest_call(item: pytest.Item):
     if skipped:
         pytest.skip("; ".join(skipped))
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed stability test keeps its (shrunk) perturbation: images and the repro line."""
+    report = yield
+    if (
+        report.when == "call"
+        and report.failed
+        and "kp_stability" in getattr(item, "fixturenames", ())
+    ):
+        kp = _session(item.config)
+        probe = kp.__dict__.get("stability")
+        if probe is not None and probe.last is not None:
+            folder = kp.settings.report or kp.run_dir
+            try:
+                entry = probe.save_last(folder / "stability", item.nodeid)
+            except KpModelError as exc:
+                entry = {"saved": [], "error": str(exc)}
+            lines = [f"reproduce with: kp_stability({probe.last[0]!r})"]
+            lines += [f"saved: {path}" for path in (entry or {}).get("saved", [])]
+            report.sections.append(("kpmodel", "\n".join(lines)))
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -347,6 +396,25 @@ def kp_precision_drop(request: pytest.FixtureRequest):
         pytest.fail(message, pytrace=False)
 
     return measure
+
+
+@pytest.fixture(scope="session")
+def kp_stability(request: pytest.FixtureRequest):
+    """``kp_stability(p)`` -> stability of predictions under perturbation ``p`` (mean OKS,
+    recall of clean detections, per-image results) on a fixed sample of the evaluation set."""
+    return _get(request, "stability")
+
+
+@pytest.fixture(scope="session")
+def kp_corruption_eval(request: pytest.FixtureRequest):
+    """Metrics under the corruption suite (``kp_corruptions(...)`` configures it); mPC, rPC."""
+    return _get(request, "corruption_eval")
+
+
+@pytest.fixture(scope="session")
+def kp_trigger_scan(request: pytest.FixtureRequest):
+    """A hypothesis search for a patch trigger that makes people vanish or appear."""
+    return _get(request, "trigger_scan")
 
 
 @pytest.fixture(scope="session")

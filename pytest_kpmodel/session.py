@@ -40,6 +40,8 @@ class KpSession:
         self._errors: dict[str, KpModelError] = {}
         # What the spec's kp_security markers permit; the plugin sets it after collection.
         self.security_policy = parent.security_policy if parent else SecurityPolicy()
+        # The corruption sweep's settings (kp_corruptions markers); robustness.probes defaults.
+        self.corruption_config = None
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.
@@ -115,10 +117,15 @@ class KpSession:
         return self._once("_scan", compute)
 
     @cached_property
-    def guard(self):
-        """Blocks and records network, subprocess and writes while the model loads and runs."""
+    def run_dir(self) -> Path:
+        """This run's scratch folder: the only place model code may write."""
         import tempfile
 
+        return Path(tempfile.mkdtemp(prefix="kpmodel-run-"))
+
+    @cached_property
+    def guard(self):
+        """Blocks and records network, subprocess and writes while the model loads and runs."""
         from .security import RuntimeGuard
 
         p = self.security_policy
@@ -126,7 +133,7 @@ class KpSession:
             network=p.network,
             subprocess=p.subprocess,
             writes=p.writes,
-            allowed_write_dirs=[tempfile.mkdtemp(prefix="kpmodel-run-")],
+            allowed_write_dirs=[self.run_dir],
             # CUDA initialisation may dlopen driver libraries through ctypes.
             ctypes=self.device.startswith("cuda"),
             name=self.card_path.name if self.card_path else "model",
@@ -305,6 +312,31 @@ class KpSession:
             return drop
 
         return self._once(f"_drop_{precision}", compute)
+
+    # -- robustness -------------------------------------------------------------------------------
+    @cached_property
+    def stability(self):
+        from .robustness.probes import StabilityProbe
+
+        return StabilityProbe(self)
+
+    @property
+    def corruption_eval(self):
+        def compute():
+            from .robustness.probes import CorruptionConfig, corruption_eval
+
+            return corruption_eval(self, self.corruption_config or CorruptionConfig())
+
+        return self._once("_corruption_eval", compute)
+
+    @property
+    def trigger_scan(self):
+        def compute():
+            from .robustness.probes import trigger_scan
+
+            return trigger_scan(self)
+
+        return self._once("_trigger_scan", compute)
 
     @property
     def diff(self):

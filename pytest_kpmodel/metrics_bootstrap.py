@@ -1,0 +1,201 @@
+"""Bootstrap confidence intervals over images for box and keypoint AP, AP50 and AP75.
+
+Per-image evaluation (matching at every IoU/OKS threshold, area all, maxDets 100 for boxes
+and 20 for keypoints) is done once with :mod:`pytest_kpmodel.metrics_match`. A replicate
+draws as many images as the evaluated set holds, uniformly with replacement (seeded
+``numpy.random.default_rng``); an image drawn c times counts c times: each of its
+detections enters accumulation with weight c and its non-ignored ground truths count c
+times in the recall denominator. Only accumulation is redone per replicate. Box and keypoint
+replicates use the same draws, so their intervals are paired. With all weights 1 this is
+pycocotools' accumulate exactly (the estimate equals the engine's AP); when no two
+detections of one image tie in score it also equals pycocotools' accumulate over the
+resampled image list. The interval is the percentile interval of the replicate values;
+replicates where no category has ground truth (AP -1) are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics_data import AREA_ALL, EvalInput
+from .metrics_engines import IOU_THRS, MAX_DETS, REC_THRS
+from .metrics_match import PairCache, accumulate_sorted, match
+
+STATS = ("AP", "AP50", "AP75")
+
+
+@dataclass(frozen=True)
+class _Category:
+    """One category's detections in accumulation order, reduced to what AP depends on.
+
+    Precision can only rise at a true positive and recall only changes there, so the
+    interpolated precision at every recall threshold is determined by the true-positive
+    points alone: at a true positive n, TP(n) and FP(n) = (valid detections up to n) - TP(n),
+    where "valid" excludes detections ignored at that threshold. A detection ignored at every
+    threshold is dropped altogether.
+    """
+
+    img: np.ndarray  # [N] image of each kept detection
+    tp: np.ndarray  # [T, N] bool (for the unweighted estimate)
+    fp: np.ndarray  # [T, N] bool
+    tp_pos: np.ndarray  # [T, P] positions of true positives (padded with 0)
+    tp_valid: np.ndarray  # [T, P] bool
+    tp_count: np.ndarray  # [T]
+    ig_pos: np.ndarray  # [T, Q] positions of detections ignored at t (padded with 0)
+    ig_valid: np.ndarray  # [T, Q] bool
+    ig_before: np.ndarray  # [T, P] ignored detections at or before each true positive (index+1)
+    npig: np.ndarray  # [I] non-ignored ground truths per image
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float | None
+    high: float | None
+    std: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"estimate": self.estimate, "low": self.low, "high": self.high, "std": self.std}
+
+
+def _padded(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    count = mask.sum(axis=1)
+    width = max(int(count.max()) if len(count) else 0, 1)
+    pos = np.zeros((mask.shape[0], width), dtype=np.int64)
+    valid = np.arange(width)[None, :] < count[:, None]
+    pos[valid] = np.nonzero(mask)[1]
+    return pos, valid, count
+
+
+def _prepare(cache: PairCache, iou_type: str) -> list[_Category]:
+    inp = cache.inp
+    cats = []
+    g = inp.gts
+    max_det = MAX_DETS[iou_type][-1]
+    for cat in inp.cat_ids:
+        lay = cache.layout(cat, max_det)
+        if iou_type == "bbox":
+            sim = cache.iou(cat, max_det)
+            ignore = g.iscrowd[lay.gt].copy()
+        else:
+            sim = cache.oks(cat, max_det)
+            ignore = g.iscrowd[lay.gt] | (g.num_keypoints[lay.gt] == 0)
+        ga = g.area[lay.gt]
+        ignore |= (ga < AREA_ALL[0]) | (ga > AREA_ALL[1])
+        da = inp.dets.area[lay.det]
+        outside = (da < AREA_ALL[0]) | (da > AREA_ALL[1])
+        score = inp.dets.score[lay.det]
+        m = match(lay, sim, ignore, g.iscrowd[lay.gt], outside, IOU_THRS, score)
+        matched = m.gt_match >= 0
+        tp = matched & ~m.det_ignore
+        fp = ~matched & ~m.det_ignore
+        order = np.argsort(-score, kind="mergesort")
+        tp, fp, img, det_ig = tp[:, order], fp[:, order], lay.det_img[order], m.det_ignore[:, order]
+        keep = ~det_ig.all(axis=0)
+        tp, fp, img, det_ig = tp[:, keep], fp[:, keep], img[keep], det_ig[:, keep]
+        tp_pos, tp_valid, tp_count = _padded(tp)
+        ig_pos, ig_valid, _ = _padded(det_ig)
+        ig_before = np.stack(
+            [
+                np.searchsorted(ig_pos[t][ig_valid[t]], tp_pos[t], side="right")
+                for t in range(len(tp))
+            ]
+        )
+        cats.append(
+            _Category(
+                img=img,
+                tp=tp,
+                fp=fp,
+                tp_pos=tp_pos,
+                tp_valid=tp_valid,
+                tp_count=tp_count,
+                ig_pos=ig_pos,
+                ig_valid=ig_valid,
+                ig_before=ig_before,
+                npig=m.npig_per_image(),
+            )
+        )
+    return cats
+
+
+def _replicate_precision(c: _Category, counts: np.ndarray, npig: float) -> np.ndarray:
+    """Interpolated precision [T, R] of one category under image weights ``counts``."""
+    if c.img.size == 0:
+        return np.zeros((len(c.tp), len(REC_THRS)))
+    w = counts[c.img]
+    valid_cum = np.cumsum(w)  # every kept detection is valid at t unless ignored at t
+    tp_cum = np.cumsum(np.where(c.tp_valid, w[c.tp_pos], 0.0), axis=1)
+    ig_cum = np.cumsum(np.where(c.ig_valid, w[c.ig_pos], 0.0), axis=1)
+    ig_cum = np.concatenate([np.zeros((len(ig_cum), 1)), ig_cum], axis=1)
+    ig_at = np.take_along_axis(ig_cum, c.ig_before, axis=1)
+    fp_cum = valid_cum[c.tp_pos] - tp_cum - ig_at
+    pr = tp_cum / (fp_cum + tp_cum + np.spacing(1))
+    pr = np.where(c.tp_valid, pr, -np.inf)
+    env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    rc = tp_cum / npig
+    precision = np.zeros((len(pr), len(REC_THRS)))
+    for t in range(len(pr)):
+        n = int(c.tp_count[t])
+        inds = np.searchsorted(rc[t, :n], REC_THRS, side="left")
+        inside = inds < n
+        precision[t, inside] = env[t, inds[inside]]
+    return precision
+
+
+def _stats(cats: list[_Category], counts: np.ndarray | None) -> tuple[float, float, float]:
+    i50 = int(np.flatnonzero(IOU_THRS == 0.5)[0])
+    i75 = int(np.flatnonzero(IOU_THRS == 0.75)[0])
+    precs = []
+    for c in cats:
+        if counts is None:
+            npig = float(c.npig.sum())
+            if npig:
+                precs.append(accumulate_sorted(c.tp, c.fp, npig, REC_THRS)[0])
+        else:
+            npig = float(counts @ c.npig)
+            if npig:
+                precs.append(_replicate_precision(c, counts, npig))
+    if not precs:
+        return -1.0, -1.0, -1.0
+    s = np.stack(precs, axis=-1)  # [T, R, K]; present categories have no -1 entries
+    return float(np.mean(s)), float(np.mean(s[i50])), float(np.mean(s[i75]))
+
+
+def bootstrap(
+    inp: EvalInput,
+    iou_types: Sequence[str],
+    replicates: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+    cache: PairCache | None = None,
+) -> dict[str, dict[str, Interval]]:
+    """Percentile intervals for AP, AP50, AP75 per iou type (see the module docstring)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    cache = cache if cache is not None else PairCache(inp)
+    prepared = {t: _prepare(cache, t) for t in iou_types}
+    estimates = {t: _stats(c, None) for t, c in prepared.items()}
+    n_img = len(inp.image_ids)
+    rng = np.random.default_rng(seed)
+    values = {t: np.full((replicates, len(STATS)), np.nan) for t in iou_types}
+    for b in range(replicates if n_img else 0):
+        counts = np.bincount(rng.integers(0, n_img, size=n_img), minlength=n_img).astype(np.float64)
+        for t, cats in prepared.items():
+            values[t][b] = _stats(cats, counts)
+    lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
+    out: dict[str, dict[str, Interval]] = {}
+    for t in iou_types:
+        out[t] = {}
+        for j, name in enumerate(STATS):
+            v = values[t][:, j]
+            v = v[np.isfinite(v) & (v > -1)]
+            if v.size:
+                lo, hi = np.quantile(v, [lo_q, hi_q])
+                std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+                out[t][name] = Interval(estimates[t][j], float(lo), float(hi), std)
+            else:
+                out[t][name] = Interval(estimates[t][j], None, None, None)
+    return out

@@ -1,0 +1,250 @@
+"""COCO evaluation engines behind one call: pycocotools (the reference), hotcoco, faster-coco-eval.
+
+:func:`run_engine` evaluates an :class:`~pytest_kpmodel.metrics_data.EvalInput` for ``bbox``
+and/or ``keypoints`` with the chosen engine and returns, per type, the summary ``stats`` and
+the accumulated ``precision``/``recall`` arrays in pycocotools' layout. Engines are used only
+with pycocotools' default parameters (IoU/OKS thresholds, recall thresholds, area ranges,
+maxDets), the validated image subset and the given OKS sigmas; with those, every engine here
+is checked against pycocotools to 1e-9 on every stat by ``tests/metrics`` (crowds, zero-keypoint
+ground truths, area boundaries, score ties, custom keypoint counts, image subsets).
+
+Empty results never reach an engine (pycocotools' ``loadRes([])`` fails): :func:`empty_run`
+gives what pycocotools gives for a results set with no detections, 0 where a category has
+non-ignored ground truth in the area range and -1 where none has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from .errors import KpModelError
+from .metrics_data import EvalInput
+
+#: Preference order of ``engine="auto"``: fastest first. All three are pycocotools-exact.
+ENGINES: tuple[str, ...] = ("hotcoco", "faster-coco-eval", "pycocotools")
+_MODULES = {
+    "hotcoco": "hotcoco",
+    "faster-coco-eval": "faster_coco_eval",
+    "pycocotools": "pycocotools",
+}
+
+BBOX_STATS: tuple[str, ...] = (
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+)  # fmt: skip
+KEYPOINT_STATS: tuple[str, ...] = (
+    "AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl",
+)  # fmt: skip
+
+# pycocotools' COCOeval.Params defaults, bit for bit.
+IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+AREA_RANGES = {
+    "bbox": ([[0, 1e5**2], [0, 32**2], [32**2, 96**2], [96**2, 1e5**2]], ["all", "small", "medium", "large"]),
+    "keypoints": ([[0, 1e5**2], [32**2, 96**2], [96**2, 1e5**2]], ["all", "medium", "large"]),
+}  # fmt: skip
+MAX_DETS = {"bbox": [1, 10, 100], "keypoints": [20]}
+
+
+class EngineError(KpModelError):
+    """The requested evaluation engine is unknown or not installed."""
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """One engine's evaluation of one iou type, in pycocotools' layout."""
+
+    iou_type: str
+    stats: np.ndarray  # [12] bbox or [10] keypoints
+    precision: np.ndarray  # [T, R, K, A, M]
+    recall: np.ndarray  # [T, K, A, M]
+
+
+@functools.cache
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(_MODULES[name]) is not None
+
+
+def available_engines() -> list[str]:
+    """The installed engines, fastest first."""
+    return [name for name in ENGINES if _installed(name)]
+
+
+def resolve_engine(name: str = "auto") -> str:
+    """``auto`` -> the fastest installed engine; otherwise check that ``name`` is installed."""
+    if name == "auto":
+        return available_engines()[0]  # pycocotools is a hard dependency
+    if name not in ENGINES:
+        raise EngineError(
+            f"unknown metrics engine {name!r}; choose one of: auto, {', '.join(ENGINES)}"
+        )
+    if not _installed(name):
+        raise EngineError(
+            f"metrics engine {name!r} is not installed (pip install {name}); "
+            f"installed: {', '.join(available_engines())}"
+        )
+    return name
+
+
+@functools.cache
+def engine_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # pragma: no cover - installed without metadata
+        return "unknown"
+
+
+def stat_names(iou_type: str) -> tuple[str, ...]:
+    return BBOX_STATS if iou_type == "bbox" else KEYPOINT_STATS
+
+
+def run_engine(engine: str, data: EvalInput, iou_types: Sequence[str]) -> dict[str, EngineRun]:
+    """Evaluate ``data`` for each of ``iou_types`` with ``engine`` (already resolved)."""
+    if data.evaluated_results == 0:  # nothing to evaluate on these images (or no results at all)
+        return {t: empty_run(data, t) for t in iou_types}
+    runner = {"pycocotools": _pycocotools, "hotcoco": _hotcoco, "faster-coco-eval": _faster}[engine]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return runner(data, list(iou_types))
+
+
+def _gt_copy(data: EvalInput) -> dict[str, Any]:
+    # pycocotools and faster-coco-eval write 'ignore'/'_ignore' into the annotation dicts.
+    gt = data.gt
+    return {
+        "info": gt.get("info", {}),
+        "images": list(gt["images"]),
+        "annotations": [dict(a) for a in gt["annotations"]],
+        "categories": list(gt["categories"]),
+    }
+
+
+def _collect(e: Any, iou_type: str) -> EngineRun:
+    return EngineRun(
+        iou_type=iou_type,
+        stats=np.asarray(e.stats, dtype=np.float64)[: len(stat_names(iou_type))].copy(),
+        precision=np.asarray(e.eval["precision"], dtype=np.float64),
+        recall=np.asarray(e.eval["recall"], dtype=np.float64),
+    )
+
+
+def _pycocotools(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO()
+    gt.dataset = _gt_copy(data)
+    gt.createIndex()
+    dt = gt.loadRes([dict(r) for r in data.results])  # loadRes writes into the dicts
+    out = {}
+    for iou_type in iou_types:
+        e = COCOeval(gt, dt, iou_type)
+        e.params.imgIds = list(data.image_ids)
+        if iou_type == "keypoints":
+            e.params.kpt_oks_sigmas = data.sigmas.copy()
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+        out[iou_type] = _collect(e, iou_type)
+    return out
+
+
+def _hotcoco(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+    import hotcoco
+
+    gt = hotcoco.COCO(dict(data.gt))  # hotcoco copies; it never writes into the inputs
+    dt = gt.load_res(data.results)
+    out = {}
+    for iou_type in iou_types:
+        e = hotcoco.COCOeval(gt, dt, iou_type)
+        e.params.img_ids = list(data.image_ids)
+        if iou_type == "keypoints":
+            e.params.kpt_oks_sigmas = data.sigmas.tolist()
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+        out[iou_type] = _collect(e, iou_type)
+    return out
+
+
+def _faster(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    gt = COCO(_gt_copy(data))
+    dt = gt.loadRes([dict(r) for r in data.results])
+    out = {}
+    for iou_type in iou_types:
+        sig = data.sigmas.tolist() if iou_type == "keypoints" else None
+        e = COCOeval_faster(gt, dt, iou_type, kpt_oks_sigmas=sig)
+        e.params.imgIds = list(data.image_ids)
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+        out[iou_type] = _collect(e, iou_type)
+    return out
+
+
+def empty_run(data: EvalInput, iou_type: str) -> EngineRun:
+    """pycocotools' result for a results set without detections on the evaluated images.
+
+    accumulate() skips (leaves -1) every category/area whose evaluated images hold no
+    non-ignored ground truth; elsewhere precision and recall are 0. summarize() then
+    averages the entries > -1.
+    """
+    ranges, labels = AREA_RANGES[iou_type]
+    max_dets = MAX_DETS[iou_type]
+    g = data.gts
+    ignore = g.iscrowd.copy()
+    if iou_type == "keypoints":
+        ignore |= g.num_keypoints == 0
+    t, r, k, a, m = len(IOU_THRS), len(REC_THRS), len(data.cat_ids), len(ranges), len(max_dets)
+    precision = -np.ones((t, r, k, a, m))
+    recall = -np.ones((t, k, a, m))
+    for ki, cat in enumerate(data.cat_ids):
+        for ai, (lo, hi) in enumerate(ranges):
+            inside = (g.cat == cat) & ~ignore & (g.area >= lo) & (g.area <= hi)
+            if inside.any():
+                precision[:, :, ki, ai, :] = 0.0
+                recall[:, ki, ai, :] = 0.0
+    stats = summarize(precision, recall, iou_type)
+    return EngineRun(iou_type=iou_type, stats=stats, precision=precision, recall=recall)
+
+
+def summarize(precision: np.ndarray, recall: np.ndarray, iou_type: str) -> np.ndarray:
+    """pycocotools' COCOeval.summarize() on accumulated arrays (default parameters)."""
+    _, labels = AREA_RANGES[iou_type]
+    max_dets = MAX_DETS[iou_type]
+
+    def one(ap: bool, iou: float | None = None, area: str = "all", md: int = max_dets[-1]) -> float:
+        a = labels.index(area)
+        mi = max_dets.index(md)
+        s = precision[:, :, :, a, mi] if ap else recall[:, :, a, mi]
+        if iou is not None:
+            s = s[np.where(iou == IOU_THRS)[0]]
+        valid = s[s > -1]
+        return -1.0 if valid.size == 0 else float(np.mean(valid))
+
+    if iou_type == "bbox":
+        values = [
+            one(True), one(True, 0.5), one(True, 0.75),
+            one(True, area="small"), one(True, area="medium"), one(True, area="large"),
+            one(False, md=1), one(False, md=10), one(False),
+            one(False, area="small"), one(False, area="medium"), one(False, area="large"),
+        ]  # fmt: skip
+    else:
+        values = [
+            one(True), one(True, 0.5), one(True, 0.75),
+            one(True, area="medium"), one(True, area="large"),
+            one(False), one(False, 0.5), one(False, 0.75),
+            one(False, area="medium"), one(False, area="large"),
+        ]  # fmt: skip
+    return np.asarray(values, dtype=np.float64)

@@ -1,0 +1,167 @@
+"""The run's robustness probes: stability under a perturbation, the corruption sweep and the
+trigger scan, bound to the session's model, data and settings.
+
+All three work on a fixed sample of the evaluation set (seeded by ``--kp-seed``), so a probe's
+cost is bounded and its result reproducible. ``kp_corruptions(...)`` on a test or module sets
+the sweep; the defaults are the 15 standard corruptions at severities 1-5 on 50 images.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import KpModelError
+
+CORRUPTION_ARGS = ("corruptions", "severities", "max_images", "batch_size")
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    corruptions: tuple[str, ...] | None = None  # None: the 15 standard ones
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    max_images: int = 50
+    batch_size: int = 4
+
+    @classmethod
+    def from_marker(cls, args: tuple, kwargs: dict[str, Any]) -> CorruptionConfig:
+        from .corruptions import CORRUPTIONS, SEVERITIES
+
+        if args:
+            raise KpModelError(f"kp_corruptions takes keyword arguments only; got {args!r}")
+        unknown = sorted(set(kwargs) - set(CORRUPTION_ARGS))
+        if unknown:
+            raise KpModelError(
+                f"kp_corruptions: unknown argument(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(CORRUPTION_ARGS)}"
+            )
+        names = kwargs.get("corruptions")
+        if names is not None:
+            names = tuple(names)
+            bad = [n for n in names if n not in CORRUPTIONS]
+            if bad:
+                raise KpModelError(
+                    f"kp_corruptions: unknown corruption(s) {', '.join(bad)}; "
+                    f"one of {', '.join(CORRUPTIONS)}"
+                )
+        severities = tuple(kwargs.get("severities", cls.severities))
+        if not severities or any(s not in SEVERITIES for s in severities):
+            raise KpModelError(f"kp_corruptions(severities={severities!r}): integers 1-5")
+        for key in ("max_images", "batch_size"):
+            value = kwargs.get(key, getattr(cls, key))
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise KpModelError(f"kp_corruptions({key}={value!r}): a positive integer")
+        return cls(
+            corruptions=names,
+            severities=severities,
+            max_images=kwargs.get("max_images", cls.max_images),
+            batch_size=kwargs.get("batch_size", cls.batch_size),
+        )
+
+
+class Sample:
+    """A fixed, seeded sample of the evaluation set with the model's clean predictions."""
+
+    def __init__(self, session, n: int) -> None:
+        from ..data import load_images
+        from .stability import fixed_sample
+
+        ds = session.dataset
+        self.indices = fixed_sample(len(ds), min(n, len(ds)), seed=session.settings.seed)
+        self.image_ids = [ds.image_ids[i] for i in self.indices]
+        self.images = [im.float().div_(255) for im in load_images(ds, self.indices)]
+        model = session.model
+        self.clean = []
+        for s in range(0, len(self.images), 4):
+            self.clean += [p.cpu() for p in model.predict(self.images[s : s + 4])]
+
+
+class StabilityProbe:
+    """``kp_stability(p)``: the model's predictions under perturbation ``p``, mapped back and
+    compared with its clean predictions by OKS (``robustness.stability.StabilityResult``)."""
+
+    def __init__(self, session, n_images: int = 8) -> None:
+        self.session = session
+        self.n_images = n_images
+        self._sample: Sample | None = None
+        self.last: tuple[Any, dict[str, Any]] | None = None  # (perturbation, call options)
+
+    @property
+    def sample(self) -> Sample:
+        if self._sample is None:
+            self._sample = Sample(self.session, self.n_images)
+        return self._sample
+
+    def __call__(self, perturbation, *, score_threshold: float = 0.5, oks_threshold: float = 0.5,
+                 save: str | Path | None = None):  # fmt: skip
+        from .stability import measure
+
+        s = self.sample
+        options = {"score_threshold": score_threshold, "oks_threshold": oks_threshold}
+        self.last = (perturbation, options)
+        return measure(
+            self.session.model,
+            s.images,
+            s.clean,
+            perturbation,
+            self.session.card.keypoints,
+            indices=s.indices,
+            save=save,
+            **options,
+        )
+
+    def save_last(self, folder: Path, nodeid: str) -> dict[str, Any] | None:
+        """Re-run the last (for a failed hypothesis test: the shrunk) perturbation, saving the
+        clean vs perturbed images; recorded in the report's robustness section."""
+        if self.last is None:
+            return None
+        perturbation, options = self.last
+        target = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-120:]
+        result = self(perturbation, save=target, **options)
+        entry = {"nodeid": nodeid, **result.to_dict()}
+        section = self.session.sections.setdefault("robustness", {})
+        section.setdefault("stability", []).append(entry)
+        return entry
+
+
+def corruption_eval(session, config: CorruptionConfig):
+    """The corruption sweep on a fixed sample; mPC/rPC on keypoint AP."""
+    from ..accuracy import evaluate_predictions
+    from ..predictions import PredictionSet
+    from .corruption_eval import run
+    from .corruptions import CORRUPTIONS
+
+    sample = Sample(session, config.max_images)
+
+    def evaluate(preds) -> dict[str, Any]:
+        m = evaluate_predictions(
+            session, PredictionSet(sample.image_ids, list(preds)), image_ids=sample.image_ids,
+            analyses=False,
+        )  # fmt: skip
+        return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
+
+    result = run(
+        session.model,
+        sample.images,
+        evaluate,
+        severities=config.severities,
+        corruptions=config.corruptions or CORRUPTIONS,
+        batch_size=config.batch_size,
+        seed=session.settings.seed,
+        clean_metrics=evaluate(sample.clean),
+        primary="keypoints.AP",
+    )
+    session.sections.setdefault("robustness", {})["corruption"] = result.to_dict()
+    return result
+
+
+def trigger_scan(session, n_images: int = 8, **options):
+    """``kp_trigger_scan``: a hypothesis search for a patch that makes people vanish or appear."""
+    from .trigger import scan
+
+    sample = Sample(session, n_images)
+    result = scan(session.model, sample.images, sample.clean, **options)
+    session.sections.setdefault("robustness", {})["trigger"] = result.to_dict()
+    return result
