@@ -19,8 +19,9 @@ from .keypoints import COCO17, COCO_SKELETON, KeypointSet
 CARD_FILENAME = "kpmodel.toml"
 SCHEMA_VERSION = 1
 FORMATS = ("safetensors", "pytorch", "torchscript", "exported", "onnx", "python")
-# Formats that run code shipped with the model when loaded.
-CODE_FORMATS = ("python", "torchscript")
+# Formats that run code shipped with the model when loaded (torch.export.load unpickles parts
+# of a .pt2 archive with weights_only=False).
+CODE_FORMATS = ("python", "torchscript", "exported")
 CLAIM_KEYS = (
     "box_ap", "box_ap50", "box_ap75", "kp_ap", "kp_ap50", "kp_ap75", "kp_ar",
     "fps", "latency_p50_ms", "latency_p90_ms", "vram_mib",

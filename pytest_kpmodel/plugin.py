@@ -183,8 +183,30 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [reproduction_header(session)]
 
 
+def _needs_speed(item: pytest.Item) -> bool:
+    from .gates import SPEED
+
+    if {"kp_bench", "kp_parity"} & set(getattr(item, "fixturenames", ())):
+        return True
+    for mark in item.iter_markers():
+        if mark.name == "kp_thresholds" and set(mark.kwargs) & set(SPEED):
+            return True
+        if mark.name == "kp_no_regression" and mark.kwargs.get("fps", 0.05) is not None:
+            return True
+        if mark.name == "kp_bench":
+            return True
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kp = _session(config)
+    from .bench import xdist_reason
+
+    reason = xdist_reason(config)
+    if reason and kp.has_model:
+        for item in items:
+            if _needs_speed(item):
+                item.add_marker(pytest.mark.skip(reason=reason))
     if kp.has_model:
         from .security.policy import SecurityPolicy
 
@@ -230,6 +252,8 @@ def pytest_runtest_call(item: pytest.Item):
     from .checks import evaluate
 
     session = _session(item.config)
+    bench_mark = item.get_closest_marker("kp_bench")
+    session.bench_marker = dict(bench_mark.kwargs) if bench_mark else {}
     failures: list[str] = []
     skipped: list[str] = []
     for mark in item.iter_markers():
@@ -251,6 +275,15 @@ def pytest_runtest_call(item: pytest.Item):
     if skipped:
         pytest.skip("; ".join(skipped))
     return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine."""
+    if _session(config).has_model:
+        from .bench import machine_info_extra
+
+        machine_info.update(machine_info_extra())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -396,6 +429,41 @@ def kp_precision_drop(request: pytest.FixtureRequest):
         pytest.fail(message, pytrace=False)
 
     return measure
+
+
+@pytest.fixture
+def kp_bench(request: pytest.FixtureRequest):
+    """``kp_bench(batch_size=1, precision="fp32", image_size=(800, 1333), warmup=10,
+    iters=100)`` -> latency percentiles, FPS, stage times and memory (``bench.BenchResult``).
+    Settings come from ``@pytest.mark.kp_bench(...)`` and the call; the first measurement of a
+    test is stored through pytest-benchmark (``--benchmark-json``, ``--benchmark-compare``)."""
+    session = _session(request.config)
+    if not session.has_model:
+        pytest.skip(NO_MODEL)
+    mark = request.node.get_closest_marker("kp_bench")
+    session.bench_marker = dict(mark.kwargs) if mark else {}
+    benchmark = [request.getfixturevalue("benchmark")]
+
+    def measure(**kwargs):
+        from .bench import BenchUnavailable
+
+        try:
+            return session.bench(benchmark.pop() if benchmark else None, **kwargs)
+        except BenchUnavailable as exc:
+            reason = str(exc)
+        except KpModelError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(reason)
+
+    return measure
+
+
+@pytest.fixture(scope="session")
+def kp_parity(request: pytest.FixtureRequest):
+    """Deployment parity: fp32, bf16, fp16, ONNX Runtime and torch.export variants, speed and
+    accuracy side by side (``parity.ParityTable``); variants that cannot run here are skipped
+    rows with the reason."""
+    return _get(request, "parity")
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,8 @@ class KpSession:
         self.security_policy = parent.security_policy if parent else SecurityPolicy()
         # The corruption sweep's settings (kp_corruptions markers); robustness.probes defaults.
         self.corruption_config = None
+        # kp_bench(...) settings of the test being evaluated; the plugin sets it per test.
+        self.bench_marker: dict[str, Any] = {}
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.
@@ -312,6 +314,56 @@ class KpSession:
             return drop
 
         return self._once(f"_drop_{precision}", compute)
+
+    # -- speed ------------------------------------------------------------------------------------
+    def bench(self, benchmark: Any = None, **kwargs: Any):
+        """``bench.measure`` under ``kp_bench`` settings (marker, then ``kwargs``); each distinct
+        setting is measured once per run and added to the report's ``bench`` list."""
+        from .bench import BenchSettings, measure
+
+        settings = BenchSettings.from_kwargs(**{**self.bench_marker, **kwargs})
+        key = "_bench_" + repr(sorted(settings.to_json().items()))
+
+        def compute():
+            result = measure(self.model, self.dataset, settings, benchmark=benchmark)
+            entry = result.to_json()
+            if self.parent is None:
+                self.sections.setdefault("bench", []).append(entry)
+            elif self.role == "baseline":
+                self.parent.sections.setdefault("baseline", {}).setdefault("bench", []).append(
+                    entry
+                )
+            return result
+
+        return self._once(key, compute)
+
+    def bench_default(self):
+        return self.bench()
+
+    @property
+    def parity(self):
+        def compute():
+            from .accuracy import evaluate_predictions
+            from .bench import BenchSettings
+            from .parity import run
+
+            def evaluate(ps) -> dict[str, Any]:
+                m = evaluate_predictions(self, ps, analyses=False)
+                return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
+
+            table = run(
+                self.model,
+                self.card,
+                self.dataset,
+                evaluate_fn=evaluate,
+                settings=BenchSettings.from_kwargs(**self.bench_marker),
+                workdir=self.run_dir / "parity",
+                batch_size=self.settings.batch_size,
+            )
+            self.sections["parity"] = table.to_json()
+            return table
+
+        return self._once("_parity", compute)
 
     # -- robustness -------------------------------------------------------------------------------
     @cached_property

@@ -1,0 +1,178 @@
+"""Per-stage milliseconds of a torchvision ``GeneralizedRCNN`` (Faster/Mask/Keypoint R-CNN).
+
+Stages, each bracketed by forward pre/post hooks with ``sync()`` before every timestamp:
+
+- ``preprocess``: ``model.transform`` (normalise, resize, batch into one padded tensor);
+- ``backbone``: ``model.backbone`` (trunk + FPN);
+- ``rpn``: ``model.rpn`` (anchors, objectness, proposal decoding, NMS);
+- ``roi_heads``: ``model.roi_heads`` (box head, box NMS, keypoint head and heatmap decoding);
+- ``postprocess``: ``model.transform.postprocess`` (boxes/keypoints back to input pixels),
+  wrapped for the duration as an instance attribute (it is a method, not a module);
+- ``other``: the call's total minus the stages (Python glue, ``Prediction`` conversion).
+
+Any other model (TorchScript, ONNX Runtime, a full torch.export program, a ``predict`` object)
+is opaque: one stage, ``model``. Stage timing runs in its own pass after the timed loop, because
+the extra synchronisations would otherwise leak into the latency figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+STAGES = ("preprocess", "backbone", "rpn", "roi_heads", "postprocess")
+_MODULE_STAGES = (("preprocess", "transform"), ("backbone", "backbone"), ("rpn", "rpn"),
+                  ("roi_heads", "roi_heads"))  # fmt: skip
+
+
+def detection_module(model: Any):
+    """The hookable torchvision detector behind ``model`` (a ``KeypointModel``), or None."""
+    import torch
+
+    module = getattr(model, "module", model)
+    if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
+        return None
+    parts = [getattr(module, name, None) for _, name in _MODULE_STAGES]
+    if not all(isinstance(p, torch.nn.Module) for p in parts):
+        return None
+    if isinstance(module.transform, torch.jit.ScriptModule):
+        return None
+    if not callable(getattr(module.transform, "postprocess", None)):
+        return None
+    return module
+
+
+class StageTimer:
+    """Context manager installing the stage hooks on ``module``; ``take()`` returns and clears
+    the milliseconds accumulated per stage since the last ``take()``."""
+
+    def __init__(self, module, sync: Callable[[], None], clock: Callable[[], float]) -> None:
+        self.module = module
+        self.sync = sync
+        self.clock = clock
+        self._open: dict[str, float] = {}
+        self._acc: dict[str, float] = defaultdict(float)
+        self._handles: list[Any] = []
+        self._had_instance_postprocess = False
+        self._previous_postprocess = None
+
+    def _stamp(self) -> float:
+        self.sync()
+        return self.clock()
+
+    def _start(self, stage: str) -> None:
+        self._open[stage] = self._stamp()
+
+    def _stop(self, stage: str) -> None:
+        t = self._stamp()
+        start = self._open.pop(stage, None)
+        if start is not None:
+            self._acc[stage] += (t - start) * 1000.0
+
+    def __enter__(self) -> StageTimer:
+        for stage, name in _MODULE_STAGES:
+            sub = getattr(self.module, name)
+            self._handles.append(sub.register_forward_pre_hook(self._pre(stage)))
+            self._handles.append(sub.register_forward_hook(self._post(stage), always_call=True))
+        transform = self.module.transform
+        self._had_instance_postprocess = "postprocess" in vars(transform)
+        original = transform.postprocess
+        self._previous_postprocess = original
+
+        def postprocess(*args, **kwargs):
+            self._start("postprocess")
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._stop("postprocess")
+
+        transform.postprocess = postprocess
+        return self
+
+    def _pre(self, stage: str):
+        def hook(_module, _args):
+            self._start(stage)
+
+        return hook
+
+    def _post(self, stage: str):
+        def hook(_module, _args, _output):
+            self._stop(stage)
+
+        return hook
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        transform = self.module.transform
+        if self._had_instance_postprocess:
+            transform.postprocess = self._previous_postprocess
+        else:
+            vars(transform).pop("postprocess", None)
+        self._open.clear()
+
+    def take(self) -> dict[str, float]:
+        out = {s: self._acc.get(s, 0.0) for s in STAGES}
+        self._acc.clear()
+        return out
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    if n == 0:
+        return 0.0
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+def measure_stages(
+    model,
+    batches,
+    iters: int,
+    sync: Callable[[], None],
+    clock: Callable[[], float],
+    step: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """Median milliseconds per stage over ``iters`` calls of ``step`` (batches cycled).
+
+    Returns ``{"stages_ms": {...}, "stage_total_ms": median total, "stage_iters": n,
+    "stage_kind": "torchvision-rcnn" | "opaque"}``; stages sum to about the total (the
+    ``other`` stage is the per-call remainder).
+    """
+    module = detection_module(model)
+    per_stage: dict[str, list[float]] = defaultdict(list)
+    totals: list[float] = []
+    if module is None:
+        for i in range(iters):
+            sync()
+            t0 = clock()
+            step(batches[i % len(batches)])
+            sync()
+            totals.append((clock() - t0) * 1000.0)
+        return {
+            "stages_ms": {"model": median(totals)},
+            "stage_total_ms": median(totals),
+            "stage_iters": iters,
+            "stage_kind": "opaque",
+        }
+    with StageTimer(module, sync, clock) as timer:
+        for i in range(iters):
+            sync()
+            t0 = clock()
+            step(batches[i % len(batches)])
+            sync()
+            total = (clock() - t0) * 1000.0
+            stages = timer.take()
+            stages["other"] = max(0.0, total - sum(stages.values()))
+            for k, v in stages.items():
+                per_stage[k].append(v)
+            totals.append(total)
+    return {
+        "stages_ms": {k: median(v) for k, v in per_stage.items()},
+        "stage_total_ms": median(totals),
+        "stage_iters": iters,
+        "stage_kind": "torchvision-rcnn",
+    }
