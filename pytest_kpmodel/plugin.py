@@ -174,9 +174,28 @@ def _session(config: pytest.Config):
     return config.stash[_SESSION]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The prediction cache's folder, now that ``config.cache`` exists: cacheprovider's
+    pytest_configure (tryfirst too) runs after this plugin's, which saw no cache yet."""
+    kp, cache = _session(session.config), getattr(session.config, "cache", None)
+    if kp.settings.cache_dir is None and cache is not None:
+        from dataclasses import replace
+
+        kp.settings = replace(kp.settings, cache_dir=cache.mkdir("kpmodel") / "predictions")
+
+
+def _is_main(config: pytest.Config) -> bool:
+    """Not an xdist worker, and rank 0 (or the only rank) under torchrun: the process that
+    prints kpmodel's header and summary and writes reports; pytest's own output is per rank."""
+    from .distributed import is_main_process
+
+    return not hasattr(config, "workerinput") and is_main_process()
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     session = _session(config)
-    if not session.has_model:
+    if not session.has_model or not _is_main(config):
         return None
     from .header import reproduction_header
 
@@ -311,7 +330,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     kp = _session(session.config)
-    if hasattr(session.config, "workerinput") or not kp.has_model:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and kp.has_model:  # xdist worker: the controller reports
+        from .distributed import WORKER_OUTPUT_KEY, worker_output
+
+        workeroutput[WORKER_OUTPUT_KEY] = worker_output(kp)
+    if not _is_main(session.config) or not kp.has_model:
         return
     if kp.settings.sbom is not None:
         from .policy import write_session_sbom
@@ -326,9 +350,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         write_report(kp, kp.settings.report)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: merge a finished worker's checks and report sections."""
+    output = getattr(node, "workeroutput", None) or {}
+    from .distributed import WORKER_OUTPUT_KEY, merge_worker_output
+
+    if WORKER_OUTPUT_KEY in output:
+        merge_worker_output(_session(node.config), output[WORKER_OUTPUT_KEY])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from .distributed import shutdown
+
+    shutdown()  # the torchrun process group, if the run created one
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     kp = _session(config)
-    if hasattr(config, "workerinput"):
+    if not _is_main(config):
         return
     from .report.terminal import render
 

@@ -18,7 +18,7 @@ from .digests import sha256_file
 from .errors import KpModelError
 from .findings import CheckResult
 from .security.policy import SecurityPolicy
-from .settings import Settings, resolve_device
+from .settings import Settings
 
 
 class KpSession:
@@ -93,7 +93,20 @@ class KpSession:
 
     @cached_property
     def device(self) -> str:
-        return resolve_device(self.settings.device)
+        from .distributed import rank_device
+
+        # cuda -> cuda:LOCAL_RANK under torchrun, cuda:K for xdist worker gwK (several GPUs).
+        return rank_device(self.settings.device)
+
+    @cached_property
+    def dist(self):
+        """The run's ranks under torchrun (``distributed.Group``; one rank otherwise): shared
+        by the baseline and variant sessions, which run the same collectives on every rank."""
+        if self.parent is not None:
+            return self.parent.dist
+        from .distributed import Group
+
+        return Group.from_env(self.device)
 
     @property
     def allow_code(self) -> bool:
@@ -184,6 +197,12 @@ class KpSession:
             scan_report=scan,
             extra_globals=self.security_policy.allow_globals,
         )
+        # torchvision registers its native ops (nms, roi_align) by loading a shared library on
+        # first import; that is the environment's code, not the model's, so it happens before
+        # the guard (which would block the dlopen) is switched on.
+        import torchvision.models.detection  # noqa: F401
+        import torchvision.ops  # noqa: F401
+
         with self.guard.active():
             model = load_model(card, options)
         return GuardedModel(model, self.guard)
@@ -225,22 +244,21 @@ class KpSession:
         )
 
     def _predict(self):
-        from . import predictions as P
+        from . import distributed as D
 
         key = self.prediction_key()
         path = self.settings.cache_dir / f"{key}.npz" if self.settings.cache_dir else None
-        if path is not None and not self.settings.no_cache:
-            cached = P.load(path, key)
-            if cached is not None and cached.image_ids == self.dataset.image_ids:
-                return cached
-        with progress_bar(len(self.dataset), f"predict {self.card.model.name}") as bar:
-            ps = P.predict_dataset(
-                self.model, self.dataset, self.settings.batch_size, self.settings.workers, bar
-            )
-        ps.key = key
-        if path is not None:
-            P.save(path, ps)
-        return ps
+
+        # Under torchrun each rank predicts its shard (whole batches) and every rank gets the
+        # merged set; rank 0 reads/writes the cache entry under a lock (xdist workers wait).
+        def compute():
+            with progress_bar(len(self.dataset), f"predict {self.card.model.name}") as bar:
+                return D.predict_sharded(self.dist, lambda: self.model, self.dataset,
+                                         self.settings.batch_size, self.settings.workers, bar,
+                                         tag=f"predict {key[:12]}")  # fmt: skip
+
+        return D.cached_predictions(self.dist, path, key, self.dataset.image_ids, compute,
+                                    read=not self.settings.no_cache)  # fmt: skip
 
     # -- baseline ---------------------------------------------------------------------------------
     @property
@@ -270,7 +288,12 @@ class KpSession:
         level = 0.95 if confidence is None else float(confidence)
 
         def compute():
-            m = evaluate_predictions(self, self.predictions, confidence=level)
+            preds = self.predictions  # on every rank first: it is a collective under torchrun
+            # Evaluated once (rank 0) and broadcast, so every rank's gates see the same numbers.
+            m = self.dist.on_main(
+                f"eval {preds.key[:12]} {level}",
+                lambda: evaluate_predictions(self, preds, confidence=level),
+            )
             if level == 0.95:
                 self._publish_metrics(m)
             return m
@@ -325,7 +348,11 @@ class KpSession:
         key = "_bench_" + repr(sorted(settings.to_json().items()))
 
         def compute():
-            result = measure(self.model, self.dataset, settings, benchmark=benchmark)
+            # Under torchrun rank 0 measures and every rank gates on its numbers.
+            result = self.dist.on_main(
+                f"bench {key}",
+                lambda: measure(self.model, self.dataset, settings, benchmark=benchmark),
+            )
             entry = result.to_json()
             if self.parent is None:
                 self.sections.setdefault("bench", []).append(entry)

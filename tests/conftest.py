@@ -17,6 +17,7 @@ import torchvision.models.detection  # noqa: F401
 # libraries they register cannot be imported twice in one process: they are imported once
 # here, before any sandboxed run.
 matplotlib.use("Agg")
+import matplotlib.pyplot  # noqa: E402, F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -33,3 +34,11 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_card(tmp_path_factory, tiny_dataset) -> Path:
     """Card path of a random-weight tiny safetensors model whose [dataset] is tiny_dataset."""
     return make_model(tmp_path_factory.mktemp("model") / "tiny", dataset=tiny_dataset)
+
+
+@pytest.fixture(autouse=True)
+def _sandboxed_runs_are_not_xdist_workers(request, monkeypatch):
+    """Under ``pytest -n``, the worker's PYTEST_XDIST_WORKER would make a pytester run look
+    like an xdist worker too (and skip its speed tests)."""
+    if "pytester" in request.fixturenames:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)

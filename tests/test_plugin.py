@@ -151,3 +151,11 @@ def test_invalid_counts(pytester, tiny_card, flag):
     pytester.makepyfile(SPEC)
     result = pytester.runpytest(f"--kp-model={tiny_card}", flag)
     result.stdout.fnmatch_lines(["*--kp-max-images must be >= 1*"])
+
+
+def test_fresh_process_loads_and_predicts_under_the_guard(pytester, tiny_card):
+    """In a fresh interpreter torchvision loads its native ops on first import: that must not
+    count as the model's doing (in-process runs here have torchvision imported already)."""
+    pytester.makepyfile(SPEC)
+    result = pytester.runpytest_subprocess(f"--kp-model={tiny_card}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)

@@ -142,15 +142,23 @@ def corruption_eval(session, config: CorruptionConfig):
         )  # fmt: skip
         return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
 
+    model, images, evaluate_fn = session.model, sample.images, evaluate
+    group = session.dist
+    if group.enabled:  # torchrun: each rank predicts its shard, rank 0 evaluates, broadcasts
+        from ..distributed import ShardedSweep
+
+        sweep = ShardedSweep(group, model, images, evaluate, config.batch_size,
+                             session.card.keypoints.num_keypoints)  # fmt: skip
+        model, images, evaluate_fn = sweep.model, sweep.images, sweep.evaluate
     result = run(
-        session.model,
-        sample.images,
-        evaluate,
+        model,
+        images,
+        evaluate_fn,
         severities=config.severities,
         corruptions=config.corruptions or CORRUPTIONS,
         batch_size=config.batch_size,
         seed=session.settings.seed,
-        clean_metrics=evaluate(sample.clean),
+        clean_metrics=group.on_main("corruption clean", lambda: evaluate(sample.clean)),
         primary="keypoints.AP",
     )
     session.sections.setdefault("robustness", {})["corruption"] = result.to_dict()
