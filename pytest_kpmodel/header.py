@@ -21,4 +21,9 @@ def reproduction_header(session) -> str:
         f"kpmodel: {card.model.name}{version} sha256:{digest[:12]} format={card.model.format} "
         f"device={device} precision={s.precision} torch={torch.__version__} "
         f"torchvision={torchvision.__version__} seed={s.seed}"
+        + (
+            f" hypothesis-profile={session.hypothesis_profile}"
+            if session.hypothesis_profile
+            else ""
+        )
     )

@@ -167,7 +167,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .strategies import register_profile
 
         # Derandomized and bounded unless the user picked a hypothesis profile.
-        register_profile(load=config.getoption("hypothesis_profile", None) is None)
+        chosen = config.getoption("hypothesis_profile", None)
+        kp.hypothesis_profile = chosen or register_profile(load=True)
+        if chosen:
+            register_profile()
 
 
 def _session(config: pytest.Config):
@@ -286,6 +289,11 @@ def pytest_runtest_call(item: pytest.Item):
         if result is None:
             continue
         session.record_check(item.nodeid, mark.name, result)
+        for gate in result.gates:  # JUnit XML <property> entries, for CI dashboards
+            item.user_properties.append((f"kpmodel {gate.name} value", gate.value))
+            item.user_properties.append(
+                (f"kpmodel {gate.name} threshold", f"{gate.op} {gate.threshold}")
+            )
         if result.skipped:
             skipped.append(f"{mark.name}: {result.skipped}")
         failures += [f"{mark.name}: {msg}" for msg in result.failures]

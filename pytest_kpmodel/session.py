@@ -44,6 +44,7 @@ class KpSession:
         self.corruption_config = None
         # kp_bench(...) settings of the test being evaluated; the plugin sets it per test.
         self.bench_marker: dict[str, Any] = {}
+        self.hypothesis_profile: str | None = None  # shown in the reproduction header
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.

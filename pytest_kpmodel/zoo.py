@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "resnet18_half")
+"""``resnet18_half``: ResNet-18's stages 1-3 at half width (32, 64, 128 channels), a quarter of
+the compute; what the CPU-trained reference models in ``example_suite/models`` use."""
 
 
 def keypointrcnn_compact(
@@ -76,6 +78,15 @@ def _fpn_backbone(name: str, fpn_channels: int):
     from torchvision.models.detection.backbone_utils import BackboneWithFPN
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+    if name == "resnet18_half":
+        trunk = _half_resnet18()
+        return BackboneWithFPN(
+            trunk,
+            {"layer1": "0", "layer2": "1", "layer3": "2"},
+            [32, 64, 128],
+            fpn_channels,
+            extra_blocks=LastLevelMaxPool(),
+        )
     if name.startswith("resnet"):
         trunk = getattr(resnet, name)(weights=None, norm_layer=nn.BatchNorm2d)
         # Stages 1-3 (strides 4, 8, 16): people here span 30-300 px, stride 32 adds weight, not AP.
@@ -97,6 +108,39 @@ def _fpn_backbone(name: str, fpn_channels: int):
     return BackboneWithFPN(
         trunk, return_layers, in_channels, fpn_channels, extra_blocks=LastLevelMaxPool()
     )
+
+
+def _half_resnet18():
+    """ResNet-18 stem and stages 1-3 with 32/64/128 channels, initialised like torchvision's."""
+    from collections import OrderedDict
+
+    import torch.nn as nn
+    from torchvision.models.resnet import BasicBlock
+
+    def stage(cin: int, cout: int, stride: int):
+        down = None
+        if stride != 1 or cin != cout:
+            down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        return nn.Sequential(BasicBlock(cin, cout, stride, down), BasicBlock(cout, cout))
+
+    trunk = nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(3, 32, 7, 2, 3, bias=False),
+            bn1=nn.BatchNorm2d(32),
+            relu=nn.ReLU(inplace=True),
+            maxpool=nn.MaxPool2d(3, 2, 1),
+            layer1=stage(32, 32, 1),
+            layer2=stage(32, 64, 2),
+            layer3=stage(64, 128, 2),
+        )
+    )
+    for m in trunk.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return trunk
 
 
 def _stage_channels(stage) -> int:

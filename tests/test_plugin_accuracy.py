@@ -31,8 +31,13 @@ def test_eval_fixture_and_thresholds(pytester):
             pass
         """
     )
-    result = pytester.runpytest(f"--kp-model={card}", "--kp-allow-code", "--kp-report=out")
+    result = pytester.runpytest(
+        f"--kp-model={card}", "--kp-allow-code", "--kp-report=out", "--junitxml=junit.xml"
+    )
     result.assert_outcomes(passed=3)
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="kpmodel keypoints AP value" value="1.0"' in junit
+    assert '<property name="kpmodel keypoints AP threshold" value="&gt;= 0.9"' in junit
     result.stdout.fnmatch_lines(["*kpmodel*", "*check*value*threshold*margin*", "[[]accuracy[]]",
                                  "*keypoints AP*1.000*>= 0.900*pass"])  # fmt: skip
     report = json.loads((pytester.path / "out" / "kp-report.json").read_text())
