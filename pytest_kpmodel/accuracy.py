@@ -65,3 +65,30 @@ def precision_drop(session, precision: str) -> PrecisionDrop:
         out.drops[label] = float(a["AP"] - b["AP"])
         out.values[label] = {"fp32": float(a["AP"]), precision: float(b["AP"])}
     return out
+
+
+def flip_consistency(session, n_images: int = 32):
+    """Mean OKS between the model's predictions on a fixed sample of images and on their mirror
+    images mapped back with the card's flip pairs (``metrics.flip_consistency``)."""
+    from .metrics import flip_consistency as measure
+    from .predictions import PredictionSet
+    from .robustness.probes import Sample
+
+    sample = Sample(session, n_images)
+    model, ks, cat = session.model, session.card.keypoints, session.dataset.category_id
+    flipped = []
+    for s in range(0, len(sample.images), 4):
+        flipped += [
+            p.cpu() for p in model.predict([im.flip(-1) for im in sample.images[s : s + 4]])
+        ]
+    result = measure(
+        PredictionSet(sample.image_ids, sample.clean).to_coco_results(cat),
+        PredictionSet(sample.image_ids, flipped).to_coco_results(cat),
+        widths={i: im.shape[-1] for i, im in zip(sample.image_ids, sample.images, strict=True)},
+        flip_index=ks.flip_index(),
+        sigmas=ks.sigmas,
+        names=ks.names,
+    )
+    if session.parent is None:
+        session.sections.setdefault("metrics", {})["flip_consistency"] = result.to_json()
+    return result

@@ -32,6 +32,7 @@ KP_FIXTURES = frozenset(
         "kp_trigger_scan",
         "kp_parity",
         "kp_precision_drop",
+        "kp_flip_consistency",
         "kp_session",
     }
 )
@@ -456,6 +457,13 @@ def kp_baseline_eval(request: pytest.FixtureRequest):
     """The same metrics for the baseline model (--kp-baseline or the card's provenance.base)."""
     baseline = _get(request, "baseline")
     return _get(request, "eval", baseline)
+
+
+@pytest.fixture(scope="session")
+def kp_flip_consistency(request: pytest.FixtureRequest):
+    """Mean OKS between predictions on images and on their mirror images mapped back with the
+    card's flip pairs (1.0: perfectly flip-equivariant), on a fixed sample of the set."""
+    return _get(request, "flip_consistency")
 
 
 @pytest.fixture(scope="session")

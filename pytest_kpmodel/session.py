@@ -307,13 +307,25 @@ class KpSession:
 
     def _publish_metrics(self, metrics) -> None:
         if self.parent is None:
+            flip = self.sections.get("metrics", {}).get("flip_consistency")
             self.sections["metrics"] = metrics.to_json()
+            if flip is not None:
+                self.sections["metrics"]["flip_consistency"] = flip
         elif self.role == "baseline":
             card = self.card
             self.parent.sections["baseline"] = {
                 "model": {"name": card.model.name, "version": card.model.version},
                 "metrics": metrics.to_json(),
             }
+
+    @property
+    def flip_consistency(self):
+        def compute():
+            from .accuracy import flip_consistency
+
+            return flip_consistency(self)
+
+        return self._once("_flip_consistency", compute)
 
     def variant(self, **changes) -> KpSession:
         """The same model and data under other settings (e.g. precision), sharing this run's

@@ -127,6 +127,20 @@ def test_precision_drop_bf16_and_fp16_skip(pytester, tiny_card):
     result.stdout.fnmatch_lines(["*fp16 needs a CUDA device*"])
 
 
+def test_flip_consistency(pytester, tiny_card):
+    pytester.makepyfile(
+        """
+        def test_flip(kp_flip_consistency):
+            f = kp_flip_consistency
+            assert f.mean_oks is None or 0.0 <= f.mean_oks <= 1.0
+            assert len(f.per_keypoint) == 17
+        """
+    )
+    pytester.runpytest(f"--kp-model={tiny_card}", "--kp-report=out").assert_outcomes(passed=1)
+    report = json.loads((pytester.path / "out" / "kp-report.json").read_text())
+    assert "pairs" in report["metrics"]["flip_consistency"]
+
+
 def test_bad_threshold_argument(pytester, tiny_card):
     pytester.makepyfile(
         """
