@@ -29,6 +29,7 @@ from typing import Any
 
 from .errors import KpModelError
 from .findings import CheckResult, Finding, Gate
+from .marker_args import check_marker_args
 
 # name -> (metrics section, stat, label)
 ACCURACY: dict[str, tuple[str, str, str]] = {
@@ -68,16 +69,6 @@ def _number(marker: str, key: str, value: Any) -> float:
     return float(value)
 
 
-def _check_args(marker: str, args: tuple, kwargs: dict[str, Any], allowed) -> None:
-    if args:
-        raise KpModelError(f"{marker} takes keyword arguments only; got {args!r}")
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise KpModelError(
-            f"{marker}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
-
-
 def accuracy_value(metrics, name: str, confidence: float | None = None) -> float:
     section, stat, _ = ACCURACY[name]
     stats = getattr(metrics, section)
@@ -96,7 +87,7 @@ def accuracy_value(metrics, name: str, confidence: float | None = None) -> float
 
 def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
     """``kp_thresholds(...)``: each named metric against its bound."""
-    _check_args("kp_thresholds", args, kwargs, THRESHOLD_ARGS)
+    check_marker_args("kp_thresholds", args, kwargs, THRESHOLD_ARGS)
     result = CheckResult("kp_thresholds")
     confidence = kwargs.pop("confidence", None)
     if confidence is not None:
@@ -152,7 +143,7 @@ NO_REGRESSION_DEFAULTS = {"box_ap": 0.01, "kp_ap": 0.01, "fps": 0.05}
 def no_regression(session, *args: Any, **kwargs: Any) -> CheckResult:
     """``kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05)``: allowed drops against the
     baseline, absolute for accuracy, relative (a fraction) for fps; None turns one off."""
-    _check_args("kp_no_regression", args, kwargs, (*ACCURACY, "fps"))
+    check_marker_args("kp_no_regression", args, kwargs, (*ACCURACY, "fps"))
     tolerances = {**NO_REGRESSION_DEFAULTS, **kwargs}
     tolerances = {
         k: _number("kp_no_regression", k, v) for k, v in tolerances.items() if v is not None
@@ -197,7 +188,7 @@ def claims(session, *args: Any, tolerance: float = 0.01, speed_tolerance: float 
     by ``speed_tolerance`` (relative), and only count when measured on the same kind of device
     the vendor used - they are skipped unless the spec names ``speed=True``."""
     speed = kwargs.pop("speed", False)
-    _check_args("kp_claims", args, kwargs, ())
+    check_marker_args("kp_claims", args, kwargs, ())
     tolerance = _number("kp_claims", "tolerance", tolerance)
     speed_tolerance = _number("kp_claims", "speed_tolerance", speed_tolerance)
     card_claims = session.card.claims

@@ -438,16 +438,9 @@ def evaluate(session, *args: Any, root: str | Path | None = None, **kwargs: Any)
     Relative ``trusted_keys``/``base`` resolve against ``root`` (the plugin passes rootdir). The
     session's cached weights digest is reused.
     """
-    if args:
-        raise KpModelError(
-            f"kp_provenance takes keyword arguments only ({', '.join(MARKER_ARGS)}); got {args!r}"
-        )
-    unknown = sorted(set(kwargs) - set(MARKER_ARGS))
-    if unknown:
-        raise KpModelError(
-            f"kp_provenance: unknown argument(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(MARKER_ARGS)}"
-        )
+    from .marker_args import check_marker_args
+
+    check_marker_args("kp_provenance", args, kwargs, MARKER_ARGS)
     card = session.card
     digests: dict[Path, str] = {}
     weights = card.model.weights

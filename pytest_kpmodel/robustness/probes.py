@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KpModelError
+from ..marker_args import check_marker_args
 
 CORRUPTION_ARGS = ("corruptions", "severities", "max_images", "batch_size")
 
@@ -29,14 +30,7 @@ class CorruptionConfig:
     def from_marker(cls, args: tuple, kwargs: dict[str, Any]) -> CorruptionConfig:
         from .corruptions import CORRUPTIONS, SEVERITIES
 
-        if args:
-            raise KpModelError(f"kp_corruptions takes keyword arguments only; got {args!r}")
-        unknown = sorted(set(kwargs) - set(CORRUPTION_ARGS))
-        if unknown:
-            raise KpModelError(
-                f"kp_corruptions: unknown argument(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(CORRUPTION_ARGS)}"
-            )
+        check_marker_args("kp_corruptions", args, kwargs, CORRUPTION_ARGS)
         names = kwargs.get("corruptions")
         if names is not None:
             names = tuple(names)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import KpModelError
+from ..marker_args import check_marker_args
 
 MARKER_ARGS = ("pickle", "network", "subprocess", "writes", "code", "allow_globals")
 PICKLE_MODES = ("strict", "none")
@@ -28,14 +29,7 @@ class SecurityPolicy:
 
     @classmethod
     def from_marker(cls, args: tuple, kwargs: dict[str, Any]) -> SecurityPolicy:
-        if args:
-            raise KpModelError(f"kp_security takes keyword arguments only; got {args!r}")
-        unknown = sorted(set(kwargs) - set(MARKER_ARGS))
-        if unknown:
-            raise KpModelError(
-                f"kp_security: unknown argument(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(MARKER_ARGS)}"
-            )
+        check_marker_args("kp_security", args, kwargs, MARKER_ARGS)
         pickle = kwargs.get("pickle", "strict")
         if pickle not in PICKLE_MODES:
             raise KpModelError(
