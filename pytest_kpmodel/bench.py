@@ -252,6 +252,10 @@ def with_precision(model, precision: str):
     current = getattr(model, "precision", "fp32")
     if precision == current:
         return model
+    from .security.guarded_model import GuardedModel
+
+    if isinstance(model, GuardedModel):  # the variant runs under the same runtime guard
+        return GuardedModel(with_precision(model.inner, precision), model.guard)
     from .adapters.options import LoadOptions
     from .adapters.torch_module import TorchDetectionModel
     from .errors import AdapterError

@@ -1,0 +1,10 @@
+{
+  "payloadType": "application/vnd.kpmodel.manifest+json",
+  "payload": "eyJjYXJkIjp7InBhdGgiOiJrcG1vZGVsLnRvbWwiLCJzaGEyNTYiOiI1YTM4NDcxZWRjZTNmYjA0Mzk3NzBhZTEwODg1OTBjMzBhODYzNmIwYzZjYmU2YjA2MWE2YmU5NmE4ZjUxOGJjIn0sImZpbGVzIjp7IkxJQ0VOU0UiOiJjNDNmMWQyNTU3NjMwMTBiZjBjODIwM2E5NDQzYTJjMGE1OGRmOGZkODZmMTc2OGM1MWM0YTljOGM0MjU5NmU2Iiwia3AtdGlueS1tb2Quc2FmZXRlbnNvcnMiOiJkMjZhMjczYzE1MDczMGFkMDMzYWNjODEyYWY4MGNlZmFjMWQ5MDU4YTdhNzk2YjlmZDI4ZTJiZGRiOWRkMzZiIn0sImhhc2giOiJzaGEyNTYiLCJzY2hlbWUiOiJrcG1vZGVsLW1hbmlmZXN0IiwidmVyc2lvbiI6MX0=",
+  "signatures": [
+    {
+      "keyid": "1b20f35681360059f15c979d450edcb90059f775e1c4e11ece26ed53a516ca01",
+      "sig": "rrJrXvX6AoV9HJrov+Fg3GCPaValJwjWfc19p4XXhg7vjVL9WwI1Wb/iwWEMLd4GTDjfSv3MLEjJKNnNwB3oDQ=="
+    }
+  ]
+}
