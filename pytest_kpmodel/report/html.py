@@ -529,8 +529,9 @@ class Page:
 
     def _claims(self, claims: Mapping[str, Any]) -> str:
         metrics = _dict(self.report.get("metrics"))
-        where = {"box_ap": "bbox.AP", "box_ap50": "bbox.AP50", "kp_ap": "keypoints.AP",
-                 "kp_ap50": "keypoints.AP50", "kp_ar": "keypoints.AR"}  # fmt: skip
+        from ..gates import ACCURACY
+
+        where = {name: f"{section}.{stat}" for name, (section, stat, _) in ACCURACY.items()}
         rows = []
         for k, v in claims.items():
             measured = plots.leaf(metrics, where.get(k, k))

@@ -54,7 +54,11 @@ def render(checks: list[dict[str, Any]]) -> list[str]:
         for concern, rs in grouped.items():
             lines.append(f"[{concern}]")
             for r in rs:
-                lines.append(fmt.format(r[0][: widths[0]], *r[1:]))
+                if len(r[0]) > widths[0]:  # a long name gets a line of its own
+                    lines.append(r[0])
+                    lines.append(fmt.format("", *r[1:]))
+                else:
+                    lines.append(fmt.format(*r))
     failed = [c for c in checks if not c.get("passed") and not c.get("skipped")]
     for c in failed:
         msgs = [f["message"] for f in c.get("findings", []) if f.get("severity") == "fail"]
