@@ -57,7 +57,10 @@ def test_runs_with_model_and_caches(pytester, tiny_card):
     first = pytester.runpytest(f"--kp-model={tiny_card}", "-s")
     first.assert_outcomes(passed=3)
     first.stdout.fnmatch_lines(
-        ["kpmodel: tiny 0.1 sha256:* device=cpu *seed=0 hypothesis-profile=kpmodel", "*FROM_CACHE False*"]
+        [
+            "kpmodel: tiny 0.1 sha256:* device=cpu *seed=0 hypothesis-profile=kpmodel",
+            "*FROM_CACHE False*",
+        ]
     )
     second = pytester.runpytest(f"--kp-model={tiny_card}", "-s")
     second.stdout.fnmatch_lines(["*FROM_CACHE True*"])
