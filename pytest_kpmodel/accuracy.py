@@ -72,15 +72,11 @@ def flip_consistency(session, n_images: int = 32):
     images mapped back with the card's flip pairs (``metrics.flip_consistency``)."""
     from .metrics import flip_consistency as measure
     from .predictions import PredictionSet
-    from .robustness.probes import Sample
+    from .robustness.probes import Sample, predict_images
 
     sample = Sample(session, n_images)
-    model, ks, cat = session.model, session.card.keypoints, session.dataset.category_id
-    flipped = []
-    for s in range(0, len(sample.images), 4):
-        flipped += [
-            p.cpu() for p in model.predict([im.flip(-1) for im in sample.images[s : s + 4]])
-        ]
+    ks, cat = session.card.keypoints, session.dataset.category_id
+    flipped = predict_images(session.model, [im.flip(-1) for im in sample.images])
     result = measure(
         PredictionSet(sample.image_ids, sample.clean).to_coco_results(cat),
         PredictionSet(sample.image_ids, flipped).to_coco_results(cat),

@@ -39,25 +39,6 @@ PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
 
 
 # -- OKS ------------------------------------------------------------------------------------------
-def oks_matrix(kps_a, kps_b, areas_a, sigmas):
-    """OKS between every row of ``kps_a`` [N, K, >=2] and of ``kps_b`` [M, K, >=2] -> [N, M].
-
-    COCO's formula with every keypoint counted: ``mean_k exp(-d_k^2 / (2 * area * (2 sigma_k)^2))``
-    where ``area`` is the scale of the ``a`` instance (``areas_a`` [N])."""
-    import torch
-
-    a = kps_a[..., :2].double()
-    b = kps_b[..., :2].double()
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return torch.zeros((a.shape[0], b.shape[0]), dtype=torch.float64)
-    s = torch.as_tensor(sigmas, dtype=torch.float64)
-    var = (2.0 * s) ** 2  # [K]
-    d2 = ((a[:, None] - b[None]) ** 2).sum(-1)  # [N, M, K]
-    area = areas_a.double().clamp(min=1.0)[:, None, None]
-    e = d2 / (2.0 * area * var)
-    return torch.exp(-e).mean(-1)
-
-
 def match_oks(ref, other, sigmas, min_score: float = 0.0) -> list[float]:
     """Greedy OKS matching of ``ref``'s detections (``Prediction``, by descending score) to
     ``other``'s unmatched detections of the same label; the matched OKS per ``ref`` detection
@@ -70,7 +51,9 @@ def match_oks(ref, other, sigmas, min_score: float = 0.0) -> list[float]:
     order = keep[torch.argsort(ref.scores[keep], descending=True, stable=True)]
     boxes = ref.boxes[order].double()
     areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-    m = oks_matrix(ref.keypoints[order].cpu(), other.keypoints.cpu(), areas.cpu(), sigmas)
+    from .robustness.oks import oks_matrix
+
+    m = oks_matrix(ref.keypoints[order].cpu(), areas.cpu(), other.keypoints.cpu(), sigmas)
     if m.shape[1]:
         same = ref.labels[order].cpu()[:, None] == other.labels.cpu()[None, :]
         m = torch.where(same, m, torch.full_like(m, -1.0))

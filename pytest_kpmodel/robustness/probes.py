@@ -55,6 +55,14 @@ class CorruptionConfig:
         )
 
 
+def predict_images(model, images, batch_size: int = 4) -> list:
+    """The model's predictions (on the CPU) for a list of float CHW images, in batches."""
+    out = []
+    for s in range(0, len(images), batch_size):
+        out += [p.cpu() for p in model.predict(images[s : s + batch_size])]
+    return out
+
+
 class Sample:
     """A fixed, seeded sample of the evaluation set with the model's clean predictions."""
 
@@ -66,10 +74,7 @@ class Sample:
         self.indices = fixed_sample(len(ds), min(n, len(ds)), seed=session.settings.seed)
         self.image_ids = [ds.image_ids[i] for i in self.indices]
         self.images = [im.float().div_(255) for im in load_images(ds, self.indices)]
-        model = session.model
-        self.clean = []
-        for s in range(0, len(self.images), 4):
-            self.clean += [p.cpu() for p in model.predict(self.images[s : s + 4])]
+        self.clean = predict_images(session.model, self.images)
 
 
 class StabilityProbe:

@@ -240,7 +240,9 @@ def test_oks_helpers():
     kps = torch.tensor([[[10.0, 10.0, 1.0], [20.0, 20.0, 1.0]]])
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]])  # area 100
     sigmas = (0.1, 0.2)
-    m = parity.oks_matrix(kps, kps + torch.tensor([3.0, 4.0, 0.0]), torch.tensor([100.0]), sigmas)
+    from pytest_kpmodel.robustness.oks import oks_matrix
+
+    m = oks_matrix(kps, torch.tensor([100.0]), kps + torch.tensor([3.0, 4.0, 0.0]), sigmas)
     expected = sum(math.exp(-25.0 / (2 * 100 * (2 * s) ** 2)) for s in sigmas) / 2
     assert m.shape == (1, 1) and float(m[0, 0]) == pytest.approx(expected)
     ref = Prediction(boxes.repeat(2, 1), torch.tensor([0.9, 0.8]), torch.tensor([1, 1]),
