@@ -129,3 +129,23 @@ def test_low_light_darkens(train):
     dark = train.low_light(img, torch.Generator().manual_seed(0))
     assert dark.shape == img.shape and dark.min() >= 0 and dark.max() <= 1
     assert dark.mean() < 0.4
+
+
+def test_low_light_eval_scores_cards_on_darkened_images(trained, tiny_val, capsys):
+    import torch
+
+    from pytest_kpmodel.card import load_card
+
+    low_light_eval = _load_tool("low_light_eval")
+    out, _ = trained
+    card = load_card(out)
+    torch.manual_seed(0)
+    image = torch.rand(3, 72, 96)
+    assert torch.equal(low_light_eval.darken(image, 7), low_light_eval.darken(image, 7))
+    assert low_light_eval.darken(image, 7).mean() < image.mean()
+    low_light_eval.main([str(out / "kpmodel.toml"), "--val", str(tiny_val)])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| model | box AP | box AP50 | kp AP | kp AP50 |"
+    row = table[2].split("|")
+    assert row[1].strip() == card.model.name
+    assert all(-1.0 <= float(v) <= 1.0 for v in row[2:6])

@@ -211,8 +211,12 @@ def predict_coco(
     images: Path | None = None,
     threads: int | None = None,
     max_images=None,
+    transform=None,
 ):
-    """Run the model on every image of a COCO file; COCO results and the wall time."""
+    """Run the model on every image of a COCO file; COCO results and the wall time.
+
+    ``transform(image, image_id)``, when given, changes each decoded image before the model sees it.
+    """
     import torch
     from PIL import Image
 
@@ -227,6 +231,8 @@ def predict_coco(
         for im in data["images"][:max_images]:
             pil = Image.open(images / im["file_name"]).convert("RGB")
             x = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float().div_(255)
+            if transform is not None:
+                x = transform(x, im["id"])
             out = model([x])[0]
             boxes = out["boxes"].tolist()
             scores = out["scores"].tolist()
