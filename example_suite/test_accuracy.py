@@ -3,12 +3,17 @@
 import pytest
 
 # The adopter's bar for this (synthetic) task. The vendor's card claims more; kp_claims checks that.
-BOX_AP, BOX_AP50, KP_AP, KP_AP50 = 0.45, 0.85, 0.15, 0.50
-KP_AP_LOW = 0.12  # what the lower end of the 95% bootstrap interval must clear
+BOX_AP, BOX_AP50, KP_AP, KP_AP50 = 0.55, 0.90, 0.28, 0.65
+KP_AP_LOW = 0.25  # what the lower end of the 95% bootstrap interval must clear
 # This small CPU-trained reference model mixes up left and right knees and ankles on people
-# seen from the back about a fifth of the time; a production spec would demand far less.
-MAX_INVERSION = 0.25  # share of matched keypoints with left and right swapped
-MIN_KEYPOINT_AP = 0.15  # every keypoint, on its own
+# seen from the back a quarter (knees) to over a third (ankles) of the time; a production spec
+# would demand far less.
+MAX_INVERSION = 0.20  # share of matched keypoints with left and right swapped
+MIN_KEYPOINT_AP = 0.20  # every keypoint, on its own
+# We adopt the modified model for low light (its keypoint AP there is 0.218 against the base's
+# 0.128, see its TRAINING.md) and accept a small loss on clean images: 0.027 keypoint AP, less
+# than the width of the 95% bootstrap interval on these 200 images. With kp_ap=0.02 this fails.
+MAX_KP_AP_LOSS = 0.04
 
 
 @pytest.mark.kp_thresholds(box_ap=BOX_AP, box_ap50=BOX_AP50, kp_ap=KP_AP, kp_ap50=KP_AP50)
@@ -26,7 +31,7 @@ def test_vendor_claims_hold():
     pass
 
 
-@pytest.mark.kp_no_regression(box_ap=0.02, kp_ap=0.02, fps=None)
+@pytest.mark.kp_no_regression(box_ap=0.02, kp_ap=MAX_KP_AP_LOSS, fps=None)
 def test_no_worse_than_base():
     pass
 
