@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tool_modules import load_tool
 
 from pytest_kpmodel.keypoints import COCO_NAMES, COCO_SKELETON
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load_tool(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _load_tool("synth_data")
+synth = load_tool("synth_data")
 
 W, H = 192, 144
 

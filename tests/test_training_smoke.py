@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from tool_modules import load_tool
 
 TINY = ["--width", "96", "--height", "72", "--min-size", "72", "--max-size", "96",
         "--fpn-channels", "16", "--box-head-dim", "32", "--keypoint-head-channels", "16",
@@ -19,24 +15,14 @@ TINY = ["--width", "96", "--height", "72", "--min-size", "72", "--max-size", "96
 # One thread: on a shared 2-core machine two threads make tiny ops wait for each other (~50x).
 
 
-def _load_tool(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train():
-    return _load_tool("train")
+    return load_tool("train")
 
 
 @pytest.fixture(scope="module")
 def tiny_val(tmp_path_factory):
-    synth = _load_tool("synth_data")
+    synth = load_tool("synth_data")
     out = tmp_path_factory.mktemp("val")
     synth.write_dataset(out, num_images=2, seed=5, width=96, height=72)
     return out / "annotations.json"
@@ -136,7 +122,7 @@ def test_low_light_eval_scores_cards_on_darkened_images(trained, tiny_val, capsy
 
     from pytest_kpmodel.card import load_card
 
-    low_light_eval = _load_tool("low_light_eval")
+    low_light_eval = load_tool("low_light_eval")
     out, _ = trained
     card = load_card(out)
     torch.manual_seed(0)

@@ -269,6 +269,18 @@ class Figure:
     head_depth: float
     full_area: int
 
+    def window(self, w: int, h: int) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+        """(image slices, local-canvas slices) of the part of this figure inside a w x h image;
+        None when none of it is."""
+        fh, fw = self.parts.shape
+        ys0, xs0 = max(self.y0, 0), max(self.x0, 0)
+        ys1, xs1 = min(self.y0 + fh, h), min(self.x0 + fw, w)
+        if ys1 <= ys0 or xs1 <= xs0:
+            return None
+        image = (slice(ys0, ys1), slice(xs0, xs1))
+        local = (slice(ys0 - self.y0, ys1 - self.y0), slice(xs0 - self.x0, xs1 - self.x0))
+        return image, local
+
 
 def _palette(rng: np.random.Generator) -> np.ndarray:
     """A random colour, biased away from dull greys half of the time."""
@@ -693,15 +705,12 @@ def render(
     img = np.asarray(bg, dtype=np.float32).copy()
     for i in keep:
         f = figures[i]
-        fh_, fw_ = f.parts.shape
-        ys0, xs0 = max(f.y0, 0), max(f.x0, 0)
-        ys1, xs1 = min(f.y0 + fh_, h), min(f.x0 + fw_, w)
-        if ys1 <= ys0 or xs1 <= xs0:
+        win = f.window(w, h)
+        if win is None:
             continue
-        lp = f.parts[ys0 - f.y0 : ys1 - f.y0, xs0 - f.x0 : xs1 - f.x0] > 0
-        lc = f.colour[ys0 - f.y0 : ys1 - f.y0, xs0 - f.x0 : xs1 - f.x0]
-        region = img[ys0:ys1, xs0:xs1]
-        region[lp] = lc[lp]
+        image, local = win
+        lp = f.parts[local] > 0
+        img[image][lp] = f.colour[local][lp]
     occ_rgb = np.asarray(occ_layer, dtype=np.float32)
     img[occ] = occ_rgb[occ]
     img = _lighting(rng, img)
@@ -742,16 +751,14 @@ def _compose(figures: list[Figure], keep: list[int], occ: np.ndarray, w: int, h:
     owner = np.zeros((h, w), dtype=np.uint8)
     part = np.zeros((h, w), dtype=np.uint8)
     for i in keep:
-        f = figures[i]
-        fh_, fw_ = f.parts.shape
-        ys0, xs0 = max(f.y0, 0), max(f.x0, 0)
-        ys1, xs1 = min(f.y0 + fh_, h), min(f.x0 + fw_, w)
-        if ys1 <= ys0 or xs1 <= xs0:
+        win = figures[i].window(w, h)
+        if win is None:
             continue
-        lp = f.parts[ys0 - f.y0 : ys1 - f.y0, xs0 - f.x0 : xs1 - f.x0]
+        image, local = win
+        lp = figures[i].parts[local]
         m = lp > 0
-        owner[ys0:ys1, xs0:xs1][m] = i + 1
-        part[ys0:ys1, xs0:xs1][m] = lp[m]
+        owner[image][m] = i + 1
+        part[image][m] = lp[m]
     owner[occ] = OCCLUDER
     part[occ] = 0
     vis = {}
