@@ -11,7 +11,7 @@ processes, each collecting and running the same tests. The run's ``KpSession`` h
   default 1800); the plugin destroys it at ``pytest_unconfigure`` (:func:`shutdown`);
 - shards the evaluation set **by whole batches of the global order** (:func:`shard_indices`):
   every image is batched with the same neighbours as in a one-process run, so batched padding,
-  and therefore every prediction, is the same; predictions travel between ranks as raw tensor
+  and therefore every prediction, is the same; predictions travel between ranks as safetensors
   bytes (no pickle, dtypes kept), are merged back into the global image order, and every rank
   ends up with the full ``PredictionSet`` (:func:`predict_sharded`);
 - evaluates once, on rank 0, and broadcasts the metrics (:meth:`Group.on_main`), so every
@@ -43,7 +43,6 @@ import json
 import math
 import os
 import pickle
-import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -482,70 +481,60 @@ def shard_indices(n: int, world_size: int, rank: int, *, batch_size: int = 1,
 
 # -- predictions on the wire ------------------------------------------------------------------------
 _FIELDS = ("boxes", "scores", "labels", "keypoints")
-_MAGIC = b"KPSHARD1"
 
 
 def pack_predictions(items: Sequence[tuple[int, Prediction]], seconds: float = 0.0) -> bytes:
-    """``(key, Prediction)`` pairs as bytes: a JSON header and the tensors' raw bytes, each
-    field concatenated over the items (one run per dtype and trailing shape, so values, dtypes
-    and shapes come back exactly, bf16 included); no pickle."""
+    """``(key, Prediction)`` pairs as safetensors bytes: values, dtypes and shapes come back
+    exactly (bf16 included), and nothing is pickled. Each field is concatenated over the items,
+    one run per dtype and trailing shape (``<field>.<run>.values``, with the items it holds and
+    their row counts), because one tensor per image makes the header the bottleneck."""
     import torch
+    from safetensors.torch import save
 
-    n = len(items)
-    fields: dict[str, list[Any]] = {}
-    chunks: list[bytes] = []
-    offset = 0
+    tensors = {
+        "keys": torch.tensor([int(k) for k, _ in items], dtype=torch.int64),
+        "seconds": torch.tensor([float(seconds)], dtype=torch.float64),
+    }
     for name in _FIELDS:
-        tensors = [getattr(p, name).detach().cpu() for _, p in items]
-        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for i, t in enumerate(tensors):
-            kind = (str(t.dtype).removeprefix("torch."), tuple(t.shape[1:]))
-            groups.setdefault(kind, []).append(i)
-        runs = []
-        for (dtype, trailing), members in groups.items():
-            cat = torch.cat([tensors[i].contiguous() for i in members])
-            raw = cat.reshape(-1).view(torch.uint8).numpy().tobytes() if cat.numel() else b""
-            counts = [int(tensors[i].shape[0]) for i in members]
-            everyone = None if len(members) == n else members
-            runs.append([dtype, list(trailing), everyone, counts, offset, len(raw)])
-            chunks.append(raw)
-            offset += len(raw)
-        fields[name] = runs
-    header = {"seconds": float(seconds), "keys": [int(k) for k, _ in items], "fields": fields}
-    head = json.dumps(header).encode()
-    return _MAGIC + struct.pack("<Q", len(head)) + head + b"".join(chunks)
+        columns = [getattr(p, name).detach().cpu() for _, p in items]
+        runs: dict[tuple[torch.dtype, tuple[int, ...]], list[int]] = {}
+        for i, t in enumerate(columns):
+            runs.setdefault((t.dtype, tuple(t.shape[1:])), []).append(i)
+        for r, members in enumerate(runs.values()):
+            tensors[f"{name}.{r}.values"] = torch.cat([columns[i] for i in members]).contiguous()
+            tensors[f"{name}.{r}.members"] = torch.tensor(members, dtype=torch.int64)
+            tensors[f"{name}.{r}.counts"] = torch.tensor(
+                [columns[i].shape[0] for i in members], dtype=torch.int64
+            )
+    return save(tensors)
 
 
 def unpack_predictions(data: bytes) -> tuple[list[tuple[int, Prediction]], float]:
     import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
     from .adapters.base import Prediction
 
-    if data[: len(_MAGIC)] != _MAGIC:
-        raise DistributedError("a rank sent predictions in an unknown format")
-    (size,) = struct.unpack("<Q", data[len(_MAGIC) : len(_MAGIC) + 8])
-    start = len(_MAGIC) + 8
-    header = json.loads(data[start : start + size])
-    blob = memoryview(data)[start + size :]
-    keys = header["keys"]
-    columns: dict[str, list[Any]] = {name: [None] * len(keys) for name in _FIELDS}
-    for name in _FIELDS:
-        for dtype_name, trailing, members, counts, off, length in header["fields"][name]:
-            dtype = getattr(torch, dtype_name, None)
-            if not isinstance(dtype, torch.dtype):
-                raise DistributedError(f"a rank sent predictions of unknown dtype {dtype_name!r}")
-            if length:
-                flat = torch.frombuffer(bytearray(blob[off : off + length]), dtype=torch.uint8)
-                whole = flat.view(dtype).reshape(sum(counts), *trailing)
-            else:
-                whole = torch.zeros((sum(counts), *trailing), dtype=dtype)
-            idx = range(len(keys)) if members is None else members
-            for i, part in zip(idx, torch.split(whole, counts), strict=True):
-                columns[name][i] = part
-    out = [
-        (int(k), Prediction(*(columns[name][i] for name in _FIELDS))) for i, k in enumerate(keys)
-    ]
-    return out, float(header["seconds"])
+    try:
+        tensors = load(data)
+        keys = tensors["keys"].tolist()
+        seconds = float(tensors["seconds"][0])
+        columns: dict[str, list[Any]] = {name: [None] * len(keys) for name in _FIELDS}
+        for name in _FIELDS:
+            r = 0
+            while f"{name}.{r}.values" in tensors:
+                counts = tensors[f"{name}.{r}.counts"].tolist()
+                parts = torch.split(tensors[f"{name}.{r}.values"], counts)
+                for i, part in zip(tensors[f"{name}.{r}.members"].tolist(), parts, strict=True):
+                    columns[name][i] = part
+                r += 1
+        if any(t is None for col in columns.values() for t in col):
+            raise KeyError("a prediction field is missing")
+    except (SafetensorError, KeyError, IndexError, ValueError, RuntimeError) as exc:
+        raise DistributedError(f"a rank sent predictions in an unknown format ({exc})") from None
+    out = [(int(k), Prediction(*(columns[n][i] for n in _FIELDS))) for i, k in enumerate(keys)]
+    return out, seconds
 
 
 def merge_shards(payloads: Sequence[bytes], order: Sequence[int]) -> tuple[list[Prediction], float]:
