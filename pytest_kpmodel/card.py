@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import CardError
-from .keypoints import COCO17, COCO_SKELETON, KeypointSet
+from .keypoints import COCO17, PRESETS, KeypointSet
+from .keypoints import preset as keypoint_preset
 
 CARD_FILENAME = "kpmodel.toml"
 SCHEMA_VERSION = 1
@@ -67,6 +68,10 @@ class Dependencies:
 class DatasetRef:
     annotations: Path | None = None
     images: Path | None = None
+    # How this set's ground truth is read (see metrics_data): they describe the card's own
+    # annotation file, so they do not apply to a set passed with --kp-dataset.
+    allow_box_area: bool = False  # accept 'area' == box w*h on every annotation (OCHuman)
+    area_from_box: float | None = None  # 'area' of annotations without one: this * box w*h
 
 
 @dataclass(frozen=True)
@@ -253,20 +258,36 @@ class _Parser:
         )
 
     def keypoints(self) -> KeypointSet:
-        t = self.table("keypoints", ("names", "flip_pairs", "sigmas", "skeleton"))
+        allowed = ("preset", "names", "flip_pairs", "sigmas", "skeleton")
+        t = self.table("keypoints", allowed)
         if not t:
             return COCO17
-        names = self.strings(t, "keypoints", "names") if "names" in t else COCO17.names
+        base = COCO17
+        preset_name = self.string(t, "keypoints", "preset")
+        if preset_name is not None:
+            found = keypoint_preset(preset_name)
+            if found is None:
+                raise self.fail(
+                    "keypoints.preset",
+                    f"unknown preset {preset_name!r}; known presets: {', '.join(PRESETS)}",
+                )
+            base = found
+        names = self.strings(t, "keypoints", "names") if "names" in t else base.names
         if len(set(names)) != len(names):
             raise self.fail("keypoints.names", "names must be unique")
+        # A named preset lends its sigmas, pairs and skeleton to renamed keypoints position by
+        # position; without one, only COCO's own names get COCO's values.
+        inherit = names == base.names or (
+            preset_name is not None and len(names) == base.num_keypoints
+        )
         sigmas_raw = t.get("sigmas", None)
         if sigmas_raw is None:
-            if names != COCO17.names:
+            if not inherit:
                 raise self.fail(
                     "keypoints.sigmas",
                     "missing; a custom keypoint set needs one OKS sigma per name",
                 )
-            sigmas = COCO17.sigmas
+            sigmas = base.sigmas
         else:
             if not isinstance(sigmas_raw, list) or not all(
                 isinstance(s, int | float) and not isinstance(s, bool) for s in sigmas_raw
@@ -283,15 +304,21 @@ class _Parser:
             raise self.fail("keypoints.sigmas", "every sigma must be > 0")
         pairs_raw = t.get("flip_pairs", None)
         if pairs_raw is None:
-            pairs = COCO17.flip_pairs if names == COCO17.names else ()
+            position = {n: i for i, n in enumerate(base.names)}
+            pairs = (
+                tuple((names[position[a]], names[position[b]]) for a, b in base.flip_pairs)
+                if inherit
+                else ()
+            )
         else:
             pairs = self._pairs(pairs_raw, names)
         skeleton_raw = t.get("skeleton", None)
         if skeleton_raw is None:
-            skeleton = COCO_SKELETON if names == COCO17.names else ()
+            skeleton = base.skeleton if inherit else ()
         else:
             skeleton = self._skeleton(skeleton_raw, names)
-        return KeypointSet(names=names, flip_pairs=pairs, sigmas=sigmas, skeleton=skeleton)
+        ks = KeypointSet(names=names, flip_pairs=pairs, sigmas=sigmas, skeleton=skeleton)
+        return replace(ks, preset=base.preset) if ks == base else ks
 
     def _pairs(self, raw: Any, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         key = "keypoints.flip_pairs"
@@ -388,10 +415,25 @@ class _Parser:
         return out
 
     def dataset(self) -> DatasetRef:
-        t = self.table("dataset", ("annotations", "images"))
+        t = self.table("dataset", ("annotations", "images", "allow_box_area", "area_from_box"))
+        allow = t.get("allow_box_area", False)
+        if not isinstance(allow, bool):
+            raise self.fail(
+                "dataset.allow_box_area", f"must be true or false, got {_tname(allow)} {allow!r}"
+            )
+        factor = t.get("area_from_box")
+        if factor is not None and (
+            isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1
+        ):
+            raise self.fail(
+                "dataset.area_from_box",
+                f"must be a number in (0, 1] (CrowdPose's evaluation uses 0.53), got {factor!r}",
+            )
         return DatasetRef(
             annotations=self.file(t, "dataset", "annotations", inside=False, must_exist=False),
             images=self.file(t, "dataset", "images", inside=False, must_exist=False),
+            allow_box_area=allow,
+            area_from_box=None if factor is None else float(factor),
         )
 
 

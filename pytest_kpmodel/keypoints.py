@@ -1,47 +1,41 @@
-"""The COCO-17 person keypoint set: names, left/right flip pairs, OKS sigmas and skeleton.
+"""Keypoint sets: what a model predicts and how OKS weighs each point, and the named presets.
 
-This is the one place these defaults live; cards without a ``[keypoints]`` table get them.
+COCO-17 is the default (cards without a ``[keypoints]`` table get it); ``[keypoints] preset``
+selects one of :data:`PRESETS` by name. The values live in :mod:`.keypoint_presets`, with their
+sources.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COCO_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
+from .keypoint_presets import (
+    COCO_FLIP_PAIRS,
+    COCO_NAMES,
+    COCO_SIGMAS,
+    COCO_SKELETON,
+    CROWDPOSE_FLIP_PAIRS,
+    CROWDPOSE_NAMES,
+    CROWDPOSE_SIGMAS,
+    CROWDPOSE_SKELETON,
+    WHOLEBODY_FLIP_PAIRS,
+    WHOLEBODY_NAMES,
+    WHOLEBODY_SIGMAS,
+    WHOLEBODY_SKELETON,
 )
 
-# pycocotools' COCOeval.Params.kpt_oks_sigmas, in COCO_NAMES order.
-COCO_SIGMAS: tuple[float, ...] = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-)  # fmt: skip
-
-COCO_FLIP_PAIRS: tuple[tuple[str, str], ...] = tuple(
-    (COCO_NAMES[i], COCO_NAMES[i + 1]) for i in range(1, 17, 2)
-)
-
-# The skeleton from COCO's person category, 0-based indices into COCO_NAMES.
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+__all__ = [
+    "COCO17",
+    "COCO_FLIP_PAIRS",
+    "COCO_NAMES",
+    "COCO_SIGMAS",
+    "COCO_SKELETON",
+    "CROWDPOSE14",
+    "COCO_WHOLEBODY133",
+    "PRESETS",
+    "KeypointSet",
+    "preset",
+]
 
 
 @dataclass(frozen=True)
@@ -52,10 +46,18 @@ class KeypointSet:
     flip_pairs: tuple[tuple[str, str], ...] = COCO_FLIP_PAIRS
     sigmas: tuple[float, ...] = COCO_SIGMAS
     skeleton: tuple[tuple[int, int], ...] = field(default=COCO_SKELETON)
+    # The preset it was built from ("" for a custom set); for messages, not for equality.
+    preset: str = field(default="", compare=False)
 
     @property
     def num_keypoints(self) -> int:
         return len(self.names)
+
+    @property
+    def label(self) -> str:
+        """How messages name this set: ``14 keypoints (preset crowdpose14)``."""
+        what = f"preset {self.preset}" if self.preset else "custom"
+        return f"{self.num_keypoints} keypoints ({what})"
 
     def flip_index(self) -> list[int]:
         """For each keypoint, the index of its mirror image (itself when unpaired)."""
@@ -66,4 +68,31 @@ class KeypointSet:
         return perm
 
 
-COCO17 = KeypointSet()
+def _indices(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]):
+    index = {n: i for i, n in enumerate(names)}
+    return tuple((index[a], index[b]) for a, b in edges)
+
+
+COCO17 = KeypointSet(preset="coco17")
+CROWDPOSE14 = KeypointSet(
+    names=CROWDPOSE_NAMES,
+    flip_pairs=CROWDPOSE_FLIP_PAIRS,
+    sigmas=CROWDPOSE_SIGMAS,
+    skeleton=_indices(CROWDPOSE_NAMES, CROWDPOSE_SKELETON),
+    preset="crowdpose14",
+)
+COCO_WHOLEBODY133 = KeypointSet(
+    names=WHOLEBODY_NAMES,
+    flip_pairs=WHOLEBODY_FLIP_PAIRS,
+    sigmas=WHOLEBODY_SIGMAS,
+    skeleton=_indices(WHOLEBODY_NAMES, WHOLEBODY_SKELETON),
+    preset="coco_wholebody133",
+)
+
+#: The presets ``[keypoints] preset`` can name.
+PRESETS: dict[str, KeypointSet] = {ks.preset: ks for ks in (COCO17, CROWDPOSE14, COCO_WHOLEBODY133)}
+
+
+def preset(name: str) -> KeypointSet | None:
+    """The preset called ``name``, or None."""
+    return PRESETS.get(name)

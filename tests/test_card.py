@@ -147,3 +147,56 @@ def test_base_and_dataset_may_point_outside(folder):
 
 def test_unsupported_schema(folder):
     assert "unsupported schema 2" in error(folder, GOOD.replace("schema = 1", "schema = 2"))
+
+
+def test_keypoint_preset(folder):
+    from pytest_kpmodel.keypoints import COCO_WHOLEBODY133, CROWDPOSE14
+
+    card = load_card(write(folder, GOOD + '[keypoints]\npreset = "crowdpose14"\n'))
+    assert card.keypoints == CROWDPOSE14 and card.keypoints.preset == "crowdpose14"
+    card = load_card(write(folder, GOOD + '[keypoints]\npreset = "coco_wholebody133"\n'))
+    assert card.keypoints.num_keypoints == 133 and card.keypoints == COCO_WHOLEBODY133
+    assert load_card(write(folder, GOOD + '[keypoints]\npreset = "coco17"\n')).keypoints == COCO17
+
+
+def test_unknown_preset_names_the_known_ones(folder):
+    msg = error(folder, GOOD + '[keypoints]\npreset = "crowdpose"\n')
+    assert "[keypoints.preset] unknown preset 'crowdpose'" in msg
+    assert "coco17, crowdpose14, coco_wholebody133" in msg
+
+
+def test_preset_values_can_be_overridden(folder):
+    from pytest_kpmodel.keypoints import CROWDPOSE14
+
+    sigmas = [0.05] * 14
+    text = GOOD + f'[keypoints]\npreset = "crowdpose14"\nsigmas = {sigmas}\n'
+    ks = load_card(write(folder, text)).keypoints
+    assert ks.sigmas == tuple(sigmas) and ks.names == CROWDPOSE14.names
+    assert ks.flip_pairs == CROWDPOSE14.flip_pairs and ks.preset == ""  # no longer the preset
+    # renamed keypoints keep the preset's sigmas, pairs and skeleton position by position
+    names = [n.replace("head", "top_head") for n in CROWDPOSE14.names]
+    text = GOOD + f'[keypoints]\npreset = "crowdpose14"\nnames = {names}\n'
+    ks = load_card(write(folder, text)).keypoints
+    assert ks.names[12] == "top_head" and ks.sigmas == CROWDPOSE14.sigmas
+    assert ks.skeleton == CROWDPOSE14.skeleton and ks.flip_index() == CROWDPOSE14.flip_index()
+    # another count: the preset's values do not fit, sigmas are required
+    text = GOOD + '[keypoints]\npreset = "crowdpose14"\nnames = ["a", "b"]\n'
+    assert "[keypoints.sigmas] missing; a custom keypoint set" in error(folder, text)
+
+
+def test_custom_17_names_still_need_sigmas(folder):
+    names = [f"p{i}" for i in range(17)]
+    assert "[keypoints.sigmas] missing" in error(folder, GOOD + f"[keypoints]\nnames = {names}\n")
+
+
+def test_dataset_reading_flags(folder):
+    card = load_card(write(folder, GOOD))
+    assert card.dataset.allow_box_area is False and card.dataset.area_from_box is None
+    text = GOOD + '[dataset]\nannotations = "a.json"\nallow_box_area = true\narea_from_box = 0.53\n'
+    ds = load_card(write(folder, text)).dataset
+    assert ds.allow_box_area is True and ds.area_from_box == 0.53
+    msg = error(folder, GOOD + '[dataset]\nallow_box_area = "yes"\n')
+    assert "[dataset.allow_box_area] must be true or false, got string 'yes'" in msg
+    for bad in ("0", "1.5", "true", '"0.53"'):
+        msg = error(folder, GOOD + f"[dataset]\narea_from_box = {bad}\n")
+        assert "[dataset.area_from_box] must be a number in (0, 1]" in msg
