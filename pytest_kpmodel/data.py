@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data_layouts import WHOLEBODY_K, assemble_wholebody, fill_missing_areas, is_wholebody
 from .errors import DatasetError
+from .keypoints import KeypointSet
 
 
 @dataclass
@@ -26,6 +28,7 @@ class CocoKeypointDataset:
     image_ids: list[int] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     digest: str = ""  # sha256 of the annotation file (with the image subset), for cache keys
+    notes: list[str] = field(default_factory=list)  # how the file was read (data_layouts)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -38,13 +41,25 @@ class CocoKeypointDataset:
     def subset(self, indices: list[int]) -> CocoKeypointDataset:
         keep = {self.image_ids[i] for i in indices}
         return _build(
-            self.annotations_path, self.images_dir, _restrict(self.coco, keep), self.digest
+            self.annotations_path,
+            self.images_dir,
+            _restrict(self.coco, keep),
+            self.digest,
+            list(self.notes),
         )
 
 
 def load_dataset(
-    annotations: str | Path, images: str | Path | None = None, max_images: int | None = None
+    annotations: str | Path,
+    images: str | Path | None = None,
+    max_images: int | None = None,
+    *,
+    area_from_box: float | None = None,
+    keypoints: KeypointSet | None = None,
 ) -> CocoKeypointDataset:
+    """Load and check a COCO keypoint file. ``area_from_box``: annotations without 'area' get
+    that times their box w*h (CrowdPose: 0.53). ``keypoints``: the model's keypoint set; a
+    133-keypoint set reads a COCO-WholeBody file's five parts as one 133-keypoint layout."""
     ann_path = Path(annotations).expanduser().resolve()
     if not ann_path.is_file():
         raise DatasetError(f"{ann_path}: annotation file not found")
@@ -54,6 +69,21 @@ def load_dataset(
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{ann_path}: not valid JSON: {exc}") from None
     _validate(coco, ann_path)
+    notes: list[str] = []
+    if (
+        keypoints is not None
+        and keypoints.num_keypoints == WHOLEBODY_K
+        and _names_count(coco) != WHOLEBODY_K
+        and is_wholebody(coco)
+    ):
+        try:
+            coco, note = assemble_wholebody(coco)
+        except DatasetError as exc:
+            raise DatasetError(f"{ann_path}: {exc}") from None
+        notes.append(note)
+    if area_from_box is not None:
+        coco, note = fill_missing_areas(coco, area_from_box)
+        notes += [note] if note else []
     if images is None:
         beside = ann_path.parent / "images"
         images_dir = beside if beside.is_dir() else ann_path.parent
@@ -68,10 +98,17 @@ def load_dataset(
         ids = sorted(img["id"] for img in coco["images"])[:max_images]
         coco = _restrict(coco, set(ids))
         digest = hashlib.sha256(f"{digest}:{max_images}".encode()).hexdigest()
-    return _build(ann_path, images_dir, coco, digest)
+    return _build(ann_path, images_dir, coco, digest, notes)
 
 
-def _build(ann_path: Path, images_dir: Path, coco: dict, digest: str) -> CocoKeypointDataset:
+def _names_count(coco: dict) -> int:
+    cat = next(c for c in coco["categories"] if isinstance(c, dict) and c.get("keypoints"))
+    return len(cat["keypoints"])
+
+
+def _build(
+    ann_path: Path, images_dir: Path, coco: dict, digest: str, notes: list[str]
+) -> CocoKeypointDataset:
     images = sorted(coco["images"], key=lambda im: im["id"])
     files = [images_dir / im["file_name"] for im in images]
     missing = [str(f) for f in files if not f.is_file()]
@@ -87,6 +124,7 @@ def _build(ann_path: Path, images_dir: Path, coco: dict, digest: str) -> CocoKey
         image_ids=[int(im["id"]) for im in images],
         files=files,
         digest=digest,
+        notes=notes,
     )
 
 

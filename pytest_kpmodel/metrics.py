@@ -53,9 +53,12 @@ index or key:
   non-positive sigmas, a flip index that is not a permutation of the keypoints;
 * an annotation without ``area``, or with an area that is not a positive finite number;
 * every non-crowd annotation with keypoints having ``area`` == box w*h (the conversion bug
-  that inflates keypoint AP by ~16 points; ``allow_box_area=True`` accepts it);
-* ``num_keypoints`` missing or different from the count of keypoints with v > 0, visibility
-  flags other than 0/1/2, a keypoint list that is not 3*K numbers;
+  that inflates keypoint AP; ``allow_box_area=True`` accepts it, with a note: OCHuman's areas
+  are box areas);
+* a category listing another number of keypoint names than its annotations carry (HumanArt:
+  21 names, 17 keypoints): one message with the counts and the first annotation ids;
+* ``num_keypoints`` missing or negative, visibility flags other than 0/1/2, a keypoint list
+  that is not 3*K numbers;
 * missing ``id``/``image_id``/``category_id``/``bbox``/``iscrowd``, duplicate ids, annotation
   id 0 (pycocotools reads 0 as "unmatched"), an image or category id that does not exist,
   a negative box width or height, non-finite numbers;
@@ -72,8 +75,12 @@ Handled exactly as pycocotools does:
   results order within an image, ascending image id across images), as pycocotools does;
 * results whose ``category_id`` is not a ground-truth category are not evaluated (counted in
   ``dataset.ignored_results``); results on images outside ``image_ids`` are not evaluated;
-* crowd regions and ground truths with zero labelled keypoints are ignore regions; a
+* crowd regions and ground truths whose ``num_keypoints`` is 0 are ignore regions; a
   detection's area (for the area ranges) is its box w*h, as ``loadRes`` sets it;
+* ``num_keypoints`` different from the count of keypoints with v > 0 (CrowdPose counts only
+  its 12 body joints): pycocotools reads it only to ignore ground truths with 0, and scores
+  OKS over the keypoints with v > 0; so does every engine here, and ``dataset.notes`` names
+  the annotations (the first 10 ids and the count);
 * custom keypoint sets: OKS uses the given sigmas, one per keypoint.
 
 Scope: keypoint metrics run when the ground truth has keypoints (a category lists keypoint
@@ -124,7 +131,7 @@ from .errors import DatasetError
 from .keypoints import COCO17, COCO_SIGMAS
 from .metrics_bootstrap import Interval
 from .metrics_bootstrap import bootstrap as _bootstrap
-from .metrics_data import EvalInput, prepare
+from .metrics_data import EvalInput, prepare, show
 from .metrics_engines import (
     BBOX_STATS,
     ENGINES,
@@ -475,7 +482,8 @@ def _check_against_engine(
             if abs(ours - theirs) > 1e-9:
                 raise RuntimeError(
                     f"internal consistency check failed: {t} {stat} from per-image matching is "
-                    f"{ours!r} but engine {name} reports {theirs!r}; please report this with the data"
+                    f"{float(ours)!r} but engine {name} reports {theirs!r}; please report this "
+                    "with the data"
                 )
 
 
@@ -510,7 +518,7 @@ def flip_results(
             width = float(widths[r["image_id"]])
         except KeyError:
             raise DatasetError(
-                f"flipped result #{i}: no width for image_id {r.get('image_id')!r}"
+                f"flipped result #{i}: no width for image_id {show(r.get('image_id'))}"
             ) from None
         kp = np.asarray(r["keypoints"], dtype=np.float64)
         if kp.size != 3 * len(perm):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from .errors import DatasetError
-from .keypoints import COCO17, COCO_SIGMAS
+from .keypoint_presets import CROWDPOSE_BODY_JOINTS
+from .keypoints import COCO17, COCO_SIGMAS, CROWDPOSE14, PRESETS, KeypointSet
 
 #: pycocotools' area ranges (COCOeval.Params): all, small, medium, large.
 AREA_ALL = (0.0, 1e5**2)
@@ -95,6 +97,39 @@ def _fail(message: str) -> DatasetError:
     return DatasetError(message)
 
 
+#: How many annotation ids a warning or refusal lists before it gives only the count.
+SHOWN_IDS = 10
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and arrays (in lists too) as Python numbers and lists, for messages."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def show(value: Any, limit: int = 12) -> str:
+    """``repr`` of a value in a message: plain Python numbers (never ``np.float64(...)``), a
+    long list cut after ``limit`` items with its length."""
+    v = _plain(value)
+    if isinstance(v, list) and len(v) > limit:
+        return f"[{', '.join(map(repr, v[:limit]))}, ...] ({len(v)} values)"
+    return repr(v)
+
+
+def id_list(ids: Sequence[Any], total: int | None = None) -> str:
+    """``ids 3, 7, 9 and 12 more``: at most SHOWN_IDS ids, then the count."""
+    ids = [_plain(i) for i in ids]
+    total = len(ids) if total is None else total
+    head = ", ".join(str(i) for i in ids[:SHOWN_IDS])
+    more = f" and {total - min(total, SHOWN_IDS)} more" if total > SHOWN_IDS else ""
+    return f"id{'s' if total != 1 else ''} {head}{more}"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -106,42 +141,86 @@ def _number_list(value: Any, length: int, what: str) -> list[float]:
     try:
         numbers = [float(v) for v in value]
     except (TypeError, ValueError):
-        raise _fail(f"{what} must contain only numbers, got {list(value)!r}") from None
+        raise _fail(f"{what} must contain only numbers, got {show(list(value))}") from None
     if not all(math.isfinite(v) for v in numbers):
-        raise _fail(f"{what} contains a non-finite value: {numbers!r}")
+        raise _fail(f"{what} contains a non-finite value: {show(numbers)}")
     return numbers
 
 
-def _keypoint_layout(gt: Mapping[str, Any]) -> tuple[bool, int, list[str] | None]:
-    """Whether the set has keypoints, how many, and their names (from the categories)."""
-    declared: list[tuple[Any, list[str]]] = [
-        (c.get("id"), list(c["keypoints"]))
+@dataclass(frozen=True)
+class KeypointLayout:
+    """The ground truth's keypoints: how many, their names, and where that was read."""
+
+    k: int  # 0: no keypoints
+    names: list[str] | None  # from the first category listing keypoint names
+    source: str  # for messages: "category 1 'person'" or "annotation id 7"
+
+
+def keypoint_layout(gt: Mapping[str, Any]) -> KeypointLayout:
+    """The keypoint layout of a COCO ground truth (from its categories, else its annotations)."""
+    declared: list[tuple[Any, Any, list[str]]] = [
+        (c.get("id"), c.get("name"), list(c["keypoints"]))
         for c in gt["categories"]
         if isinstance(c, Mapping) and c.get("keypoints")
     ]
-    names: list[str] | None = None
-    k = 0
     if declared:
-        first_id, names = declared[0]
-        for cat_id, other in declared[1:]:
+        first_id, first_name, names = declared[0]
+        for cat_id, _, other in declared[1:]:
             if len(other) != len(names):
                 raise _fail(
-                    f"categories {first_id} and {cat_id} declare {len(names)} and {len(other)} "
-                    "keypoints; one evaluation needs one keypoint layout (one sigma per keypoint)"
+                    f"categories {show(first_id)} and {show(cat_id)} declare {len(names)} and "
+                    f"{len(other)} keypoints; one evaluation needs one keypoint layout (one "
+                    "sigma per keypoint)"
                 )
-        k = len(names)
+        source = f"category {show(first_id)}" + (f" {show(first_name)}" if first_name else "")
+        return KeypointLayout(len(names), [str(n) for n in names], source)
     with_kp = next(
         (a for a in gt["annotations"] if isinstance(a, Mapping) and "keypoints" in a), None
     )
-    if with_kp is not None and not declared:
-        kps = with_kp["keypoints"]
-        if not isinstance(kps, (list, tuple)) or len(kps) % 3 or not kps:
-            raise _fail(
-                f"annotation id {with_kp.get('id')!r}: 'keypoints' must be a flat list "
-                f"[x, y, v] * K, got {len(kps) if isinstance(kps, (list, tuple)) else kps!r} values"
-            )
-        k = len(kps) // 3
-    return (k > 0), k, names
+    if with_kp is None:
+        return KeypointLayout(0, None, "")
+    kps = with_kp["keypoints"]
+    if not isinstance(kps, (list, tuple)) or len(kps) % 3 or not kps:
+        raise _fail(
+            f"annotation id {show(with_kp.get('id'))}: 'keypoints' must be a flat list "
+            f"[x, y, v] * K, got "
+            f"{len(kps) if isinstance(kps, (list, tuple)) else show(kps)} values"
+        )
+    return KeypointLayout(len(kps) // 3, None, f"annotation id {show(with_kp.get('id'))}")
+
+
+def _check_annotation_layout(gt: Mapping[str, Any], layout: KeypointLayout) -> None:
+    """One message when annotations carry another keypoint count than the layout declares
+    (HumanArt: 21 names in the category, 17 keypoints in 'keypoints')."""
+    n = 3 * layout.k
+    anns = [a for a in gt["annotations"] if isinstance(a, Mapping)]
+    try:
+        lengths = set(map(len, (a["keypoints"] for a in anns if "keypoints" in a)))
+    except TypeError:
+        return  # a 'keypoints' that is not a list: the per-annotation checks name it
+    if lengths <= {n}:
+        return
+    bad = [a for a in anns if len(a.get("keypoints", [0] * n)) != n]
+    common = Counter(len(a["keypoints"]) for a in bad).most_common(1)[0][0]
+    carry = f"{common // 3} keypoints ({common} values)" if common % 3 == 0 else f"{common} values"
+    other = next(
+        (key for key, v in bad[0].items()
+         if key != "keypoints" and isinstance(v, list) and len(v) == n),
+        None,
+    )  # fmt: skip
+    hint = (
+        f"; they also carry {other!r} with {n} values, the layout the names describe (the "
+        "plugin evaluates 'keypoints')"
+        if other
+        else ""
+    )
+    raise _fail(
+        f"{layout.source} lists {layout.k} keypoint names but {len(bad)} of {len(anns)} "
+        f"annotations carry {carry} in 'keypoints' "
+        f"({id_list([a.get('id') for a in bad[:SHOWN_IDS]], len(bad))}){hint}. The category's "
+        "names and every annotation's 'keypoints' must describe the same keypoints: fix the "
+        "category's 'keypoints' list or the annotations"
+    )
 
 
 def _check_sigmas(sigmas: Sequence[float] | None, k: int) -> np.ndarray:
@@ -160,7 +239,7 @@ def _check_sigmas(sigmas: Sequence[float] | None, k: int) -> np.ndarray:
         )
     for i, s in enumerate(values):
         if not (math.isfinite(s) and s > 0):
-            raise _fail(f"OKS sigma #{i} is {s!r}; every sigma must be a positive number")
+            raise _fail(f"OKS sigma #{i} is {show(s)}; every sigma must be a positive number")
     return np.asarray(values, dtype=np.float64)
 
 
@@ -169,7 +248,7 @@ def _check_flip_index(flip_index: Sequence[int] | None, k: int) -> list[int]:
         return COCO17.flip_index() if k == COCO17.num_keypoints else list(range(k))
     perm = [int(i) for i in flip_index]
     if len(perm) != k or sorted(perm) != list(range(k)):
-        raise _fail(f"flip index {perm!r} is not a permutation of the {k} keypoint indices")
+        raise _fail(f"flip index {show(perm, 40)} is not a permutation of the {k} keypoint indices")
     return perm
 
 
@@ -206,7 +285,7 @@ def prepare(
             raise _fail(f"categories[{i}] has no integer 'id'")
         cat_ids.append(int(c["id"]))
     if len(set(cat_ids)) != len(cat_ids):
-        raise _fail(f"category ids are not unique: {cat_ids!r}")
+        raise _fail(f"category ids are not unique: {show(cat_ids, 40)}")
     cat_set = set(cat_ids)
     if image_ids is None:
         evaluated = sorted(all_images)
@@ -214,13 +293,18 @@ def prepare(
         evaluated = sorted({int(i) for i in image_ids})
         missing = [i for i in evaluated if i not in all_images]
         if missing:
-            raise _fail(f"image subset names image ids not in the ground truth: {missing[:10]!r}")
+            raise _fail(
+                f"image subset names image ids not in the ground truth: {show(missing[:10])}"
+            )
     img_pos = {img: n for n, img in enumerate(evaluated)}
 
-    has_kp, k, cat_names = _keypoint_layout(gt)
+    layout = keypoint_layout(gt)
+    has_kp, k, cat_names = layout.k > 0, layout.k, layout.names
     if keypoints is True and not has_kp:
         raise _fail("keypoint metrics were asked for but the ground truth has no keypoints")
     evaluate_kp = has_kp if keypoints is None else bool(keypoints) and has_kp
+    if evaluate_kp:
+        _check_annotation_layout(gt, layout)
     sig = _check_sigmas(sigmas, k) if evaluate_kp else np.zeros(0)
     flip = _check_flip_index(flip_index, k) if evaluate_kp else []
     if names is not None:
@@ -234,15 +318,16 @@ def prepare(
     else:
         kp_names = [f"kp{i}" for i in range(k)]
     if evaluate_kp and len(set(kp_names)) != len(kp_names):
-        raise _fail(f"keypoint names are not unique: {kp_names!r}")
+        raise _fail(f"keypoint names are not unique: {show(kp_names, 40)}")
 
-    gts = _ground_truth_arrays(gt["annotations"], all_images, img_pos, cat_set, evaluate_kp, k)
-    if evaluate_kp and not allow_box_area:
-        _refuse_box_area(gts)
+    gts, notes = _ground_truth_arrays(
+        gt["annotations"], all_images, img_pos, cat_set, evaluate_kp, k
+    )
+    if evaluate_kp:
+        notes += _box_area(gts, allow_box_area)
     kept, ignored, evaluated_results = _check_results(
         results, all_images, img_pos, cat_set, k if evaluate_kp else 0
     )
-    notes = []
     if ignored:
         notes.append(
             f"{ignored} results have a category_id not in the ground truth's categories; "
@@ -266,6 +351,72 @@ def prepare(
     )
 
 
+def check_ground_truth(
+    gt: Mapping[str, Any],
+    keypoint_set: KeypointSet,
+    *,
+    allow_box_area: bool = False,
+    keypoints_from: str = "the keypoint set",
+) -> list[str]:
+    """Every check :func:`prepare` makes on the ground truth, plus its match with the model's
+    keypoint set, without results: run before any prediction, so a bad annotation file is
+    refused in seconds rather than after the inference. Returns the notes (warnings) the
+    evaluation will carry; raises DatasetError on what it refuses. ``keypoints_from`` names
+    the keypoint set in messages (e.g. "the card's [keypoints]")."""
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(gt.get(key), list):
+            raise _fail(f"ground truth has no '{key}' list")
+    layout = keypoint_layout(gt)
+    if layout.k == 0:
+        raise _fail("the ground truth has no keypoints (no category lists keypoint names)")
+    _check_annotation_layout(gt, layout)
+    names = list(keypoint_set.names)
+    notes = []
+    if len(names) != layout.k:
+        listed = (
+            f" ({', '.join(layout.names[:3])}, ..., {layout.names[-1]})"
+            if layout.names and len(layout.names) > 4
+            else (f" ({', '.join(layout.names)})" if layout.names else "")
+        )
+        fits = [p for p, ks in PRESETS.items() if layout.names == list(ks.names)]
+        hint = (
+            f"; these are preset {fits[0]}'s: set preset = {fits[0]!r} under [keypoints]"
+            if fits
+            else ": a preset under [keypoints], or names and sigmas of your own"
+        )
+        raise _fail(
+            f"{keypoints_from} has {keypoint_set.label} but the ground truth's "
+            f"{layout.source} has {layout.k}{listed}. The model's keypoint i is scored "
+            f"against the ground truth's keypoint i, so the two must be the same list{hint}"
+        )
+    if layout.names is not None and layout.names != names:
+        if sorted(layout.names) == sorted(names):
+            moved = [i for i, (a, b) in enumerate(zip(names, layout.names, strict=True)) if a != b]
+            raise _fail(
+                f"{keypoints_from} and the ground truth's {layout.source} name the same "
+                f"keypoints in another order (first at #{moved[0]}: {names[moved[0]]!r} vs "
+                f"{layout.names[moved[0]]!r}); keypoints are matched by position, so the "
+                "model's would be scored against the wrong ones"
+            )
+        diff = [i for i, (a, b) in enumerate(zip(names, layout.names, strict=True)) if a != b]
+        shown = ", ".join(f"#{i} {names[i]!r} vs {layout.names[i]!r}" for i in diff[:3])
+        notes.append(
+            f"{keypoints_from} and the ground truth's {layout.source} name {len(diff)} "
+            f"keypoints differently ({shown}{', ...' if len(diff) > 3 else ''}); keypoints are "
+            "matched by position, and reports use the model's names"
+        )
+    inp = prepare(
+        gt,
+        [],
+        sigmas=keypoint_set.sigmas,
+        flip_index=keypoint_set.flip_index(),
+        names=keypoint_set.names,
+        keypoints=True,
+        allow_box_area=allow_box_area,
+    )
+    return notes + inp.notes
+
+
 def _ground_truth_arrays(
     anns: list[Any],
     all_images: Mapping[int, int],
@@ -273,7 +424,9 @@ def _ground_truth_arrays(
     cat_set: set[int],
     with_kp: bool,
     k: int,
-) -> GroundTruthArrays:
+) -> tuple[GroundTruthArrays, list[str]]:
+    """The arrays of the annotations on the evaluated images, and notes on what is handled
+    as pycocotools handles it (num_keypoints that disagree with the visibility flags)."""
     # One fast pass with the cheap checks; anything odd goes to _explain_annotation, which
     # runs every check and raises the precise message.
     seen: set[int] = set()
@@ -294,13 +447,17 @@ def _ground_truth_arrays(
                 and a["area"].__class__ in (int, float)
                 and (
                     not with_kp
-                    or (len(a["keypoints"]) == n_values and a["num_keypoints"].__class__ is int)
+                    or (
+                        len(a["keypoints"]) == n_values
+                        and a["num_keypoints"].__class__ is int
+                        and a["num_keypoints"] >= 0
+                    )
                 )
             )
         except (KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
-            _explain_annotation(i, a, all_images, cat_set, seen, with_kp, k)
+            _explain_annotation(i, a, all_images, cat_set, seen, with_kp, k, anns=anns)
         seen.add(a["id"])
     n_all = len(anns)
     try:
@@ -321,31 +478,75 @@ def _ground_truth_arrays(
         | ~np.isfinite(area)
         | (area <= 0)
     )
-    nkp = np.zeros(n_all, dtype=np.int64)
+    declared = np.zeros(n_all, dtype=np.int64)
+    notes: list[str] = []
     if kps is not None:
         vis = kps[:, :, 2]
-        nkp = (vis > 0).sum(axis=1)
         declared = np.fromiter((a["num_keypoints"] for a in anns), dtype=np.int64, count=n_all)
         bad |= ~np.isfinite(kps).all(axis=(1, 2)) | ~np.isin(vis, (0.0, 1.0, 2.0)).all(axis=1)
-        bad |= declared != nkp
     for i in np.flatnonzero(bad)[:1]:
         _explain_annotation(
             int(i), anns[int(i)], all_images, cat_set, set(), with_kp, k, values=True
         )
+    ids = np.fromiter((a["id"] for a in anns), dtype=np.int64, count=n_all)
+    if kps is not None:
+        note = _num_keypoints_note(ids, declared, kps[:, :, 2] > 0)
+        if note:
+            notes.append(note)
     img_all = np.fromiter(
         (img_pos.get(a["image_id"], -1) for a in anns), dtype=np.int64, count=n_all
     )
     sel = img_all >= 0
-    return GroundTruthArrays(
-        id=np.fromiter((a["id"] for a in anns), dtype=np.int64, count=n_all)[sel],
+    gts = GroundTruthArrays(
+        id=ids[sel],
         img=img_all[sel],
         cat=np.fromiter((a["category_id"] for a in anns), dtype=np.int64, count=n_all)[sel],
         bbox=bbox[sel],
         area=area[sel],
         iscrowd=np.fromiter((a["iscrowd"] for a in anns), dtype=bool, count=n_all)[sel],
-        num_keypoints=nkp[sel],
+        # pycocotools ignores a ground truth when its *declared* num_keypoints is 0
+        num_keypoints=declared[sel],
         keypoints=kps[sel] if kps is not None else None,
     )
+    return gts, notes
+
+
+def _num_keypoints_note(ids: np.ndarray, declared: np.ndarray, labelled: np.ndarray) -> str:
+    """A warning naming the annotations whose num_keypoints disagrees with their flags ("" if
+    none). They are evaluated as pycocotools evaluates them, not refused: pycocotools only
+    asks whether num_keypoints == 0 (then the ground truth is an ignore region) and scores
+    OKS over the keypoints with v > 0, whatever num_keypoints says."""
+    count = labelled.sum(axis=1)
+    off = np.flatnonzero(declared != count)
+    if not len(off):
+        return ""
+    k = labelled.shape[1]
+    text = (
+        f"'num_keypoints' differs from the count of keypoints with v > 0 on {len(off)} of "
+        f"{len(ids)} annotations ({id_list(ids[off[:SHOWN_IDS]], len(off))}); evaluated as "
+        "pycocotools does: a ground truth is ignored only when its num_keypoints is 0, and OKS "
+        "uses its keypoints with v > 0"
+    )
+    if k == CROWDPOSE14.num_keypoints:
+        body = labelled[off, :CROWDPOSE_BODY_JOINTS].sum(axis=1)
+        if np.array_equal(body, declared[off]):
+            text += (
+                f" (each counts only the first {CROWDPOSE_BODY_JOINTS} keypoints, as "
+                "CrowdPose's num_keypoints leaves out head and neck)"
+            )
+    hidden = off[(declared[off] == 0) & (count[off] > 0)]
+    if len(hidden):
+        text += (
+            f"; {len(hidden)} of them are ignored although they have labelled keypoints "
+            f"({id_list(ids[hidden[:SHOWN_IDS]], len(hidden))})"
+        )
+    boxed = off[(declared[off] > 0) & (count[off] == 0)]
+    if len(boxed):
+        text += (
+            f"; {len(boxed)} have num_keypoints > 0 but no labelled keypoint, so OKS is their "
+            f"detections' distance to the box ({id_list(ids[boxed[:SHOWN_IDS]], len(boxed))})"
+        )
+    return text
 
 
 def _explain_annotation(
@@ -357,14 +558,16 @@ def _explain_annotation(
     with_kp: bool,
     k: int,
     values: bool = False,
+    anns: Sequence[Any] | None = None,
 ) -> None:
-    """Raise a DatasetError naming what is wrong with annotation ``a``; return if nothing is."""
+    """Raise a DatasetError naming what is wrong with annotation ``a``; return if nothing is.
+    ``anns`` (all annotations) lets a missing 'area' say how many others lack one."""
     if not isinstance(a, Mapping):
         raise _fail(f"annotations[{i}] is not an object")
     aid = a.get("id")
     if not _is_int(aid):
         raise _fail(f"annotations[{i}] has no integer 'id'")
-    where = f"annotation id {aid}"
+    where = f"annotation id {show(aid)}"
     if aid == 0:
         raise _fail(
             f"{where}: id 0 is not allowed (pycocotools stores matches by annotation id and "
@@ -377,57 +580,83 @@ def _explain_annotation(
         required += ("keypoints", "num_keypoints")
     for key in required:
         if key not in a:
+            if key == "area":
+                raise _fail(_missing_area(where, anns))
             what = " (the set is evaluated for keypoints)" if key == "keypoints" else ""
             raise _fail(f"{where} has no '{key}'{what}")
     if not _is_int(a["image_id"]) or a["image_id"] not in all_images:
-        raise _fail(f"{where}: image_id {a['image_id']!r} is not in 'images'")
+        raise _fail(f"{where}: image_id {show(a['image_id'])} is not in 'images'")
     if not _is_int(a["category_id"]) or a["category_id"] not in cat_set:
-        raise _fail(f"{where}: category_id {a['category_id']!r} is not in 'categories'")
+        raise _fail(f"{where}: category_id {show(a['category_id'])} is not in 'categories'")
     if a["iscrowd"] not in (0, 1):
-        raise _fail(f"{where}: 'iscrowd' must be 0 or 1, got {a['iscrowd']!r}")
-    if with_kp and not _is_int(a["num_keypoints"]):
-        raise _fail(f"{where}: 'num_keypoints' must be an integer, got {a['num_keypoints']!r}")
+        raise _fail(f"{where}: 'iscrowd' must be 0 or 1, got {show(a['iscrowd'])}")
+    if with_kp and (not _is_int(a["num_keypoints"]) or a["num_keypoints"] < 0):
+        raise _fail(
+            f"{where}: 'num_keypoints' must be an integer >= 0, got {show(a['num_keypoints'])}"
+        )
     box = _number_list(a["bbox"], 4, f"{where}: 'bbox'")
     if box[2] < 0 or box[3] < 0:
-        raise _fail(f"{where}: 'bbox' has a negative width or height: {box!r}")
+        raise _fail(f"{where}: 'bbox' has a negative width or height: {show(box)}")
     ar = a["area"]
     if isinstance(ar, bool) or not isinstance(ar, (int, float, np.number)):
-        raise _fail(f"{where}: 'area' must be a number, got {ar!r}")
+        raise _fail(f"{where}: 'area' must be a number, got {show(ar)}")
     if values and not (math.isfinite(float(ar)) and float(ar) > 0):
         raise _fail(
-            f"{where}: 'area' is {ar!r}; it must be positive (OKS divides by it and the "
+            f"{where}: 'area' is {show(ar)}; it must be positive (OKS divides by it and the "
             "area ranges test it)"
         )
     if with_kp:
         flat = _number_list(a["keypoints"], 3 * k, f"{where}: 'keypoints'")
         vis = flat[2::3]
         if any(v not in (0.0, 1.0, 2.0) for v in vis):
-            raise _fail(f"{where}: keypoint visibility flags must be 0, 1 or 2, got {vis!r}")
-        labelled = sum(1 for v in vis if v > 0)
-        if a["num_keypoints"] != labelled:
+            odd = sorted({v for v in vis if v not in (0.0, 1.0, 2.0)})
             raise _fail(
-                f"{where}: 'num_keypoints' is {a['num_keypoints']!r} but {labelled} keypoints "
-                "have v > 0 (pycocotools ignores ground truths by num_keypoints and scores "
-                "OKS by v, so the two must agree)"
+                f"{where}: keypoint visibility flags must be 0, 1 or 2, got {show(odd)} "
+                "(a confidence in the ground truth?)"
             )
 
 
-def _refuse_box_area(gts: GroundTruthArrays) -> None:
+def _missing_area(where: str, anns: Sequence[Any] | None) -> str:
+    lacking = sum(1 for a in anns if isinstance(a, Mapping) and "area" not in a) if anns else 1
+    total = len(anns) if anns else 1
+    return (
+        f"{where} has no 'area' ({lacking} of {total} annotations have none; CrowdPose's files "
+        "carry no area at all). pycocotools needs it: OKS scales distances by it and the area "
+        "ranges test it. CrowdPose's own evaluation (crowdposetools, mmpose with "
+        "use_area=False) uses 0.53 * box w*h; to do the same, set 'area_from_box = 0.53' under "
+        "[dataset] in the card or pass --kp-area-from-box=0.53 (ini kp_area_from_box), or give "
+        "every annotation its segment's area"
+    )
+
+
+def _box_area(gts: GroundTruthArrays, allow: bool) -> list[str]:
+    """Refuse a set whose every area is its box's, unless allowed (then a note says so)."""
     sel = (~gts.iscrowd) & (gts.num_keypoints > 0)
     if sel.sum() < 2:
-        return
+        return []
     box = gts.bbox[sel, 2] * gts.bbox[sel, 3]
     area = gts.area[sel]
-    if np.all(np.abs(area - box) <= BOX_AREA_RTOL * np.maximum(box, 1.0)):
-        first = int(np.flatnonzero(sel)[0])
-        w, h = gts.bbox[first, 2], gts.bbox[first, 3]
-        raise _fail(
-            f"every annotation's 'area' equals its box w*h (e.g. annotation id {gts.id[first]}: "
-            f"area {gts.area[first]!r} = {w!r} * {h!r}). COCO's area is the segmented area, "
-            "typically about half the box; using the box area is a common conversion bug that "
-            "inflates keypoint AP by ~16 points. Fix the converter, or pass allow_box_area=True "
-            "if these areas are intended"
-        )
+    if not np.all(np.abs(area - box) <= BOX_AREA_RTOL * np.maximum(box, 1.0)):
+        return []
+    first = int(np.flatnonzero(sel)[0])
+    w, h = float(gts.bbox[first, 2]), float(gts.bbox[first, 3])
+    if allow:
+        return [
+            "every annotation's 'area' equals its box w*h; accepted (allow_box_area): OKS "
+            "divides distances by the area, and a box is larger than the person in it "
+            "(CrowdPose's evaluation takes 0.53 of the box), so OKS and keypoint AP are more "
+            "lenient than on COCO-style segment areas; people also move between the medium "
+            "and large ranges"
+        ]
+    raise _fail(
+        f"every annotation's 'area' equals its box w*h (e.g. annotation id {int(gts.id[first])}: "
+        f"area {float(gts.area[first])!r} = {w!r} * {h!r}). COCO's area is the segmented area, "
+        "typically about half the box; OKS divides distances by it, so box areas make every "
+        "keypoint look closer and inflate keypoint AP (a common conversion bug). Fix the "
+        "converter, or, if these areas are intended (OCHuman's are box areas), accept them "
+        "with 'allow_box_area = true' under [dataset] in the card, --kp-allow-box-area "
+        "(ini kp_allow_box_area) or metrics.evaluate(..., allow_box_area=True)"
+    )
 
 
 def _check_results(
@@ -503,18 +732,18 @@ def _explain_result(i: int, r: Any, all_images: Mapping[int, int], k: int) -> No
     for key in ("image_id", "category_id", "bbox", "score") + (("keypoints",) if k else ()):
         if key not in r:
             raise _fail(f"result #{i} has no '{key}'")
-    where = f"result #{i} (image_id {r.get('image_id')!r})"
+    where = f"result #{i} (image_id {show(r.get('image_id'))})"
     for key in ("image_id", "category_id"):
         if not _is_int(r[key]):
-            raise _fail(f"{where}: '{key}' must be an integer, got {r[key]!r}")
+            raise _fail(f"{where}: '{key}' must be an integer, got {show(r[key])}")
     if r["image_id"] not in all_images:
         raise _fail(
-            f"result #{i}: image_id {r['image_id']} is not in the ground truth's images "
+            f"result #{i}: image_id {show(r['image_id'])} is not in the ground truth's images "
             "(pycocotools refuses results for unknown images)"
         )
     s = r["score"]
     if isinstance(s, bool) or not isinstance(s, (int, float, np.number)) or not math.isfinite(s):
-        raise _fail(f"{where}: 'score' must be a finite number, got {s!r}")
+        raise _fail(f"{where}: 'score' must be a finite number, got {show(s)}")
     box = _number_list(r["bbox"], 4, f"{where}: 'bbox'")
     if box[2] < 0 or box[3] < 0:
         raise _fail(f"{where}: 'bbox' has a negative width or height: {box!r}")
