@@ -19,7 +19,7 @@ from .keypoints import preset as keypoint_preset
 
 CARD_FILENAME = "kpmodel.toml"
 SCHEMA_VERSION = 1
-FORMATS = ("safetensors", "pytorch", "torchscript", "exported", "onnx", "python")
+FORMATS = ("safetensors", "pytorch", "torchscript", "exported", "onnx", "python", "detectron2")
 # Formats that run code shipped with the model when loaded (torch.export.load unpickles parts
 # of a .pt2 archive with weights_only=False).
 CODE_FORMATS = ("python", "torchscript", "exported")

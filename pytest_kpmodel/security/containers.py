@@ -502,6 +502,10 @@ def _pairs(v: Container) -> list[tuple[Any, Any]]:
 
 def scan_plain_pickle(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
     """A pickle that is not a torch.save file: one stream, then end of file."""
+    from .numpy_pickle import KIND, scan_numpy_pickle
+
+    if member is None and scan_numpy_pickle(ctx, start, end):
+        return KIND
     col = ctx.col
     rules: PickleRules = make_rules("plain", ctx.allowlist, None)
     rules.persistent_load = None

@@ -232,6 +232,11 @@ class PickleRules:
     persistent_load: Callable[[Any, int], Any] | None = None
     protocols: frozenset[int] = TORCH_PROTOCOLS
     what: str = "torch.save"  # for messages: "opcode X is never emitted by <what>"
+    # A profile's own call checks (full name -> check), its BUILD handler (True when it handled
+    # the BUILD) and the unpickler's encoding for protocol 0-2 byte strings; see numpy_pickle.py
+    calls: dict[str, Callable[[Any, list[Any]], Any]] = field(default_factory=dict)
+    build: Callable[[Any, Any, Any], bool] | None = None
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -496,7 +501,7 @@ class _VM:
             return OPAQUE
         if any(isinstance(a, Opaque) for a in args.items):
             return OPAQUE
-        check = _CALL_CHECKS.get(func.full)
+        check = self.rules.calls.get(func.full) or _CALL_CHECKS.get(func.full)
         if check is None:  # pragma: no cover - every call/class entry has a check
             return OPAQUE
         try:
@@ -666,7 +671,7 @@ def _decode_str(vm: _VM, data: bytes | Blob) -> Any:
     if isinstance(data, Blob):
         return data
     try:
-        return data.decode("utf-8")
+        return data.decode(vm.rules.encoding)
     except UnicodeDecodeError:
         raise _Fatal(
             "bad-literal", "byte string is not valid utf-8 (torch.load fails here)"
@@ -996,6 +1001,8 @@ def _h_build(vm: _VM) -> None:
     state = vm.pop()
     inst = vm.top()
     if isinstance(inst, Opaque) or isinstance(state, Opaque):
+        return
+    if vm.rules.build is not None and vm.rules.build(vm, inst, state):
         return
     if isinstance(inst, Obj) and inst.kind == "extra":
         return

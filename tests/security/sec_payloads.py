@@ -223,9 +223,15 @@ def _numpy_builtins(m: str) -> bytes:
 
 
 def _numpy_reconstruct(m: str) -> bytes:
+    # numpy arrays alone are accepted (security/numpy_pickle.py: detectron2's .pkl); an object
+    # array smuggles its items' own reductions in through the same _reconstruct path
     import numpy as np
 
-    return pickle.dumps({"w": np.zeros(3)}, protocol=2)
+    class _Open:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (open, (m, "w"))
+
+    return pickle.dumps({"w": np.array([_Open()], dtype=object)}, protocol=2)
 
 
 def _inst(m: str) -> bytes:
