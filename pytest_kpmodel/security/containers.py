@@ -42,7 +42,7 @@ from .pickle_scan import (
     make_rules,
     scan_pickle,
 )
-from .report import UNSAFE, UNVERIFIABLE
+from .report import UNVERIFIABLE, Collector, ScanLimits
 from .zip_scan import EOCD_SIG, LOCAL_SIG, ZipInfo, check_crcs, read_zip
 
 if TYPE_CHECKING:
@@ -87,6 +87,12 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
     """Scan the zip archive at ``buf[start:end]``; returns the detected kind."""
     col = ctx.col
     z: ZipInfo = read_zip(ctx.buf, start, end, col, member, ctx.limits.max_members)
+    if z.appended is not None:  # a loader that finds the last end record may read it
+        a, b = z.appended
+        if parses_as_pickle(ctx, a, b):
+            scan_stacked(ctx, a, b, member, start)
+        elif ctx.buf[a : a + 4] in (LOCAL_SIG, EOCD_SIG):
+            ctx.nested(a, b, (member + "!" if member else "") + f"@{a - start}")
     if not z.ok:
         return "zip"
     check_crcs(ctx.buf, z.members, col, member)
@@ -98,7 +104,7 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
         check: str,
         code: str,
         why: str,
-        verdict: str = UNSAFE,
+        verdict: str | None = None,
         name: str | None = None,
         m: str | None = None,
     ) -> None:
@@ -124,7 +130,6 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
             "security.container",
             "no-data-pkl",
             f"zip archive without {top}/data.pkl is not a torch file",
-            UNVERIFIABLE,
         )
         return "zip"
 
@@ -247,6 +252,7 @@ def _scan_data_pickle(
             member=label,
             offset=res.end - m.data_offset,
         )
+        scan_stacked(ctx, res.end, m.data_offset + m.size, label, m.data_offset)
     if not res.complete:
         return
     # storages vs data members
@@ -489,7 +495,48 @@ def scan_legacy(ctx: _Ctx, start: int, end: int, member: str | None = None) -> s
             member=member,
             offset=pos - start,
         )
+        scan_stacked(ctx, pos, end, member, start)
     return "torch-legacy"
+
+
+def _lenient_rules(allowlist: Allowlist) -> PickleRules:
+    """Torch rules whose persistent ids are accepted unchecked: for pickles that are already
+    a finding (stacked, hidden), where only what they import and call matters."""
+    rules = make_rules("torch", allowlist, None)
+    rules.persistent_load = lambda pid, off: OPAQUE
+    return rules
+
+
+def parses_as_pickle(ctx: _Ctx, start: int, end: int) -> bool:
+    """Whether CPython's unpickler would get anywhere with ``buf[start:end]``: it parses to
+    STOP, or imports something before failing (probed with a scratch collector)."""
+    lim = ScanLimits(max_ops=min(ctx.limits.max_ops, 100_000), max_findings=10)
+    scratch = Collector("", lim)
+    res = scan_pickle(ctx.buf, start, end, scratch, _lenient_rules(ctx.allowlist), lim, probe=True)
+    return res.complete or bool(res.globals)
+
+
+def scan_stacked(ctx: _Ctx, start: int, end: int, member: str | None, base: int) -> None:
+    """Bytes after a pickle: each further pickle there (a loader that reads on runs it) is
+    scanned, so what it imports is named, with its member and offset."""
+    pos = start
+    for _ in range(16):
+        if end - pos < 1 or not parses_as_pickle(ctx, pos, end):
+            return
+        res = scan_pickle(
+            ctx.buf,
+            pos,
+            end,
+            ctx.col,
+            _lenient_rules(ctx.allowlist),
+            ctx.limits,
+            member=member,
+            base=base,
+        )
+        ctx.add_globals(res.globals)
+        if not res.complete or res.end <= pos:
+            return
+        pos = res.end
 
 
 def _plain_dict(v: Any) -> bool:
@@ -522,11 +569,11 @@ def scan_plain_pickle(ctx: _Ctx, start: int, end: int, member: str | None = None
                 member=member,
                 offset=res.end - start,
             )
+            scan_stacked(ctx, res.end, end, member, start)
         col.add(
             "security.container",
             "not-torch",
             "plain pickle, not a torch.save file: torch.load(weights_only=True) cannot load it",
-            verdict=UNVERIFIABLE,
             member=member,
         )
     return "pickle"
@@ -542,7 +589,6 @@ def scan_tar(ctx: _Ctx) -> str:
         "legacy-tar",
         "legacy tar checkpoint (torch < 0.1.10): torch.load(weights_only=True) refuses this "
         "format; re-save it with a current torch",
-        verdict=UNVERIFIABLE,
     )
     try:
         fobj = ctx.fileobj()

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .report import UNSAFE, UNVERIFIABLE, Collector
+from .report import UNVERIFIABLE, Collector
 
 STANDARD_DOMAINS = frozenset(
     {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
@@ -172,7 +172,7 @@ def _check_external(
 ) -> None:
     loc = kv.get("location", "")
 
-    def add(code: str, why: str, verdict: str = UNSAFE) -> None:
+    def add(code: str, why: str, verdict: str | None = None) -> None:
         col.add("security.onnx", code, why, verdict=verdict, member=member, name=loc[:200])
 
     if not loc:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .allowlist import QUANTIZED_STORAGES, Allowed, Allowlist
-from .report import UNSAFE, UNVERIFIABLE, Collector, ScanLimits
+from .report import UNSAFE, UNSUPPORTED, UNVERIFIABLE, Collector, ScanLimits
 
 # --------------------------------------------------------------------------- opcodes
 OPCODES: dict[int, str] = {
@@ -158,12 +158,12 @@ OPAQUE = Opaque()
 
 
 class Blob(_Sym):
-    """A large bytes/str literal that is not kept in memory."""
+    """A large bytes/str literal that is not kept in memory (or any bytearray)."""
 
-    __slots__ = ("size",)
+    __slots__ = ("size", "mutable")
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, mutable: bool = False) -> None:
+        self.size, self.mutable = size, mutable
 
 
 class Container(_Sym):
@@ -250,13 +250,21 @@ class PickleResult:
 
 
 class _Fatal(Exception):
+    """CPython's unpickler raises here (before running anything the opcode would run)."""
+
     def __init__(self, code: str, why: str, verdict: str = UNVERIFIABLE, check: str = "") -> None:
         super().__init__(why)
         self.code, self.why, self.verdict, self.check = code, why, verdict, check
 
 
 _PROBE_TOLERATED = frozenset({"opcode", "disallowed-global", "protocol", "extension"})
-_INT_C = re.compile(rb"^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+# strtol(s, &end, 0) as load_int calls it: C whitespace, a sign, then hex, octal or decimal
+_INT_C = re.compile(rb"^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+# what PyOS_string_to_double accepts (no whitespace, no underscores)
+_FLOAT_C = re.compile(
+    rb"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf(inity)?|nan)$", re.IGNORECASE
+)
+_C_LONG = 1 << 63
 _LOCATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[0-9]+)?$")
 _BIG_LITERAL = 1 << 16  # literals longer than this are kept as Blob(size)
 
@@ -272,6 +280,7 @@ class _VM:
         limits: ScanLimits,
         member: str | None,
         base: int,
+        reading: str = "bytes",
     ) -> None:
         self.buf, self.start, self.end = buf, start, end
         self.pos = start
@@ -287,14 +296,28 @@ class _VM:
         self.op_off = start
         self.op_name = ""
         self.probe = False
+        # How the stream is read (see _h_frame): "bytes" like pickle.loads(data), "file" like
+        # pickle.load(f) on a file without peek() (torch.load reads data.pkl from a BytesIO).
+        # ``fend`` is where the file reader's buffer, filled by the last FRAME, ends.
+        self.reading = reading
+        self.fend = -1
+        self.diverged: int | None = None  # first offset where the two readings differ
 
     # ---- reporting
     def finding(
-        self, code: str, why: str, *, verdict: str = UNSAFE, name: str | None = None, **kw: Any
+        self,
+        code: str,
+        why: str,
+        *,
+        verdict: str | None = None,
+        name: str | None = None,
+        **kw: Any,
     ) -> None:
         if self.probe and code not in _PROBE_TOLERATED:
             # probing an unknown file: stop where CPython would most likely fail too
             raise _Fatal(code, why)
+        if self.reading == "file":
+            kw["reading"] = "pickle.load(file)"
         self.col.add(
             kw.pop("check", "security.pickle"),
             code,
@@ -308,7 +331,28 @@ class _VM:
         )
 
     # ---- reading
+    # _pickle.c reads opcode arguments with _Unpickler_Read/_Unpickler_Readline. From bytes,
+    # the whole input is one buffer. From a file, FRAME reads the frame into the buffer, and a
+    # read that needs more than is left in it drops the rest and reads fresh bytes from the
+    # file, which stands at the end of the frame (_Unpickler_ReadFromFile). So an opcode that
+    # crosses the end of a frame reads different bytes in the two cases: ``_straddle``.
+    def _straddle(self, p: int) -> int:
+        if self.diverged is None:
+            self.diverged = self.op_off
+        return self.fend if self.reading == "file" else p
+
     def read(self, n: int) -> bytes:
+        p = self.pos
+        if p < self.fend < p + n:
+            p = self._straddle(p)
+        if n < 0 or p + n > self.end:
+            raise _Fatal("truncated", f"pickle data was truncated ({self.op_name} needs {n} bytes)")
+        self.pos = p + n
+        return self.buf[p : p + n]
+
+    def read_into(self, n: int) -> bytes:
+        """_Unpickler_ReadInto (BINBYTES*, BYTEARRAY8): takes what is left of the buffer, then
+        reads on from the file, so bytes and file readings agree."""
         p = self.pos
         if n < 0 or p + n > self.end:
             raise _Fatal("truncated", f"pickle data was truncated ({self.op_name} needs {n} bytes)")
@@ -316,15 +360,29 @@ class _VM:
         return self.buf[p : p + n]
 
     def readline(self) -> bytes:
-        i = self.buf.find(b"\n", self.pos, self.end)
+        p = self.pos
+        i = self.buf.find(b"\n", p, self.end)
+        if p < self.fend and not p <= i < self.fend:
+            p = self._straddle(p)
+            if p != self.pos:
+                i = self.buf.find(b"\n", p, self.end)
         if i < 0:
             # _pickle.c (3.11) raises "pickle data was truncated" here, bytes or file input
             raise _Fatal("truncated", f"pickle data was truncated ({self.op_name} needs a newline)")
-        if i - self.pos > self.limits.max_string:
-            raise self._limit("max_string", i - self.pos)
-        line = self.buf[self.pos : i]
+        if i - p > self.limits.max_string:
+            raise self._limit("max_string", i - p)
+        line = self.buf[p:i]
         self.pos = i + 1
         return line
+
+    def textline(self) -> bytes:
+        """A line for INT/LONG/FLOAT/GET/PUT, which _pickle.c parses as a C string: it ends at
+        the first NUL, and an empty line is "pickle data was truncated"."""
+        line = self.readline()
+        if not line:
+            raise _Fatal("truncated", f"pickle data was truncated ({self.op_name} line is empty)")
+        nul = line.find(b"\x00")
+        return line if nul < 0 else line[:nul]
 
     def _limit(self, which: str, value: int) -> _Fatal:
         return _Fatal(
@@ -333,15 +391,15 @@ class _VM:
             check="security.limits",
         )
 
-    def sized(self, n: int) -> bytes | Blob:
+    def sized(self, n: int, into: bool = False) -> bytes | Blob:
         if n > self.limits.max_string:
             raise self._limit("max_string", n)
-        data = self.read(n)
+        data = self.read_into(n) if into else self.read(n)
         return Blob(n) if n > _BIG_LITERAL else data
 
     # ---- stack
     def pop(self) -> Any:
-        if not self.stack:
+        if not self.stack:  # the C stack's "fence": nothing above the top MARK
             raise _Fatal("underflow", "unpickling stack underflow")
         return self.stack.pop()
 
@@ -385,6 +443,7 @@ class _VM:
                 member=self.member,
                 offset=self.op_off - self.base,
                 opcode=self.op_name or None,
+                **({"reading": "pickle.load(file)"} if self.reading == "file" else {}),
             )
             res.complete = False
         except RecursionError:  # pragma: no cover - containers are flat; defensive
@@ -394,6 +453,16 @@ class _VM:
                 "pickle too deeply nested",
                 verdict=UNVERIFIABLE,
                 member=self.member,
+            )
+        if self.diverged is not None and self.reading == "bytes":
+            self.col.add(
+                "security.pickle",
+                "framing",
+                "an opcode crosses the end of its FRAME (or the frame runs past STOP): "
+                "pickle.loads(bytes) and pickle.load(file), which torch.load uses, read "
+                "different opcodes from here; both readings were scanned",
+                member=self.member,
+                offset=self.diverged - self.base,
             )
         res.globals = list(self._globals)
         return res
@@ -468,6 +537,14 @@ class _VM:
     def call(self, func: Any, args: Any, how: str, kwargs: Any = None) -> Any:
         if isinstance(func, Opaque):
             return OPAQUE
+        newobj = how in ("NEWOBJ", "NEWOBJ_EX")
+        if _plain(func):  # built-ins are not callable, and not types for NEWOBJ
+            raise _Fatal("bad-target", f"{how} calls a {_typename(func)}, which is not callable")
+        if _plain(args) and not (isinstance(args, Container) and args.kind == "tuple"):
+            raise _Fatal("bad-target", f"{how} arguments are a {_typename(args)}, not a tuple")
+        bad_kwargs = not (isinstance(kwargs, Container) and kwargs.kind == "dict")
+        if newobj and kwargs is not None and _plain(kwargs) and bad_kwargs:
+            raise _Fatal("bad-target", f"{how} kwargs are a {_typename(kwargs)}, not a dict")
         if not isinstance(func, Global):
             self.finding(
                 "call-non-global",
@@ -545,6 +622,9 @@ def _h_mark(vm: _VM) -> None:
 
 def _h_stop(vm: _VM) -> bool:
     value = vm.pop()
+    if vm.pos < vm.fend:
+        # a file reader has read the whole frame: the next pickle.load(f) starts after it
+        vm._straddle(vm.pos)
     if vm.stack or vm.metastack:
         vm.finding(
             "stop-leftover",
@@ -558,10 +638,13 @@ def _h_stop(vm: _VM) -> bool:
 
 
 def _h_pop(vm: _VM) -> None:
+    # load_pop: an empty segment above a MARK pops the MARK itself
     if vm.stack:
         vm.stack.pop()
-    else:
+    elif vm.metastack:
         vm.pop_mark()
+    else:
+        raise _Fatal("underflow", "unpickling stack underflow")
 
 
 def _h_pop_mark(vm: _VM) -> None:
@@ -572,53 +655,51 @@ def _h_dup(vm: _VM) -> None:
     vm.stack.append(vm.top())
 
 
-def _text_int(vm: _VM, line: bytes) -> int:
-    if len(line) > 4300:
-        raise vm._limit("max_string", len(line))
-    m = _INT_C.match(line)
+def _py_int(vm: _VM, text: bytes, base: int, what: str) -> int:
+    """PyLong_FromString(text, NULL, base) - which is what int(bytes, base) calls."""
+    if len(text) > 4300:
+        raise vm._limit("max_string", len(text))
     try:
-        if m:
-            sign, digits = m.group(1), m.group(2)
-            if digits[:2] in (b"0x", b"0X"):
-                v = int(digits[2:], 16)
-            elif len(digits) > 1 and digits[:1] == b"0":
-                v = int(digits, 8)
-            else:
-                v = int(digits)
-            return -v if sign == b"-" else v
-        return int(line.decode("ascii"), 0)
-    except (ValueError, UnicodeDecodeError):
-        raise _Fatal("bad-literal", f"invalid integer literal {line[:40]!r}") from None
+        return int(text, base)
+    except ValueError:
+        raise _Fatal("bad-literal", f"invalid {what} literal {text[:40]!r}") from None
 
 
 def _h_int(vm: _VM) -> None:
-    line = vm.readline()
-    if line == b"00":
-        vm.stack.append(False)
-    elif line == b"01":
-        vm.stack.append(True)
-    else:
-        vm.stack.append(_text_int(vm, line))
+    # load_int: strtol(s, &end, 0); True/False for a 2-character 0 or 1; when strtol fails
+    # (trailing bytes, overflow) PyLong_FromString(s, NULL, 0)
+    line = vm.textline()
+    m = _INT_C.match(line)
+    if m:
+        sign, digits = m.group(1), m.group(2)
+        if digits[:2] in (b"0x", b"0X"):
+            v = int(digits[2:], 16)
+        elif len(digits) > 1:
+            v = int(digits, 8 if digits[:1] == b"0" else 10)
+        else:
+            v = int(digits)
+        v = -v if sign == b"-" else v
+        if -_C_LONG <= v < _C_LONG:
+            vm.stack.append(bool(v) if len(line) == 2 and v in (0, 1) else v)
+            return
+    vm.stack.append(_py_int(vm, line, 0, "integer"))
 
 
 def _h_long(vm: _VM) -> None:
-    line = vm.readline()
+    line = vm.textline()
     if line.endswith(b"L"):
         line = line[:-1]
-    if len(line) > 4300:
-        raise vm._limit("max_string", len(line))
-    try:
-        vm.stack.append(int(line.decode("ascii"), 0))
-    except (ValueError, UnicodeDecodeError):
-        raise _Fatal("bad-literal", f"invalid LONG literal {line[:40]!r}") from None
+    vm.stack.append(_py_int(vm, line, 0, "LONG"))
 
 
 def _h_float(vm: _VM) -> None:
-    line = vm.readline()
-    try:
-        vm.stack.append(float(line.decode("ascii")))
-    except (ValueError, UnicodeDecodeError):
-        raise _Fatal("bad-literal", f"invalid FLOAT literal {line[:40]!r}") from None
+    line = vm.textline()
+    if not _FLOAT_C.match(line):
+        raise _Fatal("bad-literal", f"invalid FLOAT literal {line[:40]!r}")
+    v = float(line)
+    if v in (float("inf"), float("-inf")) and b"n" not in line.lower():
+        raise _Fatal("bad-literal", f"FLOAT literal {line[:40]!r} overflows (OverflowError)")
+    vm.stack.append(v)
 
 
 def _h_binfloat(vm: _VM) -> None:
@@ -733,21 +814,21 @@ def _h_binunicode8(vm: _VM) -> None:
 
 
 def _h_binbytes(vm: _VM) -> None:
-    vm.stack.append(vm.sized(struct.unpack("<I", vm.read(4))[0]))
+    vm.stack.append(vm.sized(struct.unpack("<I", vm.read(4))[0], into=True))
 
 
 def _h_short_binbytes(vm: _VM) -> None:
-    vm.stack.append(vm.sized(vm.read(1)[0]))
+    vm.stack.append(vm.sized(vm.read(1)[0], into=True))
 
 
 def _h_binbytes8(vm: _VM) -> None:
-    vm.stack.append(vm.sized(struct.unpack("<Q", vm.read(8))[0]))
+    vm.stack.append(vm.sized(struct.unpack("<Q", vm.read(8))[0], into=True))
 
 
 def _h_bytearray8(vm: _VM) -> None:
     n = struct.unpack("<Q", vm.read(8))[0]
-    vm.sized(n)
-    vm.stack.append(Blob(n))
+    vm.sized(n, into=True)
+    vm.stack.append(Blob(n, mutable=True))
 
 
 def _h_next_buffer(vm: _VM) -> None:
@@ -757,7 +838,10 @@ def _h_next_buffer(vm: _VM) -> None:
 
 
 def _h_readonly_buffer(vm: _VM) -> None:
-    vm.top()
+    # PyMemoryView_FromObject: only objects with the buffer protocol (bytes, bytearray)
+    t = vm.top()
+    if not isinstance(t, (bytes, Blob, Opaque, Obj, Global)):
+        raise _Fatal("bad-literal", f"READONLY_BUFFER on a {_typename(t)} (no buffer protocol)")
 
 
 def _h_empty_tuple(vm: _VM) -> None:
@@ -785,16 +869,36 @@ def _h_empty_list(vm: _VM) -> None:
 
 
 def _h_list(vm: _VM) -> None:
-    vm.stack.append(vm.container("list", vm.pop_mark()))
+    items = vm.pop_mark()  # first: pop_mark() replaces vm.stack
+    vm.stack.append(vm.container("list", items))
 
 
 def _h_empty_dict(vm: _VM) -> None:
     vm.stack.append(Container("dict", [], 1))
 
 
+_UNHASHABLE = frozenset({"list", "dict", "set", "ordereddict"})
+
+
+def _unhashable(k: Any) -> str | None:
+    """The type that makes ``k`` unhashable for CPython (None when it is or may be hashable)."""
+    if isinstance(k, Container):
+        if k.kind in _UNHASHABLE:
+            return k.kind
+        if k.kind == "tuple":
+            return next((u for u in map(_unhashable, k.items) if u), None)
+        return None
+    if isinstance(k, Blob) and k.mutable:
+        return "bytearray"
+    if isinstance(k, Obj) and k.kind == "namespace":  # Namespace defines __eq__: no __hash__
+        return "Namespace"
+    return None
+
+
 def _check_key(vm: _VM, k: Any) -> None:
-    if isinstance(k, Container) and k.kind != "tuple":
-        raise _Fatal("unhashable", f"unhashable dict key of type {k.kind}")
+    u = _unhashable(k)
+    if u is not None:
+        raise _Fatal("unhashable", f"unhashable type: {u!r}")
 
 
 def _pairs(vm: _VM, items: list[Any], what: str) -> list[Any]:
@@ -806,44 +910,89 @@ def _pairs(vm: _VM, items: list[Any], what: str) -> list[Any]:
 
 
 def _h_dict(vm: _VM) -> None:
-    vm.stack.append(vm.container("dict", _pairs(vm, vm.pop_mark(), "DICT")))
+    items = _pairs(vm, vm.pop_mark(), "DICT")  # first: pop_mark() replaces vm.stack
+    vm.stack.append(vm.container("dict", items))
 
 
-def _dict_target(vm: _VM, target: Any, what: str) -> Container | None:
+# Built-in values (CPython knows their type): a missing method raises instead of running
+# anything, and their methods run no code of the file.
+_PLAIN = (bytes, str, int, float, bool, type(None), Blob, Container)
+
+
+def _plain(t: Any) -> bool:
+    return isinstance(t, _PLAIN)
+
+
+def _bytearray(t: Any) -> bool:
+    return isinstance(t, Blob) and t.mutable
+
+
+def _no_method(t: Any, what: str, method: str) -> _Fatal:
+    return _Fatal("bad-target", f"{what} on a {_typename(t)}, which has no {method}")
+
+
+def _dict_target(vm: _VM, target: Any, what: str, n: int) -> Container | None:
+    """do_setitems: PyObject_SetItem on the object below the items, for each pair."""
     if isinstance(target, Container) and target.kind in ("dict", "ordereddict"):
         return target
-    if not isinstance(target, Opaque):
+    if isinstance(target, Opaque) or n == 0:
+        return None
+    if (isinstance(target, Container) and target.kind == "list") or _bytearray(target):
         vm.finding(
-            "setitem-target",
-            f"{what} on a {_typename(target)} (CPython calls its __setitem__)",
+            "builtin-mutation",
+            f"{what} assigns items of a {_typename(target)} (a built-in __setitem__; no code "
+            "runs); torch.save never does",
         )
+        return None
+    if _plain(target):
+        raise _no_method(target, what, "__setitem__")
+    vm.finding(
+        "setitem-target",
+        f"{what} on a {_typename(target)} (CPython calls its __setitem__)",
+    )
     return None
 
 
 def _h_setitem(vm: _VM) -> None:
     v = vm.pop()
     k = vm.pop()
-    _check_key(vm, k)
-    t = _dict_target(vm, vm.top(), "SETITEM")
+    t = _dict_target(vm, vm.top(), "SETITEM", 1)
     if t is not None:
+        _check_key(vm, k)
         vm.grow(t, [k, v])
 
 
 def _h_setitems(vm: _VM) -> None:
-    items = _pairs(vm, vm.pop_mark(), "SETITEMS")
-    t = _dict_target(vm, vm.top(), "SETITEMS")
+    items = vm.pop_mark()
+    target = vm.top()  # underflow first, as in do_setitems
+    if not items:
+        return  # "nothing to do": no lookup, no call
+    if len(items) % 2:
+        raise _Fatal("odd-items", "odd number of items for SETITEMS")
+    t = _dict_target(vm, target, "SETITEMS", len(items))
     if t is not None:
+        _pairs(vm, items, "SETITEMS")
         vm.grow(t, items)
 
 
 def _list_target(vm: _VM, target: Any, what: str) -> Container | None:
+    """do_append: list.extend for a list; else the object's extend, or its append."""
     if isinstance(target, Container) and target.kind == "list":
         return target
-    if not isinstance(target, Opaque):
+    if isinstance(target, Opaque):
+        return None
+    if _bytearray(target):
         vm.finding(
-            "append-target",
-            f"{what} on a {_typename(target)} (CPython calls its append/extend attribute)",
+            "builtin-mutation",
+            f"{what} on a bytearray (bytearray.extend; no code runs); torch.save never does",
         )
+        return None
+    if _plain(target):
+        raise _no_method(target, what, "extend or append attribute")
+    vm.finding(
+        "append-target",
+        f"{what} on a {_typename(target)} (CPython calls its extend/append attribute)",
+    )
     return None
 
 
@@ -856,7 +1005,19 @@ def _h_append(vm: _VM) -> None:
 
 def _h_appends(vm: _VM) -> None:
     items = vm.pop_mark()
-    t = _list_target(vm, vm.top(), "APPENDS")
+    target = vm.top()
+    if not items:
+        # _pickle.c does nothing; pickle.py's _Unpickler still looks up and calls .extend([])
+        is_list = isinstance(target, Container) and target.kind == "list"
+        if not (is_list or isinstance(target, Opaque)):
+            vm.finding(
+                "append-target",
+                f"APPENDS without items on a {_typename(target)} (_pickle.c does nothing; "
+                "pickle.py calls its extend)",
+                verdict=UNSUPPORTED if _plain(target) else UNSAFE,
+            )
+        return
+    t = _list_target(vm, target, "APPENDS")
     if t is not None:
         vm.grow(t, items)
 
@@ -867,12 +1028,18 @@ def _h_empty_set(vm: _VM) -> None:
 
 def _h_additems(vm: _VM) -> None:
     items = vm.pop_mark()
-    for k in items:
-        _check_key(vm, k)
-    t = vm.top()
+    t = vm.top()  # underflow first, as in load_additems
+    if not items:
+        return  # "nothing to do"
     if isinstance(t, Container) and t.kind == "set":
+        for k in items:
+            _check_key(vm, k)
         vm.grow(t, items)
-    elif not isinstance(t, Opaque):
+    elif isinstance(t, Opaque):
+        return
+    elif _plain(t):  # frozenset, list, dict... (a bytearray has no add either)
+        raise _no_method(t, "ADDITEMS", "add attribute")
+    else:
         vm.finding("additems-target", f"ADDITEMS on a {_typename(t)} (CPython calls its add)")
 
 
@@ -891,22 +1058,18 @@ def _memo_get(vm: _VM, idx: int) -> None:
 
 
 def _memo_put(vm: _VM, idx: int) -> None:
+    value = vm.top()  # underflow first, as in load_put
     if idx < 0:
         raise _Fatal("memo", "negative PUT argument")
     if idx > vm.limits.max_memo:
         raise vm._limit("max_memo", idx)
-    vm.memo[idx] = vm.top()
+    vm.memo[idx] = value
     if len(vm.memo) > vm.limits.max_memo:
         raise vm._limit("max_memo", len(vm.memo))
 
 
 def _h_get(vm: _VM) -> None:
-    line = vm.readline()
-    try:
-        idx = int(line.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        raise _Fatal("bad-literal", "invalid GET index") from None
-    _memo_get(vm, idx)
+    _memo_get(vm, _py_int(vm, vm.textline(), 10, "GET index"))
 
 
 def _h_binget(vm: _VM) -> None:
@@ -918,12 +1081,9 @@ def _h_long_binget(vm: _VM) -> None:
 
 
 def _h_put(vm: _VM) -> None:
-    line = vm.readline()
-    try:
-        idx = int(line.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        raise _Fatal("bad-literal", "invalid PUT index") from None
-    _memo_put(vm, idx)
+    line = vm.textline()
+    vm.top()  # load_put checks the stack before parsing the index
+    _memo_put(vm, _py_int(vm, line, 10, "PUT index"))
 
 
 def _h_binput(vm: _VM) -> None:
@@ -940,6 +1100,8 @@ def _h_memoize(vm: _VM) -> None:
 
 def _line_name(vm: _VM, enc: str) -> str:
     line = vm.readline()
+    if not line:  # load_global/load_inst: an empty name is "pickle data was truncated"
+        raise _Fatal("truncated", f"pickle data was truncated ({vm.op_name} name is empty)")
     try:
         return line.decode(enc)
     except UnicodeDecodeError:
@@ -956,17 +1118,16 @@ def _h_stack_global(vm: _VM) -> None:
     name = vm.pop()
     module = vm.pop()
     if type(name) is not str or type(module) is not str:
-        raise _Fatal("stack-global", "STACK_GLOBAL requires str", verdict=UNSAFE)
+        raise _Fatal("stack-global", "STACK_GLOBAL requires str")
     vm.stack.append(vm.make_global(module, name, "STACK_GLOBAL"))
 
 
 def _h_inst(vm: _VM) -> None:
-    if not vm.metastack:  # _pickle.c looks for the MARK before reading the name
-        raise _Fatal("no-mark", "could not find MARK")
+    # load_inst pops the MARK before reading the names
+    args = vm.pop_mark()
     module = _line_name(vm, "ascii")
     name = _line_name(vm, "ascii")
     cls = vm.make_global(module, name, "INST")
-    args = vm.pop_mark()
     vm.stack.append(vm.call(cls, vm.container("tuple", args), "INST"))
 
 
@@ -1006,6 +1167,9 @@ def _h_build(vm: _VM) -> None:
         return
     if isinstance(inst, Obj) and inst.kind == "extra":
         return
+    if _plain(inst) and not (isinstance(inst, Container) and inst.kind == "ordereddict"):
+        _build_builtin(inst, state)
+        return
     ok_target = (isinstance(inst, Container) and inst.kind == "ordereddict") or (
         isinstance(inst, Obj) and inst.kind == "namespace" and not inst.built
     )
@@ -1027,6 +1191,23 @@ def _h_build(vm: _VM) -> None:
         inst.built = True
 
 
+def _build_builtin(inst: Any, state: Any) -> None:
+    """load_build on a built-in value: no __setstate__, no __dict__, no settable attributes,
+    so anything but an empty state raises - and nothing runs."""
+    slots: Any = None
+    if isinstance(state, Container) and state.kind == "tuple" and len(state.items) == 2:
+        state, slots = state.items
+    if state is not None:
+        if not (isinstance(state, Container) and state.kind in ("dict", "ordereddict")):
+            raise _Fatal("bad-target", "BUILD: state is not a dictionary")
+        raise _no_method(inst, "BUILD", "__dict__")
+    if slots is not None:
+        if not (isinstance(slots, Container) and slots.kind in ("dict", "ordereddict")):
+            raise _Fatal("bad-target", "BUILD: slot state is not a dictionary")
+        if slots.items:
+            raise _no_method(inst, "BUILD", "settable attributes")
+
+
 def _h_persid(vm: _VM) -> None:
     line = vm.readline()
     try:
@@ -1045,6 +1226,8 @@ def _ext(n: int) -> Callable[[_VM], None]:
 
     def h(vm: _VM) -> None:
         code = struct.unpack(fmt, vm.read(n))[0]
+        if code <= 0:
+            raise _Fatal("bad-literal", "EXT specifies code <= 0")
         vm.finding(
             "extension",
             f"EXT{n} loads global #{code} from copyreg's extension registry, which can name "
@@ -1069,10 +1252,19 @@ def _h_proto(vm: _VM) -> None:
 
 
 def _h_frame(vm: _VM) -> None:
+    # load_frame: _Unpickler_Read(frame_len), then rewind. From bytes that only checks that
+    # the frame is there. From a file it fills the buffer with the frame - unless the frame
+    # fits in what is left of the buffer (a FRAME inside a frame).
     n = struct.unpack("<Q", vm.read(8))[0]
-    if vm.pos + n > vm.end:
+    p = vm.pos
+    if p < vm.fend:
+        if p + n <= vm.fend:
+            return
+        p = vm._straddle(p)
+    if p + n > vm.end:
         raise _Fatal("truncated", "FRAME longer than the remaining data")
-    # CPython's C unpickler only checks that the frame's bytes are there; opcodes continue.
+    vm.pos = p
+    vm.fend = p + n
 
 
 _DISPATCH: dict[int, Callable[[_VM], Any]] = {
@@ -1418,10 +1610,22 @@ def scan_pickle(
     zip member, 0 for a whole file. The caller checks what follows ``result.end``.
     ``probe=True`` (for files of unknown format) stops at the first oddity other than an
     opcode or import finding, where CPython would most likely raise too.
+
+    The stream is read like ``pickle.loads(bytes)``; when its frames make ``pickle.load(file)``
+    read it differently (a ``framing`` finding), it is scanned a second time the way a file
+    reader without ``peek()`` reads it (torch.load's ``BytesIO``), so what that reading would
+    import is reported too (findings with ``details["reading"] = "pickle.load(file)"``).
     """
-    vm = _VM(buf, start, end, col, rules, limits, member, start if base is None else base)
+    base = start if base is None else base
+    vm = _VM(buf, start, end, col, rules, limits, member, base)
     vm.probe = probe
-    return vm.run()
+    res = vm.run()
+    if vm.diverged is not None and not probe:
+        other = _VM(buf, start, end, col, rules, limits, member, base, reading="file")
+        for g in other.run().globals:
+            if g not in res.globals:
+                res.globals.append(g)
+    return res
 
 
 def opcode_names(codes: frozenset[int]) -> list[str]:

@@ -19,22 +19,70 @@ Every finding is a :class:`pytest_kpmodel.findings.Finding` whose ``check`` is o
 ``details`` always holds ``file`` and ``code`` (a short machine-readable reason, e.g.
 ``"disallowed-global"``) and, where they apply, ``member`` (path inside an archive),
 ``offset`` (byte offset inside the member, or inside the file when there is no member),
-``opcode``, ``name`` (the imported ``module.name``), ``verdict`` (``"unsafe"`` or
-``"unverifiable"`` for failing findings) and ``count`` (how often the same cause occurred).
+``opcode``, ``name`` (the imported ``module.name``), ``verdict`` (the label of a failing
+finding, see below) and ``count`` (how often the same cause occurred).
+
+Every failing finding carries one of three labels, and a file's verdict is the worst of them
+(``unsafe`` > ``unverifiable`` > ``unsupported`` > ``clean``); all three fail closed:
+
+``unsafe``        loading it would import or call something outside the allow-list (or run
+                  code: TorchScript, custom ops), or a tensor record reaches outside its storage
+``unverifiable``  it could not be parsed, or readers may disagree on what it contains (zip
+                  layout ambiguities, pickle framing that reads differently from a file and
+                  from bytes, resource limits): nothing can be promised about it
+``unsupported``   it was parsed completely and nothing in it would run, but it is not a
+                  format this scanner accepts (an int-only ``.npz`` given as weights, a protocol-4
+                  list pickle, an encrypted or compressed zip member, opcodes torch.save never
+                  emits)
+
+:data:`LABELS` maps each finding ``code`` to its label (a code not in it is ``unsafe``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..findings import Finding
 
-Verdict = Literal["clean", "unsafe", "unverifiable"]
+Verdict = Literal["clean", "unsafe", "unverifiable", "unsupported"]
 
 UNSAFE = "unsafe"
 UNVERIFIABLE = "unverifiable"
+UNSUPPORTED = "unsupported"
+# worst first: a file's verdict is the first of these that one of its findings carries
+VERDICTS = (UNSAFE, UNVERIFIABLE, UNSUPPORTED)
+
+# The label of each finding code when the call site does not give one.
+_UNSAFE_CODES = (
+    # pickle: an import, or a call/attribute write CPython would perform
+    "disallowed-global extension call-non-global call-kwargs call-args call-role setitem-target "
+    "append-target additems-target build-target build-state polyglot payload "
+    # tensors that reach outside their storage; code; paths that leave the folder on extraction
+    "tensor-bounds storage-size torchscript aoti custom-domain external-escape name attributes"
+)
+_UNVERIFIABLE_CODES = (
+    "truncated underflow no-mark bad-opcode bad-literal bad-length memo unhashable odd-items "
+    "stack-global out-of-band bad-target framing recursion resources internal-error unknown unreadable "
+    "not-a-file onnx-missing tar no-eocd appended-data prepended-data multi-disk zip64 cd-gap "
+    "cd-entry duplicate sizes local-header name-mismatch header-mismatch bounds descriptor gap "
+    "overlap inflate inflate-size json json-size legacy-header legacy-sysinfo legacy-truncated "
+    "header-bounds duplicate-key header-json offsets size external-bounds external-data "
+    "npy-header npy-size findings-omitted"
+)
+_UNSUPPORTED_CODES = (
+    "opcode protocol proto-position persistent-id stop-leftover trailing-data not-torch "
+    "not-weights empty comment extra encrypted flags compressed crc top-folder no-data-pkl "
+    "member-name nested-archive metadata legacy-tar legacy-keys legacy-size storage-missing "
+    "storage-unreferenced entry dtype shape external-missing npy-object setitem-builtin"
+)
+LABELS: dict[str, str] = {
+    **{c: UNSAFE for c in _UNSAFE_CODES.split()},
+    **{c: UNVERIFIABLE for c in _UNVERIFIABLE_CODES.split()},
+    **{c: UNSUPPORTED for c in _UNSUPPORTED_CODES.split()},
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +114,7 @@ class Collector:
         self._index: dict[tuple[Any, ...], int] = {}
         self._counts: dict[int, int] = {}
         self._omitted = 0
+        self._omitted_worst = UNSUPPORTED
 
     def add(
         self,
@@ -73,7 +122,7 @@ class Collector:
         code: str,
         why: str,
         *,
-        verdict: str | None = UNSAFE,
+        verdict: str | None = None,
         severity: str = "fail",
         member: str | None = None,
         offset: int | None = None,
@@ -82,6 +131,8 @@ class Collector:
         dedupe: tuple[Any, ...] | None = None,
         **extra: Any,
     ) -> None:
+        if severity == "fail" and verdict is None:
+            verdict = label(code)
         key = (check, code, member, name, opcode) if dedupe is None else (check, code, *dedupe)
         idx = self._index.get(key)
         if idx is not None:
@@ -89,6 +140,8 @@ class Collector:
             return
         if len(self.findings) >= self.limits.max_findings:
             self._omitted += 1
+            if severity == "fail" and _rank(verdict) < _rank(self._omitted_worst):
+                self._omitted_worst = verdict or UNSAFE
             return
         where = self.file + (f":{member}" if member else "")
         if offset is not None:
@@ -103,7 +156,7 @@ class Collector:
         if name is not None:
             details["name"] = name
         if severity == "fail":
-            details["verdict"] = verdict or UNSAFE
+            details["verdict"] = verdict
         details.update(extra)
         self._index[key] = len(self.findings)
         self.findings.append(
@@ -127,9 +180,9 @@ class Collector:
                 Finding(
                     "security.limits",
                     f"{self.file}: {self._omitted} more findings omitted "
-                    f"(max_findings={self.limits.max_findings})",
+                    f"(max_findings={self.limits.max_findings}; the worst is {self._omitted_worst})",
                     "fail",
-                    {"file": self.file, "code": "findings-omitted", "verdict": UNSAFE},
+                    {"file": self.file, "code": "findings-omitted", "verdict": self._omitted_worst},
                 )
             )
         return out
@@ -154,12 +207,12 @@ class ScanReport:
 
     @property
     def verdict(self) -> Verdict:
-        fails = [f for f in self.findings if f.severity == "fail"]
-        if not fails:
-            return "clean"
-        if any(f.details.get("verdict", UNSAFE) == UNSAFE for f in fails):
-            return "unsafe"
-        return "unverifiable"
+        """The worst label among the failing findings (``"clean"`` without any)."""
+        labels = {f.details.get("verdict", UNSAFE) for f in self.findings if f.severity == "fail"}
+        for v in VERDICTS:
+            if v in labels:
+                return v  # type: ignore[return-value]
+        return "unsafe" if labels else "clean"
 
     @property
     def ok(self) -> bool:
@@ -194,6 +247,23 @@ class ScanReport:
             "duration_s": round(self.duration_s, 6),
             "findings": [f.to_json() for f in self.findings],
         }
+
+
+def label(code: str) -> str:
+    """The label of a failing finding ``code`` (resource limits are ``unverifiable``)."""
+    if code.startswith("limit-"):
+        return UNVERIFIABLE
+    return LABELS.get(code, UNSAFE)
+
+
+def _rank(verdict: str | None) -> int:
+    return VERDICTS.index(verdict) if verdict in VERDICTS else 0
+
+
+def worst(verdicts: Iterable[str]) -> str:
+    """The worst of several verdicts (``"clean"`` for none or all clean)."""
+    seen = set(verdicts)
+    return next((v for v in VERDICTS if v in seen), "clean")
 
 
 def file_identity(st: os.stat_result) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ import json
 import struct
 from typing import Any
 
-from .report import UNSAFE, UNVERIFIABLE, Collector, ScanLimits
+from .report import UNVERIFIABLE, Collector, ScanLimits
 
 # dtype -> bits per element (safetensors 0.8 list)
 DTYPE_BITS: dict[str, int] = {
@@ -62,7 +62,7 @@ def scan_safetensors(
     def add(
         code: str,
         why: str,
-        verdict: str = UNSAFE,
+        verdict: str | None = None,
         name: str | None = None,
         offset: int | None = None,
     ) -> None:
@@ -85,7 +85,6 @@ def scan_safetensors(
             "security.limits",
             "limit-max-header",
             f"header size {n} exceeds max_header={limits.max_header}",
-            verdict=UNSAFE,
             member=member,
         )
         return 0

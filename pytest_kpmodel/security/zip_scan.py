@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .report import UNSAFE, UNVERIFIABLE, Collector
+from .report import UNVERIFIABLE, Collector
 
 LOCAL_SIG = b"PK\x03\x04"
 CENTRAL_SIG = b"PK\x01\x02"
@@ -62,6 +62,7 @@ class ZipInfo:
     members: list[Member] = field(default_factory=list)
     cd_offset: int = 0
     ok: bool = False  # structure parsed far enough to use the members
+    appended: tuple[int, int] | None = None  # bytes after the end record (absolute offsets)
 
     def by_name(self) -> dict[str, Member]:
         return {m.name: m for m in self.members}
@@ -115,7 +116,7 @@ def read_zip(
     def add(
         code: str,
         why: str,
-        verdict: str = UNSAFE,
+        verdict: str | None = None,
         offset: int | None = None,
         name: str | None = None,
     ) -> None:
@@ -143,6 +144,7 @@ def read_zip(
                 UNVERIFIABLE,
             )
             return info
+        info.appended = (found + 22, end)
         add(
             "appended-data",
             f"{end - found - 22} bytes after the end-of-central-directory record "

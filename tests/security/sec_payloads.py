@@ -277,8 +277,11 @@ def _build_setstate_gadget(m: str) -> bytes:
 
 
 def _append_gadget(m: str) -> bytes:
-    # APPEND on a non-list calls its .append attribute (here: an OrderedDict, allowed name)
-    return PROTO2 + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + k(1) + b"a" + STOP
+    # APPEND on a non-list calls its extend/append attribute: a Namespace (allowed) whose
+    # __dict__ BUILD filled with {"extend": OrderedDict} makes CPython call OrderedDict([1])
+    ns = glob("argparse", "Namespace") + EMPTY_TUPLE + NEWOBJ
+    state = EMPTY_DICT + bu("extend") + glob("collections", "OrderedDict") + SETITEM
+    return PROTO2 + ns + state + BUILD + k(1) + b"a" + STOP
 
 
 def _ext(m: str) -> bytes:

@@ -76,7 +76,8 @@ def test_bad_crc(tmp_path: Path, zdata: bytes, no_unpickle) -> None:
     nlen, xlen = struct.unpack_from("<HH", data, h + 26)
     data[h + 30 + nlen + xlen + 3] ^= 0xFF  # one byte of tensor data
     r = _scan(tmp_path, bytes(data))
-    assert "crc" in _codes(r) and r.verdict == "unsafe"
+    # the bytes torch reads are the bytes scanned; nothing runs, but the archive was modified
+    assert "crc" in _codes(r) and r.verdict == "unsupported"
 
 
 def test_local_central_name_mismatch(tmp_path: Path, zdata: bytes, no_unpickle) -> None:
@@ -97,7 +98,12 @@ def test_prepended_data(tmp_path: Path, zdata: bytes, extra: bytes, no_unpickle)
 @pytest.mark.parametrize("extra", [b"tail", evil_pickle("/nonexistent/m")], ids=["junk", "pickle"])
 def test_appended_data(tmp_path: Path, zdata: bytes, extra: bytes, no_unpickle) -> None:
     r = _scan(tmp_path, zdata + extra)
-    assert "appended-data" in _codes(r) and r.verdict == "unsafe"
+    # readers may disagree on such an archive; an appended pickle is scanned and named
+    assert "appended-data" in _codes(r)
+    if extra.startswith(b"\x80"):
+        assert r.verdict == "unsafe" and "builtins.open" in r.globals
+    else:
+        assert r.verdict == "unverifiable"
 
 
 def test_duplicate_names(tmp_path: Path, zdata: bytes, no_unpickle) -> None:
@@ -220,7 +226,9 @@ def test_tensor_records_checked(
     tmp_path: Path, pkl: bytes, storages: dict[str, bytes], code: str, no_unpickle
 ) -> None:
     r = _scan(tmp_path, _archive(pkl, storages))
-    assert code in _codes(r) and r.verdict == "unsafe", [f.message for f in r.findings]
+    # a tensor outside its storage is unsafe; a missing or extra storage only unsupported
+    label = "unsupported" if code in ("storage-missing", "storage-unreferenced") else "unsafe"
+    assert code in _codes(r) and r.verdict == label, [f.message for f in r.findings]
 
 
 # --------------------------------------------------------------------------- legacy, tar
