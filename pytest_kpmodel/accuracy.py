@@ -16,7 +16,7 @@ def evaluate_predictions(session, predictions, *, confidence: float = 0.95, imag
     from .metrics import evaluate
 
     ds, ks = session.dataset, session.card.keypoints
-    return evaluate(
+    metrics = evaluate(
         ds.coco,
         predictions.to_coco_results(ds.category_id),
         sigmas=ks.sigmas,
@@ -29,7 +29,10 @@ def evaluate_predictions(session, predictions, *, confidence: float = 0.95, imag
         bootstrap=200 if analyses else 0,
         per_keypoint=analyses,
         error_analysis=analyses,
+        allow_box_area=session.allow_box_area,
     )
+    metrics.dataset["notes"][:0] = ds.notes  # how the file was read (data_layouts)
+    return metrics
 
 
 @dataclass

@@ -42,7 +42,7 @@ KP_FIXTURES = frozenset(
 class _Opt:
     dest: str  # also the ini key
     help: str
-    kind: str = "str"  # str | path | int | bool | choice
+    kind: str = "str"  # str | path | int | float | bool | choice
     default: Any = None
     choices: tuple[str, ...] = ()
     metavar: str | None = None
@@ -81,6 +81,11 @@ OPTIONS = (
          metavar="N"),
     _Opt("kp_workers", "image-decoding worker processes (default: by CPU count)", "int",
          metavar="N"),
+    _Opt("kp_allow_box_area", "accept a --kp-dataset whose every 'area' is its box w*h "
+         "(OCHuman); OKS is then more lenient than with COCO's segment areas (card: [dataset] "
+         "allow_box_area)", "bool", False),
+    _Opt("kp_area_from_box", "give annotations without 'area' F * box w*h (CrowdPose's "
+         "evaluation: 0.53; card: [dataset] area_from_box)", "float", metavar="F"),
 )  # fmt: skip
 
 
@@ -113,6 +118,14 @@ def _read_option(config: pytest.Config, opt: _Opt) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise pytest.UsageError(f"{opt.flag}: expected an integer, got {value!r}") from None
+    if opt.kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{opt.flag}: expected a number, got {value!r}") from None
+        if not 0 < number <= 1:
+            raise pytest.UsageError(f"{opt.flag}: must be in (0, 1], got {value!r}")
+        return number
     if opt.kind == "choice" and value not in opt.choices:
         raise pytest.UsageError(f"{opt.flag}: {value!r} is not one of {', '.join(opt.choices)}")
     if opt.kind == "path":
@@ -142,6 +155,8 @@ def _settings(config: pytest.Config):
         batch_size=values["batch_size"],
         precision=values["precision"],
         allow_code=values["allow_code"],
+        allow_box_area=values["allow_box_area"],
+        area_from_box=values["area_from_box"],
         no_cache=values["no_cache"],
         metrics_engine=values["metrics_engine"],
         osv_db=values["osv_db"],

@@ -130,9 +130,17 @@ class KpSession:
                 weights,
                 extra_globals=self.security_policy.allow_globals,
                 allow_code=self.allow_code,
+                allowlists=self.allowlists,
             )
 
         return self._once("_scan", compute)
+
+    @property
+    def allowlists(self) -> tuple[str, ...]:
+        """Opt-in reviewed allow-lists: the card's ``[model] allowlist`` and the spec's
+        ``kp_security(allowlist=[...])``."""
+        card = tuple(getattr(self.card.model, "allowlist", ()))
+        return tuple(dict.fromkeys(card + self.security_policy.allowlist))
 
     @cached_property
     def run_dir(self) -> Path:
@@ -199,6 +207,7 @@ class KpSession:
             allow_code=self.allow_code,
             scan_report=scan,
             extra_globals=self.security_policy.allow_globals,
+            allowlists=self.allowlists,
         )
         # torchvision registers its native ops (nms, roi_align) by loading a shared library on
         # first import; that is the environment's code, not the model's, so it happens before
@@ -225,9 +234,59 @@ class KpSession:
                     "no evaluation set: pass --kp-dataset or set [dataset] annotations in "
                     f"{self.card.path}"
                 )
-            return load_dataset(ann, images, self.settings.max_images)
+            return load_dataset(
+                ann,
+                images,
+                self.settings.max_images,
+                area_from_box=self.area_from_box,
+                keypoints=self.card.keypoints,
+            )
 
         return self._once("_dataset", compute)
+
+    @property
+    def allow_box_area(self) -> bool:
+        """--kp-allow-box-area, or the card's [dataset] allow_box_area for its own set."""
+        own = self.settings.dataset is None and self.card.dataset.allow_box_area
+        return self.settings.allow_box_area or own
+
+    @property
+    def area_from_box(self) -> float | None:
+        """--kp-area-from-box, or the card's [dataset] area_from_box for its own set."""
+        if self.settings.area_from_box is not None:
+            return self.settings.area_from_box
+        return self.card.dataset.area_from_box if self.settings.dataset is None else None
+
+    def check_ground_truth(self) -> list[str]:
+        """The evaluation set's ground truth checked whole, and against the card's keypoints,
+        before anything predicts (a refusal in seconds, not after the inference); the notes
+        are the run's warnings."""
+
+        def compute():
+            from .errors import DatasetError
+            from .metrics_data import check_ground_truth
+
+            ds = self.dataset
+            try:
+                notes = check_ground_truth(
+                    ds.coco,
+                    self.card.keypoints,
+                    allow_box_area=self.allow_box_area,
+                    keypoints_from=f"the card's [keypoints] ({self.card.path})",
+                )
+            except DatasetError as exc:
+                raise DatasetError(f"{ds.annotations_path}: {exc}") from None
+            notes = ds.notes + notes
+            root = self
+            while root.parent is not None:
+                root = root.parent
+            for note in notes:
+                line = f"{ds.annotations_path.name}: {note}"
+                if line not in root.warnings:
+                    root.warnings.append(line)
+            return notes
+
+        return self._once("_ground_truth", compute)
 
     @property
     def predictions(self):
@@ -249,6 +308,7 @@ class KpSession:
     def _predict(self):
         from . import distributed as D
 
+        self.check_ground_truth()  # refuse a bad ground truth before predicting
         key = self.prediction_key()
         path = self.settings.cache_dir / f"{key}.npz" if self.settings.cache_dir else None
 
@@ -277,7 +337,10 @@ class KpSession:
             images = self.settings.images or (
                 None if self.settings.dataset else self.card.dataset.images
             )
-            settings = replace(self.settings, dataset=ds, images=images, baseline=None)
+            # The set's reading flags travel with it (the card's own [dataset] ones included).
+            settings = replace(self.settings, dataset=ds, images=images, baseline=None,
+                               allow_box_area=self.allow_box_area,
+                               area_from_box=self.area_from_box)  # fmt: skip
             return KpSession(settings, Path(path), parent=self, role="baseline")
 
         return self._once("_baseline", compute)
@@ -393,6 +456,8 @@ class KpSession:
             from .bench import BenchSettings
             from .parity import run
 
+            self.check_ground_truth()  # refuse a bad ground truth before predicting
+
             def evaluate(ps) -> dict[str, Any]:
                 m = evaluate_predictions(self, ps, image_ids=ps.image_ids, analyses=False)
                 return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
@@ -427,6 +492,7 @@ class KpSession:
         def compute():
             from .robustness.probes import CorruptionConfig, corruption_eval
 
+            self.check_ground_truth()  # refuse a bad ground truth before predicting
             return corruption_eval(self, self.corruption_config or CorruptionConfig())
 
         return self._once("_corruption_eval", compute)

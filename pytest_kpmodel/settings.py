@@ -18,6 +18,8 @@ class Settings:
     batch_size: int = 1
     precision: str = "fp32"
     allow_code: bool = False
+    allow_box_area: bool = False  # accept 'area' == box w*h everywhere (OCHuman)
+    area_from_box: float | None = None  # area of annotations without one: this * w*h
     no_cache: bool = False
     metrics_engine: str = "auto"
     osv_db: Path | None = None
