@@ -19,10 +19,16 @@ from .keypoints import preset as keypoint_preset
 
 CARD_FILENAME = "kpmodel.toml"
 SCHEMA_VERSION = 1
-FORMATS = ("safetensors", "pytorch", "torchscript", "exported", "onnx", "python", "detectron2")
+FORMATS = (
+    "safetensors", "pytorch", "torchscript", "exported", "onnx", "python", "ultralytics",
+    "detectron2",
+)  # fmt: skip
 # Formats that run code shipped with the model when loaded (torch.export.load unpickles parts
 # of a .pt2 archive with weights_only=False).
 CODE_FORMATS = ("python", "torchscript", "exported")
+# [model] output_layout for format "onnx": torchvision's detection outputs (the default),
+# Ultralytics' raw YOLO-pose head [1, 4 + nc + K*3, N], detectron2's export
+OUTPUT_LAYOUTS = ("torchvision", "yolo-pose", "detectron2")
 CLAIM_KEYS = (
     "box_ap", "box_ap50", "box_ap75", "kp_ap", "kp_ap50", "kp_ap75", "kp_ar",
     "fps", "latency_p50_ms", "latency_p90_ms", "vram_mib",
@@ -39,6 +45,10 @@ class ModelSection:
     version: str = ""
     sha256: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # opt-in reviewed pickle allow-lists (security.allowlist.PROFILES), e.g. ("ultralytics",)
+    allowlist: tuple[str, ...] = ()
+    # how an ONNX model's outputs are decoded (format "onnx" only)
+    output_layout: str = "torchvision"
 
 
 @dataclass(frozen=True)
@@ -218,7 +228,8 @@ class _Parser:
         )
 
     def model(self) -> ModelSection:
-        allowed = ("name", "version", "format", "weights", "sha256", "architecture", "kwargs")
+        allowed = ("name", "version", "format", "weights", "sha256", "architecture", "kwargs",
+                   "allowlist", "output_layout")  # fmt: skip
         t = self.table("model", allowed, required=True)
         name = self.string(t, "model", "name", required=True)
         version = self.string(t, "model", "version") or ""
@@ -247,6 +258,14 @@ class _Parser:
         kwargs = t.get("kwargs", {})
         if not isinstance(kwargs, dict):
             raise self.fail("model.kwargs", f"must be a table, got {_tname(kwargs)}")
+        layout = self.string(t, "model", "output_layout")
+        if layout is not None and fmt != "onnx":
+            raise self.fail("model.output_layout", f"applies to format 'onnx' only, not {fmt!r}")
+        if layout is not None and layout not in OUTPUT_LAYOUTS:
+            raise self.fail(
+                "model.output_layout",
+                f"unknown layout {layout!r}; one of: {', '.join(OUTPUT_LAYOUTS)}",
+            )
         return ModelSection(
             name=name,
             version=version,
@@ -255,7 +274,27 @@ class _Parser:
             sha256=sha.lower() if sha else None,
             architecture=arch,
             kwargs=dict(kwargs),
+            allowlist=self.allowlist(t),
+            output_layout=layout or "torchvision",
         )
+
+    def allowlist(self, t: dict[str, Any]) -> tuple[str, ...]:
+        """``allowlist = "ultralytics"`` (or a list of names): opt-in reviewed allow-lists."""
+        from .security.allowlist import PROFILES
+
+        raw = t.get("allowlist")
+        if raw is None:
+            return ()
+        names = [raw] if isinstance(raw, str) else raw
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise self.fail("model.allowlist", f"must be a name or a list of names, got {raw!r}")
+        for n in names:
+            if n not in PROFILES:
+                raise self.fail(
+                    "model.allowlist",
+                    f"unknown allow-list {n!r}; shipped, reviewed lists: {', '.join(PROFILES)}",
+                )
+        return tuple(dict.fromkeys(names))
 
     def keypoints(self) -> KeypointSet:
         allowed = ("preset", "names", "flip_pairs", "sigmas", "skeleton")

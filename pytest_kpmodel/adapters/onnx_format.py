@@ -35,6 +35,11 @@ TORCHVISION_ORDER = ("boxes", "labels", "scores", "keypoints", "keypoints_scores
 
 
 def load(card, options: LoadOptions):
+    layout = getattr(card.model, "output_layout", "torchvision")
+    if layout == "yolo-pose":  # Ultralytics' raw pose head: decoded by the ultralytics family
+        from .ultralytics.onnx_layout import load_yolo_pose
+
+        return load_yolo_pose(card, options)
     if options.precision != "fp32":
         raise AdapterError(
             f"{card.path}: [model.format] 'onnx' runs in the precision it was exported in; "

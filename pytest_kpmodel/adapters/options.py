@@ -17,3 +17,6 @@ class LoadOptions:
     # adapters load only what it passed, and scan themselves when it is None.
     scan_report: Any = None
     extra_globals: tuple[str, ...] = ()
+    # opt-in allow-list profiles from the spec (kp_security(allowlist=[...])); the card's own
+    # [model] allowlist is added by the adapters that read it
+    allowlists: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "python": "pytest_kpmodel.adapters.python_format:load",
     "exported": "pytest_kpmodel.adapters.exported_format:load",
     "onnx": "pytest_kpmodel.adapters.onnx_format:load",
+    "ultralytics": "pytest_kpmodel.adapters.ultralytics.adapter:load",
     "detectron2": "pytest_kpmodel.adapters.detectron2.adapter:load",
 }
 

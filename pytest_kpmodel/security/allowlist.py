@@ -9,6 +9,8 @@ limits how the pickle may use it:
 ``dtype``    may only appear as the dtype argument of ``_rebuild_tensor_v3``
 ``qscheme``  may only appear as the quantization scheme of ``_rebuild_qtensor``
 ``extra``    added by the caller (``extra_globals``); any use, reported as an info finding
+``module``   an ``nn.Module`` class of an opt-in profile: NEWOBJ without arguments, then one
+             BUILD with a str-keyed dict (the module's ``__dict__``); never called
 
 How the list was made: by generating real files with torch 2.14 ``torch.save`` — state dicts
 of torchvision models (``resnet18``, ``keypointrcnn_resnet50_fpn``), tensors of every dtype
@@ -235,11 +237,37 @@ def parse_global(spec: str | tuple[str, str]) -> tuple[str, str]:
     return module, name
 
 
-class Allowlist:
-    """The default allow-list plus the caller's explicit extensions."""
+# Opt-in profiles: reviewed lists for one family's checkpoints, chosen by name (card key
+# ``[model] allowlist``, ``kp_security(allowlist=[...])``, ``kpmodel scan --allowlist``). Each
+# value is ``"package.module:ATTRIBUTE"`` naming a sequence of ``Allowed`` entries; the module is
+# imported only when the profile is used.
+PROFILES: dict[str, str] = {
+    "ultralytics": "pytest_kpmodel.adapters.ultralytics.allowlist:ENTRIES",
+}
 
-    def __init__(self, extra_globals: Iterable[str | tuple[str, str]] = ()) -> None:
+
+def profile_entries(name: str) -> tuple[Allowed, ...]:
+    """The entries of the opt-in profile ``name`` (``ValueError`` naming the known ones)."""
+    import importlib
+
+    target = PROFILES.get(name)
+    if target is None:
+        raise ValueError(f"unknown allow-list {name!r}; known: {', '.join(sorted(PROFILES))}")
+    module, _, attr = target.partition(":")
+    return tuple(getattr(importlib.import_module(module), attr))
+
+
+class Allowlist:
+    """The default allow-list, the opt-in ``profiles`` and the caller's explicit extensions."""
+
+    def __init__(
+        self, extra_globals: Iterable[str | tuple[str, str]] = (), profiles: Iterable[str] = ()
+    ) -> None:
         self.entries = dict(DEFAULT_ALLOWLIST)
+        self.profiles = tuple(dict.fromkeys(profiles))
+        for profile in self.profiles:
+            for entry in profile_entries(profile):
+                self.entries.setdefault((entry.module, entry.name), entry)
         self.extra: list[Allowed] = []
         for spec in extra_globals:
             module, name = parse_global(spec)

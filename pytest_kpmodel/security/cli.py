@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
         help="extend the pickle allow-list (reported as info); repeatable",
     )
     p.add_argument(
+        "--allowlist",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a shipped, reviewed allow-list (e.g. ultralytics); repeatable",
+    )
+    p.add_argument(
         "--allow-code",
         action="store_true",
         help="accept TorchScript code / custom ONNX op domains (reported as info)",
@@ -71,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
             parse_global(g)
         except ValueError as e:
             raise KpModelError(f"scan: --allow-global: {e}") from None
+    from .allowlist import PROFILES
+
+    for name in args.allowlist:
+        if name not in PROFILES:
+            raise KpModelError(
+                f"scan: --allowlist {name}: unknown; shipped, reviewed lists: {', '.join(PROFILES)}"
+            )
     for name in ("max_ops", "max_memo", "max_depth"):
         if getattr(args, name) <= 0:
             raise KpModelError(f"scan: --{name.replace('_', '-')} must be positive")
@@ -81,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         allow_code=args.allow_code,
         limits=limits,
         recursive=not args.no_recursive,
+        allowlists=args.allowlist,
     )
     bad = [r for r in reports if not r.ok]
     if args.json:

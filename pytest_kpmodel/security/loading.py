@@ -3,7 +3,8 @@
 API (for the adapters)::
 
     load_state_dict_safely(path, report=None, *, map_location="cpu", mmap=False,
-                           extra_globals=(), limits=None) -> dict[str, Any]
+                           extra_globals=(), limits=None, allowlists=(),
+                           stand_ins=None) -> Any
     pick_weights(paths) -> pathlib.Path
 
 ``load_state_dict_safely``:
@@ -16,8 +17,12 @@ API (for the adapters)::
 * torch zip / legacy -> ``torch.load(..., weights_only=True)`` - never ``weights_only=False``,
   with no fallback - inside ``torch.serialization.safe_globals`` for exactly the allow-listed
   globals the file uses beyond torch's own weights-only list (``argparse.Namespace``) and the
-  caller's ``extra_globals`` (which must also have been given to the scan). Without ``mmap``
-  the already-verified open file object is passed to torch (no second path lookup); with
+  caller's ``extra_globals`` (which must also have been given to the scan), and, for an opt-in
+  profile (``allowlists``, see ``allowlist.PROFILES``), the caller's ``stand_ins``
+  (``{"module.name": object}``: the unpickler rebuilds those globals as these objects, e.g. a
+  family adapter's own ``nn.Module`` classes in place of a package that is not installed).
+  Without ``mmap`` the already-verified open file object is passed to torch (no second path
+  lookup); with
   ``mmap=True`` (zip only) torch opens the path itself and the identity is re-checked after;
 * anything else (TorchScript, ONNX, export archives) is not a state dict: ``RefusedToLoad``.
 
@@ -30,11 +35,11 @@ from __future__ import annotations
 import importlib
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import RefusedToLoad
-from .allowlist import DEFAULT_ALLOWLIST, parse_global
+from .allowlist import DEFAULT_ALLOWLIST, Allowlist, parse_global
 from .report import ScanLimits, ScanReport, file_identity
 from .scan import detect_kind, scan_path
 
@@ -74,11 +79,14 @@ def load_state_dict_safely(
     mmap: bool = False,
     extra_globals: Iterable[str | tuple[str, str]] = (),
     limits: ScanLimits | None = None,
+    allowlists: Iterable[str] = (),
+    stand_ins: Mapping[str, Any] | None = None,
 ) -> Any:
     extra = list(extra_globals)
+    profiles = tuple(allowlists)
     p = os.fspath(path)
     if report is None:
-        report = scan_path(p, extra_globals=extra, limits=limits)
+        report = scan_path(p, extra_globals=extra, limits=limits, allowlists=profiles)
     if os.path.realpath(report.path) != os.path.realpath(p):
         raise RefusedToLoad(f"refused to load: {p}: the scan report is for {report.path}")
     report.raise_if_unsafe()
@@ -95,14 +103,16 @@ def load_state_dict_safely(
         )
     import torch
 
-    needed = [g for g in report.globals if g in _NEEDS_SAFE_GLOBALS]
+    stand_ins = dict(stand_ins or {})
+    needed = [g for g in report.globals if g in _NEEDS_SAFE_GLOBALS and g not in stand_ins]
     extra_names = {".".join(parse_global(s)) for s in extra}
-    safe = [_resolve_global(g) for g in needed]
+    safe: list[Any] = [_resolve_global(g) for g in needed]
     safe += [_resolve_global(s) for s in extra if ".".join(parse_global(s)) in report.globals]
+    # a profile's globals are rebuilt as the caller's stand-ins: (object, "module.name") pairs
+    safe += [(stand_ins[g], g) for g in report.globals if g in stand_ins]
+    allowed = Allowlist(profiles=profiles).entries if profiles else DEFAULT_ALLOWLIST
     unexpected = [
-        g
-        for g in report.globals
-        if tuple(g.rsplit(".", 1)) not in DEFAULT_ALLOWLIST and g not in extra_names
+        g for g in report.globals if tuple(g.rsplit(".", 1)) not in allowed and g not in extra_names
     ]
     if unexpected:  # cannot happen for a clean report; defensive
         raise RefusedToLoad(f"refused to load: {p}: imports {unexpected[0]}")

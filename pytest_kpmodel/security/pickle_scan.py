@@ -247,6 +247,7 @@ class PickleResult:
     ops: int = 0
     globals: list[str] = field(default_factory=list)
     tensors: int = 0
+    calls: int = 0  # calls and method calls reached (allowed or not)
 
 
 class _Fatal(Exception):
@@ -258,6 +259,8 @@ class _Fatal(Exception):
 
 
 _PROBE_TOLERATED = frozenset({"opcode", "disallowed-global", "protocol", "extension"})
+# findings that mean CPython calls a method of an object the stream built
+_CALLING = frozenset({"append-target", "setitem-target", "additems-target", "build-target"})
 # strtol(s, &end, 0) as load_int calls it: C whitespace, a sign, then hex, octal or decimal
 _INT_C = re.compile(rb"^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
 # what PyOS_string_to_double accepts (no whitespace, no underscores)
@@ -318,6 +321,8 @@ class _VM:
             raise _Fatal(code, why)
         if self.reading == "file":
             kw["reading"] = "pickle.load(file)"
+        if code in _CALLING:
+            self.result.calls += 1
         self.col.add(
             kw.pop("check", "security.pickle"),
             code,
@@ -535,6 +540,7 @@ class _VM:
         return Global(module, name, entry, self.op_off)
 
     def call(self, func: Any, args: Any, how: str, kwargs: Any = None) -> Any:
+        self.result.calls += 1
         if isinstance(func, Opaque):
             return OPAQUE
         newobj = how in ("NEWOBJ", "NEWOBJ_EX")
@@ -568,6 +574,16 @@ class _VM:
                 name=func.full,
             )
             return OPAQUE
+        if entry.role == "module":  # an opt-in profile's nn.Module class (see allowlist.py)
+            if how != "NEWOBJ" or args.items:
+                self.finding(
+                    "call-role",
+                    f"{how} of {func.full}: a module class is only created by NEWOBJ without "
+                    "arguments (then filled by BUILD)",
+                    name=func.full,
+                )
+                return OPAQUE
+            return Obj("module", func.full)
         want = "class" if how in ("NEWOBJ", "NEWOBJ_EX") else "call"
         if entry.role != want:
             self.finding(
@@ -1171,7 +1187,7 @@ def _h_build(vm: _VM) -> None:
         _build_builtin(inst, state)
         return
     ok_target = (isinstance(inst, Container) and inst.kind == "ordereddict") or (
-        isinstance(inst, Obj) and inst.kind == "namespace" and not inst.built
+        isinstance(inst, Obj) and inst.kind in ("namespace", "module") and not inst.built
     )
     if not ok_target:
         vm.finding(
@@ -1486,6 +1502,18 @@ def _c_counter(vm: _VM, a: list[Any]) -> Any:
     return Container("dict", list(d.items), 2)
 
 
+def _c_set(vm: _VM, a: list[Any]) -> Any:
+    # protocol 2 pickles a set as set([items]); nn.Module keeps _non_persistent_buffers_set
+    if not a:
+        return Container("set", [], 1)
+    items = a[0]
+    if len(a) != 1 or not (isinstance(items, Container) and items.kind == "list"):
+        raise _BadArgs("expects a single list argument")
+    if not all(type(x) in (str, int) for x in items.items):
+        raise _BadArgs("set items must be str or int")
+    return Container("set", list(items.items), 2)
+
+
 def _c_namespace(vm: _VM, a: list[Any]) -> Any:
     if a:
         raise _BadArgs("Namespace is created without arguments and filled by BUILD")
@@ -1502,6 +1530,7 @@ _CALL_CHECKS: dict[str, Callable[[_VM, list[Any]], Any]] = {
     "collections.OrderedDict": _c_ordereddict,
     "collections.Counter": _c_counter,
     "argparse.Namespace": _c_namespace,
+    "builtins.set": _c_set,  # listed only by opt-in profiles (allowlist.PROFILES)
 }
 
 # --------------------------------------------------------------------------- persistent ids

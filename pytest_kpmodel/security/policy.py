@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import KpModelError
 from ..marker_args import check_marker_args
 
-MARKER_ARGS = ("pickle", "network", "subprocess", "writes", "code", "allow_globals")
+MARKER_ARGS = ("pickle", "network", "subprocess", "writes", "code", "allow_globals", "allowlist")
 PICKLE_MODES = ("strict", "none")
 
 
@@ -26,6 +26,8 @@ class SecurityPolicy:
     writes: bool = False
     code: bool = False
     allow_globals: tuple[str, ...] = field(default=())
+    # opt-in reviewed allow-lists by name (allowlist.PROFILES), e.g. ("ultralytics",)
+    allowlist: tuple[str, ...] = field(default=())
 
     @classmethod
     def from_marker(cls, args: tuple, kwargs: dict[str, Any]) -> SecurityPolicy:
@@ -42,6 +44,20 @@ class SecurityPolicy:
         globals_ = kwargs.get("allow_globals", ())
         if isinstance(globals_, str) or not all(isinstance(g, str) for g in globals_):
             raise KpModelError("kp_security(allow_globals=[...]) takes a list of 'module.name'")
+        from .allowlist import PROFILES
+
+        profiles = kwargs.get("allowlist", ())
+        if isinstance(profiles, str) or not all(isinstance(g, str) for g in profiles):
+            raise KpModelError(
+                "kp_security(allowlist=[...]) takes a list of allow-list names, e.g. "
+                '["ultralytics"]'
+            )
+        for name in profiles:
+            if name not in PROFILES:
+                raise KpModelError(
+                    f"kp_security(allowlist=[{name!r}]): unknown allow-list; shipped, reviewed "
+                    f"lists: {', '.join(PROFILES)}"
+                )
         return cls(
             pickle=pickle,
             network=kwargs.get("network", False),
@@ -49,6 +65,7 @@ class SecurityPolicy:
             writes=kwargs.get("writes", False),
             code=kwargs.get("code", False),
             allow_globals=tuple(globals_),
+            allowlist=tuple(dict.fromkeys(profiles)),
         )
 
     def union(self, other: SecurityPolicy) -> SecurityPolicy:
@@ -60,4 +77,5 @@ class SecurityPolicy:
             writes=self.writes or other.writes,
             code=self.code or other.code,
             allow_globals=tuple(dict.fromkeys(self.allow_globals + other.allow_globals)),
+            allowlist=tuple(dict.fromkeys(self.allowlist + other.allowlist)),
         )
