@@ -47,8 +47,6 @@ from .containers import (
     scan_tar,
     scan_zip,
 )
-from .inert import Inert, binary_code, classify
-from .numpy_scan import looks_like_npy, scan_npy
 from .onnx_scan import looks_like_onnx, onnx_available, parse_onnx, scan_onnx
 from .pickle_scan import make_rules, scan_pickle
 from .report import (
@@ -115,8 +113,6 @@ class _Ctx:
         self.tensors = 0
         self.storages = 0
         self.depth = 0
-        self.name = ""  # the file's name (names may flag code, never clear a file)
-        self.covered: list[str] = []  # ONNX external data files whose tensors were checked
 
     def add_globals(self, names: Iterable[str]) -> None:
         for n in names:
@@ -142,84 +138,27 @@ class _Ctx:
             self.depth -= 1
 
 
-def _probe_pickle(ctx: _Ctx, start: int, end: int) -> tuple[bool, list[str], int]:
+def _probe_pickle(ctx: _Ctx, start: int, end: int) -> tuple[bool, list[str]]:
     """Run the pickle machine over the start of a non-pickle file with a scratch collector:
-    (parses as a complete pickle, globals it imports before failing, calls it reaches)."""
+    (parses as a complete pickle, globals it imports before failing)."""
     scratch = Collector("", ScanLimits(max_ops=min(ctx.limits.max_ops, 100_000), max_findings=10))
     res = scan_pickle(
         ctx.buf, start, end, scratch, make_rules("plain", ctx.allowlist), scratch.limits, probe=True
     )
-    return res.complete, res.globals, res.calls
+    return res.complete, res.globals
 
 
 def _polyglot(ctx: _Ctx, start: int, end: int, member: str | None, kind: str) -> None:
-    _complete, names, _calls = _probe_pickle(ctx, start, end)
-    for name in names:
-        if ctx.allowlist.lookup(*name.rsplit(".", 1)) is not None:
-            continue
+    _complete, names = _probe_pickle(ctx, start, end)
+    if names:
         ctx.col.add(
             "security.pickle",
             "polyglot",
-            f"this {kind} file also parses as a pickle that imports {name} "
+            f"this {kind} file also parses as a pickle that imports {names[0]} "
             "(a loader that unpickles it would run that)",
-            member=member,
-            name=name,
-        )
-
-
-def _inert(
-    ctx: _Ctx, inert: Inert, start: int, end: int, member: str | None, names: list[str]
-) -> str:
-    """Inert data: fine inside a folder; named explicitly (or inside an archive) it is not a
-    weights format. Code and Python-object YAML tags in text are findings either way."""
-    col = ctx.col
-    if inert.problem:
-        if ctx.allow_code:
-            col.add(
-                "security.code",
-                inert.problem_code,
-                f"{inert.problem} (allowed: code=True)",
-                severity="info",
-                member=member,
-            )
-        else:
-            col.add(
-                "security.code",
-                inert.problem_code,
-                f"{inert.problem}; allow with code=True / --allow-code",
-                verdict=UNSAFE,
-                member=member,
-            )
-    if names:
-        col.add(
-            "security.pickle",
-            "pickle-prefix",
-            f"{inert.kind} that starts like a protocol-0 pickle: pickle.load would import "
-            f"{names[0]} before failing (no call is reached)",
-            severity="info",
             member=member,
             name=names[0],
         )
-    if inert.end < end:
-        col.add(
-            "security.format",
-            "trailing-data",
-            f"{end - inert.end} bytes after the end of the {inert.kind} data (appended data, "
-            "a polyglot)",
-            member=member,
-            offset=inert.end - start,
-        )
-        scan_stacked(ctx, inert.end, end, member, start)
-    if ctx.explicit or member is not None:
-        col.add(
-            "security.format",
-            "not-weights",
-            f"{inert.kind} data: inert, but not a weights format",
-            member=member,
-        )
-    else:
-        col.add("security.format", "inert", f"inert {inert.kind} data", severity="info")
-    return inert.kind
 
 
 def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
@@ -227,9 +166,9 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
     n = end - start
     if n == 0:
         if not ctx.explicit and member is None:
-            col.add("security.format", "inert", "empty file", severity="info")
-            return "empty"
-        col.add("security.format", "empty", "empty file", member=member)
+            col.add("security.format", "other", "empty file; skipped", severity="info")
+            return "other"
+        col.add("security.format", "empty", "empty file", verdict=UNVERIFIABLE, member=member)
         return "empty"
     head = buf[start : start + 16]
     if head[:4] in (LOCAL_SIG, EOCD_SIG):
@@ -250,30 +189,11 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
         return scan_legacy(ctx, start, end, member)
     if head[0] == 0x80 and n > 1 and head[1] <= 5:
         return scan_plain_pickle(ctx, start, end, member)
-    if looks_like_npy(head):
-        arrays, stop = scan_npy(buf, start, end, col, ctx.limits, ctx.allowlist, member)
-        if stop < end:
-            col.add(
-                "security.numpy",
-                "trailing-data",
-                f"{end - stop} bytes after the array data (np.load ignores them)",
-                member=member,
-                offset=stop - start,
-            )
-            scan_stacked(ctx, stop, end, member, start)
-        if arrays and not col.fail_count():
-            _inert(ctx, Inert("numpy array", end), start, end, member, [])
-        return "npy"
     if looks_like_onnx(head, n):
         model = parse_onnx(buf if start == 0 else buf[start:end], n)
         if model is not None:
             ctx.tensors += scan_onnx(
-                model,
-                ctx.folder if member is None else None,
-                col,
-                ctx.allow_code,
-                member,
-                covered=ctx.covered,
+                model, ctx.folder if member is None else None, col, ctx.allow_code, member
             )
             _polyglot(ctx, start, end, member, "onnx")
             return "onnx"
@@ -306,33 +226,20 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
             _polyglot(ctx, start, end, member, "zip")
             ctx.nested(start + prefix, end, (member + "!" if member else "") + f"@{prefix}")
             return "zip"
-    complete, names, calls = _probe_pickle(ctx, start, end)
-    inert = classify(buf, start, end, ctx.name if member is None else member)
-    # text that merely starts like a protocol-0 pickle ("cat\ndog\n": GLOBAL cat.dog, then the
-    # end) stays text; one that parses to STOP or reaches a call is a pickle
-    if complete or calls or (names and inert is None):
+    complete, names = _probe_pickle(ctx, start, end)
+    if complete or names:
         return scan_plain_pickle(ctx, start, end, member)
-    if inert is not None:
-        return _inert(ctx, inert, start, end, member, names)
-    if binary_code(bytes(head)):
+    if ctx.explicit or member is not None:
         col.add(
-            "security.code",
-            "binary-code",
-            "an executable or shared library (native code)",
-            severity="info" if ctx.allow_code else "fail",
-            verdict=None if ctx.allow_code else UNSAFE,
+            "security.format",
+            "unknown",
+            "unrecognised format (not safetensors, a torch archive, ONNX or a pickle)",
+            verdict=UNVERIFIABLE,
             member=member,
         )
-        return "code"
-    col.add(
-        "security.format",
-        "unknown",
-        "unrecognised content: not weights (safetensors, a torch archive, ONNX, a pickle, "
-        "numpy) and not inert data (JSON, TOML, text, PNG/JPEG/GIF/BMP/WebP), so it cannot be "
-        "verified",
-        member=member,
-    )
-    return "unknown"
+        return "unknown"
+    col.add("security.format", "other", "not a weights format; skipped", severity="info")
+    return "other"
 
 
 def _report_extensions(col: Collector, allowlist: Allowlist, report: ScanReport) -> None:
