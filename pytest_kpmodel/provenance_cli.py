@@ -27,6 +27,7 @@ from pathlib import Path
 from .card import CARD_FILENAME, load_card
 from .digests import sha256_file
 from .errors import KpModelError
+from .keypoints import PRESETS
 
 
 class UsageError(KpModelError):
@@ -491,13 +492,18 @@ def starter_card(checkpoint: Path, name: str | None = None) -> str:
         if "num_keypoints" not in guess.kwargs:
             lines.append("# num_keypoints = 17  # TODO: not readable without unpickling")
     lines += ["", "# [keypoints]: left out, so the COCO-17 person set applies (names, flip pairs,"]
-    lines.append("# OKS sigmas, skeleton). A model with other keypoints must list them:")
+    lines.append("# OKS sigmas, skeleton). A model with other keypoints names a preset or lists")
+    lines.append("# them:")
     if guess.num_keypoints and guess.num_keypoints != 17:
+        fits = [n for n, ks in PRESETS.items() if ks.num_keypoints == guess.num_keypoints]
+        hint = f' (preset = "{fits[0]}"?)' if fits else ""
         lines.append(
-            f"# TODO: this model predicts {guess.num_keypoints} keypoints, not 17: add [keypoints]"
+            f"# TODO: this model predicts {guess.num_keypoints} keypoints, not 17: add "
+            f"[keypoints]{hint}"
         )
     lines += [
         "# [keypoints]",
+        '# preset = "crowdpose14"      # coco17 | crowdpose14 | coco_wholebody133; or:',
         '# names = ["...", ...]        # one per predicted keypoint, in output order',
         '# flip_pairs = [["left_x", "right_x"], ...]',
         "# sigmas = [0.025, ...]       # one OKS sigma per name",
