@@ -59,3 +59,46 @@ def test_image_undecodable(tmp_path, workers):
     ds = load_dataset(ann)
     with pytest.raises(DatasetError, match=r"0001.jpg: image undecodable"):
         list(iterate_batches(ds, batch_size=1, num_workers=workers))
+
+
+def _write(tmp_path, gt):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir(exist_ok=True)
+    for im in gt["images"]:
+        Image.new("RGB", (8, 6)).save(tmp_path / "images" / im["file_name"])
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+def test_area_from_box_fills_only_missing_areas(tmp_path):
+    from real_datasets import crowdpose_like
+
+    gt, _ = crowdpose_like(1, num_images=4)
+    gt["annotations"][0]["area"] = 123.0
+    ann = _write(tmp_path, gt)
+    ds = load_dataset(ann, area_from_box=0.53)
+    a0, a1 = ds.coco["annotations"][:2]
+    assert a0["area"] == 123.0 and a1["area"] == 0.53 * a1["bbox"][2] * a1["bbox"][3]
+    n = len(gt["annotations"])
+    assert ds.notes == [f"{n - 1} of {n} annotations had no 'area'; they get 0.53 * box w*h "
+                        "(area_from_box), as CrowdPose's own evaluation does"]  # fmt: skip
+    assert "area" not in load_dataset(ann).coco["annotations"][1]  # only when asked
+    assert ds.subset([0, 1]).notes == ds.notes
+
+
+def test_wholebody_parts_joined_only_for_a_133_keypoint_model(tmp_path):
+    from real_datasets import wholebody_like
+
+    from pytest_kpmodel.keypoints import COCO17, COCO_WHOLEBODY133
+
+    gt, _ = wholebody_like(2, num_images=3)
+    ann = _write(tmp_path, gt)
+    assert load_dataset(ann, keypoints=COCO17).num_keypoints == 17
+    ds = load_dataset(ann, keypoints=COCO_WHOLEBODY133)
+    assert ds.num_keypoints == 133 and len(ds.coco["annotations"][0]["keypoints"]) == 399
+    assert ds.notes[0].startswith("COCO-WholeBody: the 133 keypoints are")
+    gt["annotations"][0]["lefthand_kpts"] = [0.0] * 60
+    with pytest.raises(DatasetError, match=r"annotations.json: annotation id 1: .*'lefthand_kpts'"):
+        load_dataset(_write(tmp_path, gt), keypoints=COCO_WHOLEBODY133)
