@@ -180,7 +180,8 @@ def _c_reconstruct(vm: Any, a: list[Any]) -> Any:
 
 
 def _c_dtype(vm: Any, a: list[Any]) -> Any:
-    if len(a) != 3 or type(a[1]) is not bool or type(a[2]) is not bool:
+    # bools from Python 3, the ints 0 and 1 from Python 2's numpy
+    if len(a) != 3 or not all(type(x) in (bool, int) and x in (0, 1) for x in a[1:]):
         raise _BadArgs("expects (spec, align, copy)")
     spec = a[0]
     if not (isinstance(spec, str) and _SPEC.match(spec) and spec in _DTYPES):

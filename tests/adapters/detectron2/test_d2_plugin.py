@@ -1,0 +1,103 @@
+"""A detectron2 card end to end through the plugin (pytester), CPU, without detectron2."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+
+import pytest
+from d2_cases import DATA, golden, make_card
+
+SPEC = """
+import pytest
+
+pytestmark = pytest.mark.kp_security
+
+def test_card(kp_card):
+    assert kp_card.model.format == "detectron2"
+
+def test_scan(kp_scan):
+    assert kp_scan.verdict == "clean"
+    print("SCAN_KIND", kp_scan.kind)
+
+def test_predictions(kp_predictions, kp_dataset):
+    assert len(kp_predictions.predictions) == len(kp_dataset) == 3
+    counts = [len(p) for p in kp_predictions.predictions]
+    print("COUNTS", counts)
+
+def test_eval(kp_eval):
+    assert 0.0 <= kp_eval.keypoints["AP"] <= 1.0
+"""
+
+
+def _dataset(folder):
+    """A COCO keypoint set of the three golden images, one person each."""
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    images, anns = [], []
+    for i, out in enumerate(golden()["outputs"], 1):
+        shutil.copy(DATA / out["image"], folder / "images" / out["image"])
+        w, h = Image.open(DATA / out["image"]).size
+        x0, y0, bw, bh = w * 0.2, h * 0.2, w * 0.5, h * 0.6
+        kps = []
+        for k in range(17):
+            kps += [x0 + bw * ((k * 7) % 10) / 10, y0 + bh * ((k * 3) % 10) / 10, 2]
+        images.append({"id": i, "file_name": out["image"], "width": w, "height": h})
+        anns.append(
+            {
+                "id": i, "image_id": i, "category_id": 1, "bbox": [x0, y0, bw, bh],
+                "area": bw * bh * 0.6, "iscrowd": 0, "keypoints": kps, "num_keypoints": 17,
+            }
+        )  # fmt: skip
+    path = folder / "annotations.json"
+    from pytest_kpmodel.keypoints import COCO_NAMES
+
+    cats = [{"id": 1, "name": "person", "keypoints": list(COCO_NAMES), "skeleton": []}]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path
+
+
+@pytest.mark.parametrize(("layout", "kind"), [("pkl", "numpy-pickle"), ("pth", "torch-zip")])
+def test_spec_runs_on_a_detectron2_card(pytester, layout, kind):
+    ann = _dataset(pytester.path / "data")
+    card = make_card(pytester.path / "model", layout, extra="")
+    card.write_text(card.read_text() + f'[dataset]\nannotations = "{ann}"\n')
+    pytester.makepyfile(SPEC)
+    result = pytester.runpytest(f"--kp-model={card}", "-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines([f"*SCAN_KIND {kind}*", "*COUNTS [[]12, 12, 12[]]*"])
+
+
+def test_malicious_pkl_is_refused_before_loading(pytester):
+    marker = pytester.path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    data = pickle.loads((DATA / "model_final.pkl").read_bytes())
+    data["__author__"] = Payload()
+    folder = pytester.path / "evil"
+    folder.mkdir()
+    (folder / "model_final.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    card = make_card(folder, weights=folder / "model_final.pkl")
+    pytester.makepyfile("def test_model(kp_model):\n    pass\n")
+    result = pytester.runpytest(f"--kp-model={card}", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*refused to load:*STACK_GLOBAL imports posix.system*"])
+    assert not marker.exists()
+
+
+def test_bad_kwargs_key_is_one_message(pytester):
+    folder = pytester.path / "m"
+    card = make_card(folder)
+    card.write_text(card.read_text() + '"MODEL.ROI_HEADS.SCORE_TRESH_TEST" = 0.5\n')
+    pytester.makepyfile(SPEC)
+    result = pytester.runpytest(f"--kp-model={card}", "-p", "no:cacheprovider")
+    out = result.stdout.str() + result.stderr.str()
+    assert '[model.kwargs."MODEL.ROI_HEADS.SCORE_TRESH_TEST"]' in out
+    assert 'did you mean "MODEL.ROI_HEADS.SCORE_THRESH_TEST"?' in out
+    assert "Traceback" not in out
