@@ -1,9 +1,14 @@
 """``kpmodel scan PATH...``: static scan of weights files and folders.
 
 Prints one line per finding (file, member, byte offset, opcode, imported name, why) and a
-verdict per file; ``--json`` prints one JSON document instead. Exit status: 0 every file is
-clean, 1 something is unsafe or unverifiable, 2 usage error (bad option, missing path).
-Nothing is ever unpickled or imported from the scanned files.
+verdict per file: CLEAN, or the worst label of its findings - UNSAFE (would import or call
+something outside the allow-list, or run code), UNVERIFIABLE (could not be parsed, or readers
+may disagree on its content) or UNSUPPORTED (nothing would run, but not a format this scanner
+accepts). ``--json`` prints one JSON document instead (``verdict``, ``labels``: what each
+label means, ``files``). In a folder every file is scanned by content; inert data (JSON,
+TOML, text, images, numeric numpy arrays) is clean, anything unrecognised fails. Exit status:
+0 every file is clean, 1 something is unsafe, unverifiable or unsupported, 2 usage error
+(bad option, missing path). Nothing is ever unpickled or imported from the scanned files.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from ..errors import KpModelError
 from .allowlist import describe, parse_global
-from .report import ScanLimits
+from .report import MEANING, ScanLimits, worst
 from .scan import scan_paths
 
 
@@ -98,28 +103,38 @@ def run(args: argparse.Namespace) -> int:
         allowlists=args.allowlist,
     )
     bad = [r for r in reports if not r.ok]
+    try:
+        _print(args, reports, bad)
+    except BrokenPipeError:
+        # `kpmodel scan X | head`: the reader is gone; exit quietly (no traceback, and no
+        # second error when Python flushes stdout at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 1 if bad else 0
+
+
+def _print(args: argparse.Namespace, reports: list[Any], bad: list[Any]) -> None:
     if args.json:
-        if not bad:
-            overall = "clean"
-        elif any(r.verdict == "unsafe" for r in bad):
-            overall = "unsafe"
-        else:
-            overall = "unverifiable"
-        doc = {"verdict": overall, "files": [r.to_json() for r in reports]}
+        doc = {
+            "verdict": worst(r.verdict for r in reports),
+            "labels": MEANING,
+            "files": [r.to_json() for r in reports],
+        }
         json.dump(doc, sys.stdout, indent=2)
         print()
-    else:
-        for r in reports:
-            if r.kind == "other" and r.ok:
-                print(f"{r.path}: skipped (not a weights format)")
-                continue
-            extra = f", {r.tensors} tensors" if r.tensors else ""
-            print(f"{r.path}: {r.verdict.upper()} ({r.kind}{extra})")
-            for f in r.findings:
-                d = f.details
-                tags = " ".join(f"{k}={d[k]}" for k in ("opcode", "name") if d.get(k) is not None)
-                tag = f" [{tags}]" if tags else ""
-                print(f"  {f.severity:<4} {f.check}: {f.message}{tag}")
-        n = len(reports)
-        print(f"{n - len(bad)}/{n} files clean" + ("" if not bad else f"; {len(bad)} refused"))
-    return 1 if bad else 0
+        return
+    for r in reports:
+        extra = f", {r.tensors} tensors" if r.tensors else ""
+        if r.ok and any(f.details.get("code") == "inert" for f in r.findings):
+            print(f"{r.path}: CLEAN (inert {r.kind})")
+            continue
+        print(f"{r.path}: {r.verdict.upper()} ({r.kind}{extra})")
+        for f in r.findings:
+            d = f.details
+            tags = " ".join(f"{k}={d[k]}" for k in ("opcode", "name") if d.get(k) is not None)
+            tag = f" [{tags}]" if tags else ""
+            print(f"  {f.severity:<4} {f.check}: {f.message}{tag}")
+    n = len(reports)
+    labels = [r.verdict for r in bad]
+    counts = ", ".join(f"{labels.count(v)} {v}" for v in MEANING if v in labels)
+    print(f"{n - len(bad)}/{n} files clean" + (f"; refused: {counts}" if bad else ""))

@@ -34,6 +34,7 @@ import tarfile
 from typing import TYPE_CHECKING, Any
 
 from .allowlist import Allowed, Allowlist
+from .numpy_scan import inflate_member, scan_npz
 from .pickle_scan import (
     OPAQUE,
     Container,
@@ -43,7 +44,7 @@ from .pickle_scan import (
     scan_pickle,
 )
 from .report import UNVERIFIABLE, Collector, ScanLimits
-from .zip_scan import EOCD_SIG, LOCAL_SIG, ZipInfo, check_crcs, read_zip
+from .zip_scan import CENTRAL_SIG, EOCD_SIG, LOCAL_SIG, Member, ZipInfo, check_crcs, read_zip
 
 if TYPE_CHECKING:
     from .scan import _Ctx
@@ -94,9 +95,13 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
         elif ctx.buf[a : a + 4] in (LOCAL_SIG, EOCD_SIG):
             ctx.nested(a, b, (member + "!" if member else "") + f"@{a - start}")
     if not z.ok:
+        # the layout cannot be trusted: still scan every member a local header announces
+        _salvage(ctx, local_members(ctx.buf, start, end, ctx.limits.max_members), member)
         return "zip"
     check_crcs(ctx.buf, z.members, col, member)
     names = [m.name for m in z.members]
+    if names and all(n.endswith(".npy") for n in names):
+        return _scan_npz(ctx, z, start, end, member)
     tops = {n.split("/", 1)[0] for n in names}
     where = f"{member}!" if member else ""
 
@@ -116,6 +121,7 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
             "top-folder",
             f"archive members are not all inside one top folder ({sorted(tops)[:5]})",
         )
+        _salvage(ctx, z.members, member)
         return "zip"
     top = tops.pop()
     rel = {n[len(top) + 1 :]: m for n, m in zip(names, z.members, strict=True)}
@@ -131,6 +137,7 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
             "no-data-pkl",
             f"zip archive without {top}/data.pkl is not a torch file",
         )
+        _salvage(ctx, z.members, member)
         return "zip"
 
     def content(r: str) -> bytes:
@@ -179,6 +186,7 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
         if kind == "torchscript"
         else (lambda r: r == "data.pkl" or r in _META or bool(_DATA.match(r)))
     )
+    unexpected = []
     for r, m in rel.items():
         if not allowed_name(r):
             add(
@@ -187,6 +195,7 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
                 f"unexpected member {m.name!r}; torch.save does not write it",
                 name=m.name,
             )
+            unexpected.append(m)
     # nested archives
     for m in rel.values():
         if m.size >= 4 and ctx.buf[m.data_offset : m.data_offset + 4] in (LOCAL_SIG, EOCD_SIG):
@@ -196,6 +205,9 @@ def scan_zip(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
                 f"member {m.name!r} is itself a zip archive",
                 name=m.name,
             )
+            if m not in unexpected:
+                unexpected.append(m)
+    _salvage(ctx, unexpected, member)
 
     if kind == "torchscript":
         code = sorted(r for r in rel if r.startswith("code/"))
@@ -238,6 +250,12 @@ def _scan_data_pickle(
     label = f"{outer}!{m.name}" if outer else m.name
     table = StorageTable(col, label, legacy=False)
     rules = make_rules("torch", allow, table)
+    if m.method != 0:  # already a finding; torch's reader inflates it, so scan what it reads
+        data = inflate_member(ctx.buf, m) if m.method == 8 else None
+        if data is not None:
+            res = scan_pickle(data, 0, len(data), col, rules, ctx.limits, member=label)
+            ctx.add_globals(res.globals)
+        return
     res = scan_pickle(
         ctx.buf, m.data_offset, m.data_offset + m.size, col, rules, ctx.limits, member=label
     )
@@ -507,13 +525,81 @@ def _lenient_rules(allowlist: Allowlist) -> PickleRules:
     return rules
 
 
-def parses_as_pickle(ctx: _Ctx, start: int, end: int) -> bool:
-    """Whether CPython's unpickler would get anywhere with ``buf[start:end]``: it parses to
-    STOP, or imports something before failing (probed with a scratch collector)."""
+def parses_as_pickle(ctx: _Ctx, start: int, end: int, buf: Any = None) -> bool:
+    """Whether CPython's unpickler would get anywhere with ``buf[start:end]`` (default: the
+    file): it parses to STOP, or imports something before failing (probed with a scratch
+    collector)."""
     lim = ScanLimits(max_ops=min(ctx.limits.max_ops, 100_000), max_findings=10)
     scratch = Collector("", lim)
-    res = scan_pickle(ctx.buf, start, end, scratch, _lenient_rules(ctx.allowlist), lim, probe=True)
+    b = ctx.buf if buf is None else buf
+    res = scan_pickle(b, start, end, scratch, _lenient_rules(ctx.allowlist), lim, probe=True)
     return res.complete or bool(res.globals)
+
+
+def local_members(buf: Any, start: int, end: int, limit: int) -> list[Member]:
+    """Every local file header in ``buf[start:end]``, found by its signature (for archives
+    whose central directory cannot be used): members in file order, sizes as announced."""
+    out: list[Member] = []
+    pos = buf.find(LOCAL_SIG, start, end)
+    while pos >= 0 and pos + 30 <= end and len(out) < limit:
+        flags, method, _t, _d, crc, csize, size, nlen, xlen = struct.unpack_from(
+            "<HHHHIIIHH", buf, pos + 6
+        )
+        raw = bytes(buf[pos + 30 : pos + 30 + nlen])
+        data = pos + 30 + nlen + xlen
+        nxt = buf.find(LOCAL_SIG, data, end)
+        stop = end if nxt < 0 else nxt
+        cd = buf.find(CENTRAL_SIG, data, stop)
+        stop = stop if cd < 0 else cd
+        if csize in (0, 0xFFFFFFFF) or data + csize > end:  # data descriptor or zip64
+            csize = max(0, stop - data)
+            size = csize if method == 0 else size
+        m = Member(
+            raw.decode("utf-8", "replace"), raw, flags, method, crc, csize, size, pos - start
+        )
+        m.data_offset, m.end = data, data + csize
+        out.append(m)
+        pos = nxt
+    return out
+
+
+def _salvage(ctx: _Ctx, members: list[Member], outer: str | None) -> None:
+    """Members of an archive that is already a finding: each one that holds a pickle or an
+    archive is scanned (leniently: persistent ids unchecked), so what it imports is named."""
+    for m in members:
+        if m.data_offset <= 0:
+            continue
+        label = f"{outer}!{m.name}" if outer else m.name
+        if m.method == 0:
+            buf, s, e = ctx.buf, m.data_offset, min(m.data_offset + m.csize, ctx.size)
+        elif m.method == 8:
+            data = inflate_member(ctx.buf, m)
+            if data is None:
+                continue
+            buf, s, e = data, 0, len(data)
+        else:
+            continue
+        if buf is ctx.buf and buf[s : s + 4] in (LOCAL_SIG, EOCD_SIG):
+            ctx.nested(s, e, label)
+        elif e > s and parses_as_pickle(ctx, s, e, buf):
+            res = scan_pickle(
+                buf, s, e, ctx.col, _lenient_rules(ctx.allowlist), ctx.limits, member=label
+            )
+            ctx.add_globals(res.globals)
+            if res.complete and res.end < e and buf is ctx.buf:
+                scan_stacked(ctx, res.end, e, label, s)
+
+
+def _scan_npz(ctx: _Ctx, z: ZipInfo, start: int, end: int, member: str | None) -> str:
+    """A zip whose members are all ``.npy``: np.savez / np.savez_compressed."""
+    before = ctx.col.fail_count()
+    ctx.tensors += scan_npz(ctx, z.members, member)
+    if ctx.col.fail_count() == before:
+        from .inert import Inert
+        from .scan import _inert
+
+        _inert(ctx, Inert("numpy arrays (.npz)", end), start, end, member, [])
+    return "npz"
 
 
 def scan_stacked(ctx: _Ctx, start: int, end: int, member: str | None, base: int) -> None:

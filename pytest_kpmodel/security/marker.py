@@ -1,7 +1,9 @@
 """``kp_security(pickle="strict", network=False, subprocess=False, writes=False, code=False)``.
 
-Judged against the run: the static scan of the weights, what the format implies (code), and
-what the runtime guard recorded while the model loaded and predicted. The evaluation loads the
+Judged against the run: the static scan of the weights and of every other file in the card's
+folder (by content: inert data passes, anything unrecognised fails - see ``scan_folder``),
+what the format implies (code), and what the runtime guard recorded while the model loaded and
+predicted. The evaluation loads the
 model and runs one prediction itself, so a spec whose only test is the security test still
 exercises the model's code under the guard.
 """
@@ -14,6 +16,34 @@ from .guard import NETWORK, SUBPROCESS, WRITE
 from .policy import SecurityPolicy
 
 PICKLE_KINDS = ("torch-zip", "torch-legacy", "torchscript", "pickle", "tar")
+
+
+def folder_findings(session) -> list[Finding]:
+    """The card folder's other files, scanned as ``kpmodel scan FOLDER`` would (with the run's
+    allow-list extensions): their failing findings, and one info line summing up."""
+    from .scan import scan_folder
+
+    card = session.card
+    weights = card.model.weights
+    reports = scan_folder(
+        card.folder,
+        extra_globals=session.security_policy.allow_globals,
+        allow_code=session.allow_code,
+        allowlists=getattr(session, "allowlists", ()),
+        skip=[weights] if weights is not None else [],
+    )
+    out = [f for r in reports for f in r.findings if f.severity == "fail"]
+    bad = sum(1 for r in reports if not r.ok)
+    out.append(
+        Finding(
+            "security.folder",
+            f"{card.folder}: {len(reports)} other files scanned by content, "
+            + (f"{bad} refused" if bad else "all clean"),
+            "info",
+            {"files": len(reports), "refused": bad},
+        )
+    )
+    return out
 
 
 def evaluate(session, *args, **kwargs) -> CheckResult:
@@ -41,6 +71,7 @@ def evaluate(session, *args, **kwargs) -> CheckResult:
                     "accepts only safetensors or ONNX",
                 )
             )
+    result.findings += folder_findings(session)
     if scan is not None and not scan.ok:
         return result  # never load what the scan refused
     try:

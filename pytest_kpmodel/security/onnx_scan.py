@@ -103,9 +103,15 @@ def _all_graphs(model: Any) -> Iterator[Any]:
 
 
 def scan_onnx(
-    model: Any, folder: str | None, col: Collector, allow_code: bool, member: str | None = None
+    model: Any,
+    folder: str | None,
+    col: Collector,
+    allow_code: bool,
+    member: str | None = None,
+    covered: list[str] | None = None,
 ) -> int:
-    """Check a parsed ModelProto. ``folder`` is the model file's directory (None for bytes)."""
+    """Check a parsed ModelProto. ``folder`` is the model file's directory (None for bytes).
+    ``covered`` receives the external data files whose tensor ranges were checked."""
     tensors = 0
     ext_seen: set[tuple[str, str, str]] = set()
     real_folder = os.path.realpath(folder) if folder is not None else None
@@ -127,7 +133,9 @@ def scan_onnx(
         if key in ext_seen:
             continue
         ext_seen.add(key)
-        _check_external(t.name, kv, real_folder, col, member)
+        full = _check_external(t.name, kv, real_folder, col, member)
+        if full is not None and covered is not None:
+            covered.append(full)
     # custom op domains
     local_functions = {(f.domain, f.name) for f in model.functions}
     domains: dict[str, set[str]] = {}
@@ -169,7 +177,7 @@ def scan_onnx(
 
 def _check_external(
     tname: str, kv: dict[str, str], real_folder: str | None, col: Collector, member: str | None
-) -> None:
+) -> str | None:
     loc = kv.get("location", "")
 
     def add(code: str, why: str, verdict: str | None = None) -> None:
@@ -230,3 +238,5 @@ def _check_external(
             f"external data of tensor {tname!r} [{offset}, +{length}) is "
             f"outside {loc!r} ({fsize} bytes)",
         )
+        return None
+    return full

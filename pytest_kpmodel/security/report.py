@@ -61,7 +61,8 @@ _UNSAFE_CODES = (
     "disallowed-global extension call-non-global call-kwargs call-args call-role setitem-target "
     "append-target additems-target build-target build-state polyglot payload "
     # tensors that reach outside their storage; code; paths that leave the folder on extraction
-    "tensor-bounds storage-size torchscript aoti custom-domain external-escape name attributes"
+    "tensor-bounds storage-size torchscript aoti custom-domain external-escape name attributes "
+    "binary-code source-code yaml-python-tag"
 )
 _UNVERIFIABLE_CODES = (
     "truncated underflow no-mark bad-opcode bad-literal bad-length memo unhashable odd-items "
@@ -78,6 +79,12 @@ _UNSUPPORTED_CODES = (
     "member-name nested-archive metadata legacy-tar legacy-keys legacy-size storage-missing "
     "storage-unreferenced entry dtype shape external-missing npy-object setitem-builtin"
 )
+# what each label means, for --json and the CLI legend
+MEANING: dict[str, str] = {
+    UNSAFE: "loading it would import or call something outside the allow-list, or run code",
+    UNVERIFIABLE: "it could not be parsed, or readers may disagree on what it contains",
+    UNSUPPORTED: "nothing in it would run, but it is not a format this scanner accepts",
+}
 LABELS: dict[str, str] = {
     **{c: UNSAFE for c in _UNSAFE_CODES.split()},
     **{c: UNVERIFIABLE for c in _UNVERIFIABLE_CODES.split()},
@@ -204,6 +211,9 @@ class ScanReport:
     tensors: int = 0
     storages: int = 0
     duration_s: float = 0.0
+    # files this scan verified as data (an ONNX model's external data): in a folder scan they
+    # are covered by it
+    covers: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:

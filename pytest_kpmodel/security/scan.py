@@ -44,9 +44,12 @@ from .containers import (
     is_legacy_torch,
     scan_legacy,
     scan_plain_pickle,
+    scan_stacked,
     scan_tar,
     scan_zip,
 )
+from .inert import PICKLE_SUFFIXES, Inert, binary_code, classify, code_by_name
+from .numpy_scan import looks_like_npy, scan_npy
 from .onnx_scan import looks_like_onnx, onnx_available, parse_onnx, scan_onnx
 from .pickle_scan import make_rules, scan_pickle
 from .report import (
@@ -113,6 +116,8 @@ class _Ctx:
         self.tensors = 0
         self.storages = 0
         self.depth = 0
+        self.name = ""  # the file's name (names may flag code, never clear a file)
+        self.covered: list[str] = []  # ONNX external data files whose tensors were checked
 
     def add_globals(self, names: Iterable[str]) -> None:
         for n in names:
@@ -138,27 +143,84 @@ class _Ctx:
             self.depth -= 1
 
 
-def _probe_pickle(ctx: _Ctx, start: int, end: int) -> tuple[bool, list[str]]:
+def _probe_pickle(ctx: _Ctx, start: int, end: int) -> tuple[bool, list[str], int]:
     """Run the pickle machine over the start of a non-pickle file with a scratch collector:
-    (parses as a complete pickle, globals it imports before failing)."""
+    (parses as a complete pickle, globals it imports before failing, calls it reaches)."""
     scratch = Collector("", ScanLimits(max_ops=min(ctx.limits.max_ops, 100_000), max_findings=10))
     res = scan_pickle(
         ctx.buf, start, end, scratch, make_rules("plain", ctx.allowlist), scratch.limits, probe=True
     )
-    return res.complete, res.globals
+    return res.complete, res.globals, res.calls
 
 
 def _polyglot(ctx: _Ctx, start: int, end: int, member: str | None, kind: str) -> None:
-    _complete, names = _probe_pickle(ctx, start, end)
-    if names:
+    _complete, names, _calls = _probe_pickle(ctx, start, end)
+    for name in names:
+        if ctx.allowlist.lookup(*name.rsplit(".", 1)) is not None:
+            continue
         ctx.col.add(
             "security.pickle",
             "polyglot",
-            f"this {kind} file also parses as a pickle that imports {names[0]} "
+            f"this {kind} file also parses as a pickle that imports {name} "
             "(a loader that unpickles it would run that)",
+            member=member,
+            name=name,
+        )
+
+
+def _inert(
+    ctx: _Ctx, inert: Inert, start: int, end: int, member: str | None, names: list[str]
+) -> str:
+    """Inert data: fine inside a folder; named explicitly (or inside an archive) it is not a
+    weights format. Code and Python-object YAML tags in text are findings either way."""
+    col = ctx.col
+    if inert.problem:
+        if ctx.allow_code:
+            col.add(
+                "security.code",
+                inert.problem_code,
+                f"{inert.problem} (allowed: code=True)",
+                severity="info",
+                member=member,
+            )
+        else:
+            col.add(
+                "security.code",
+                inert.problem_code,
+                f"{inert.problem}; allow with code=True / --allow-code",
+                verdict=UNSAFE,
+                member=member,
+            )
+    if names:
+        col.add(
+            "security.pickle",
+            "pickle-prefix",
+            f"{inert.kind} that starts like a protocol-0 pickle: pickle.load would import "
+            f"{names[0]} before failing (no call is reached)",
+            severity="info",
             member=member,
             name=names[0],
         )
+    if inert.end < end:
+        col.add(
+            "security.format",
+            "trailing-data",
+            f"{end - inert.end} bytes after the end of the {inert.kind} data (appended data, "
+            "a polyglot)",
+            member=member,
+            offset=inert.end - start,
+        )
+        scan_stacked(ctx, inert.end, end, member, start)
+    if ctx.explicit or member is not None:
+        col.add(
+            "security.format",
+            "not-weights",
+            f"{inert.kind} data: inert, but not a weights format",
+            member=member,
+        )
+    else:
+        col.add("security.format", "inert", f"inert {inert.kind} data", severity="info")
+    return inert.kind
 
 
 def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
@@ -166,9 +228,9 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
     n = end - start
     if n == 0:
         if not ctx.explicit and member is None:
-            col.add("security.format", "other", "empty file; skipped", severity="info")
-            return "other"
-        col.add("security.format", "empty", "empty file", verdict=UNVERIFIABLE, member=member)
+            col.add("security.format", "inert", "empty file", severity="info")
+            return "empty"
+        col.add("security.format", "empty", "empty file", member=member)
         return "empty"
     head = buf[start : start + 16]
     if head[:4] in (LOCAL_SIG, EOCD_SIG):
@@ -189,11 +251,32 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
         return scan_legacy(ctx, start, end, member)
     if head[0] == 0x80 and n > 1 and head[1] <= 5:
         return scan_plain_pickle(ctx, start, end, member)
+    if looks_like_npy(head):
+        names: list[str] = []
+        arrays, stop = scan_npy(buf, start, end, col, ctx.limits, ctx.allowlist, member, names)
+        ctx.add_globals(names)
+        if stop < end:
+            col.add(
+                "security.numpy",
+                "trailing-data",
+                f"{end - stop} bytes after the array data (np.load ignores them)",
+                member=member,
+                offset=stop - start,
+            )
+            scan_stacked(ctx, stop, end, member, start)
+        if arrays and not col.fail_count():
+            _inert(ctx, Inert("numpy array", end), start, end, member, [])
+        return "npy"
     if looks_like_onnx(head, n):
         model = parse_onnx(buf if start == 0 else buf[start:end], n)
         if model is not None:
             ctx.tensors += scan_onnx(
-                model, ctx.folder if member is None else None, col, ctx.allow_code, member
+                model,
+                ctx.folder if member is None else None,
+                col,
+                ctx.allow_code,
+                member,
+                covered=ctx.covered,
             )
             _polyglot(ctx, start, end, member, "onnx")
             return "onnx"
@@ -226,20 +309,36 @@ def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str
             _polyglot(ctx, start, end, member, "zip")
             ctx.nested(start + prefix, end, (member + "!" if member else "") + f"@{prefix}")
             return "zip"
-    complete, names = _probe_pickle(ctx, start, end)
-    if complete or names:
+    complete, names, calls = _probe_pickle(ctx, start, end)
+    name = ctx.name if member is None else member
+    inert = classify(buf, start, end, name)
+    # text that merely starts like a protocol-0 pickle ("cat\ndog\n": GLOBAL cat.dog, then the
+    # end) stays text - unless its name says a loader unpickles it; one that parses to STOP or
+    # reaches a call is a pickle
+    pickle_named = name.lower().endswith(PICKLE_SUFFIXES)
+    if complete or calls or (names and (inert is None or pickle_named)):
         return scan_plain_pickle(ctx, start, end, member)
-    if ctx.explicit or member is not None:
+    if inert is not None:
+        return _inert(ctx, inert, start, end, member, names)
+    if binary_code(bytes(head)) or code_by_name(name):
         col.add(
-            "security.format",
-            "unknown",
-            "unrecognised format (not safetensors, a torch archive, ONNX or a pickle)",
-            verdict=UNVERIFIABLE,
+            "security.code",
+            "binary-code",
+            "an executable, shared library or compiled module (code)",
+            severity="info" if ctx.allow_code else "fail",
+            verdict=None if ctx.allow_code else UNSAFE,
             member=member,
         )
-        return "unknown"
-    col.add("security.format", "other", "not a weights format; skipped", severity="info")
-    return "other"
+        return "code"
+    col.add(
+        "security.format",
+        "unknown",
+        "unrecognised content: not weights (safetensors, a torch archive, ONNX, a pickle, "
+        "numpy) and not inert data (JSON, TOML, text, PNG/JPEG/GIF/BMP/WebP), so it cannot be "
+        "verified",
+        member=member,
+    )
+    return "unknown"
 
 
 def _report_extensions(col: Collector, allowlist: Allowlist, report: ScanReport) -> None:
@@ -393,7 +492,9 @@ def scan_path(
                 os.path.dirname(os.path.abspath(p)),
                 _explicit,
             )
+            ctx.name = os.path.basename(p)
             report.kind = _guarded_dispatch(ctx)
+            report.covers = list(ctx.covered)
             return _finish(ctx, report, t0)
         finally:
             if st.st_size:
@@ -409,9 +510,8 @@ def scan_paths(
     recursive: bool = True,
     allowlists: Iterable[str] = (),
 ) -> list[ScanReport]:
-    """Scan files and folders. Files named explicitly must be in a known format; inside a
-    folder, files in no weights format are reported as ``other`` (info) - but anything that
-    parses as a pickle, archive, safetensors or ONNX is scanned whatever its name."""
+    """Scan files and folders. A file named explicitly must be a weights format. Inside a
+    folder every file is scanned by content (see :func:`scan_folder`)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     extra = list(extra_globals)
@@ -419,24 +519,14 @@ def scan_paths(
     for path in paths:
         p = os.fspath(path)
         if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                if not recursive:
-                    dirs[:] = []
-                for fn in sorted(files):
-                    fp = os.path.join(root, fn)
-                    if os.path.islink(fp) and not os.path.isfile(fp):
-                        continue
-                    out.append(
-                        scan_path(
-                            fp,
-                            extra_globals=extra,
-                            allow_code=allow_code,
-                            limits=limits,
-                            _explicit=False,
-                            allowlists=allowlists,
-                        )
-                    )
+            out += scan_folder(
+                p,
+                extra_globals=extra,
+                allow_code=allow_code,
+                limits=limits,
+                recursive=recursive,
+                allowlists=allowlists,
+            )
         else:
             out.append(
                 scan_path(
@@ -448,6 +538,97 @@ def scan_paths(
                 )
             )
     return out
+
+
+def _refused(path: str, code: str, why: str) -> ScanReport:
+    col = Collector(path, ScanLimits())
+    col.add("security.format", code, why)
+    return ScanReport(path=path, kind="not-a-file", findings=col.finish())
+
+
+def scan_folder(
+    folder: str | os.PathLike[str],
+    *,
+    extra_globals: Iterable[str | tuple[str, str]] = (),
+    allow_code: bool = False,
+    limits: ScanLimits | None = None,
+    recursive: bool = True,
+    allowlists: Iterable[str] = (),
+    skip: Iterable[str | os.PathLike[str]] = (),
+) -> list[ScanReport]:
+    """One report per file in ``folder`` (recursively), nothing skipped silently.
+
+    Each file is scanned by content, whatever its name: weights formats as such; inert data
+    (JSON, TOML, text, images, numeric numpy arrays) is clean (an ``info`` finding says what it
+    is); everything else - an unknown binary, an archive that is not a torch file, a broken
+    symlink, a symlinked folder (not followed), a FIFO - fails as ``unverifiable`` or
+    ``unsupported``. The external data files of an ONNX model in the folder are covered by that
+    model's scan (its tensor ranges are checked against them). ``skip``: files already scanned
+    by the caller (the card's weights).
+    """
+    extra = list(extra_globals)
+    skipped = {os.path.realpath(os.fspath(x)) for x in skip}
+    out: list[ScanReport] = []
+    for root, dirs, files in os.walk(os.fspath(folder)):
+        dirs.sort()
+        for d in list(dirs):
+            if os.path.islink(os.path.join(root, d)):
+                dirs.remove(d)
+                out.append(
+                    _refused(
+                        os.path.join(root, d),
+                        "not-a-file",
+                        "symlinked folder: not followed, so its files are not verified",
+                    )
+                )
+        if not recursive:
+            for d in dirs:
+                out.append(
+                    _refused(
+                        os.path.join(root, d),
+                        "not-a-file",
+                        "subfolder not scanned (--no-recursive): its files are not verified",
+                    )
+                )
+            dirs[:] = []
+        for fn in sorted(files):
+            fp = os.path.join(root, fn)
+            if os.path.realpath(fp) in skipped:
+                continue
+            if os.path.islink(fp) and not os.path.exists(fp):
+                out.append(_refused(fp, "unreadable", "broken symlink"))
+                continue
+            out.append(
+                scan_path(
+                    fp,
+                    extra_globals=extra,
+                    allow_code=allow_code,
+                    limits=limits,
+                    _explicit=False,
+                    allowlists=allowlists,
+                )
+            )
+    covered = {c for r in out for c in r.covers}
+    for i, r in enumerate(out):
+        if r.kind == "unknown" and os.path.realpath(r.path) in covered:
+            out[i] = _external_data(r)
+    return out
+
+
+def _external_data(r: ScanReport) -> ScanReport:
+    """An unrecognised file that an ONNX model in the folder names as its external data."""
+    col = Collector(r.path, ScanLimits())
+    col.add(
+        "security.format",
+        "inert",
+        "raw tensor bytes: external data of an ONNX model in this folder (its offsets and "
+        "lengths were checked by that model's scan)",
+        severity="info",
+    )
+    return ScanReport(
+        path=r.path, kind="onnx-external-data", findings=col.finish(), size=r.size,
+        identity=r.identity, duration_s=r.duration_s,
+    )  # fmt: skip
 
 
 def detect_kind(source: str | os.PathLike[str] | bytes) -> str:
