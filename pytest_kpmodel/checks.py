@@ -31,10 +31,11 @@ MARKERS_DOC: dict[str, str] = {
     "sources=['https://host/*'], base=None, files='named'): the weights' digest, the files the "
     "card names (present, regular, inside its folder; files='exact': nothing else), the "
     "signature against trusted public keys, the source URL and the base model.",
-    "kp_license": "kp_license(allow=[...], deny=[...], copyleft=False, commercial=False, "
-    "unknown=False, noncommercial=False, restricted=False, licenses='model'): the card's SPDX "
-    "license (or, with licenses='dependencies', the model's installed dependencies') against "
-    "the adopter's policy.",
+    "kp_license": "kp_license(allow=[...], deny=[...], copyleft=False, weak_copyleft=False, "
+    "commercial=False, unknown=False, noncommercial=False, restricted=False, licenses='model'): "
+    "the card's SPDX license (or, with licenses='dependencies', the model's installed "
+    "dependencies') against the adopter's policy; copyleft=False refuses all copyleft, "
+    "weak_copyleft=True accepts LGPL/MPL/EPL and GPL WITH a linking exception (Classpath).",
     "kp_dependencies": "kp_dependencies(python=..., requires=[...], cuda=..., gpu_arch=..., "
     "os=[...], custom_ops=None, vulnerabilities=True, osv_ignore=[...]): does the model run on "
     "this stack (default: the card's [dependencies]); with --kp-osv-db, known advisories.",

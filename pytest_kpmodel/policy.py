@@ -153,6 +153,7 @@ def kp_license(
     unknown: bool = False,
     noncommercial: bool = False,
     restricted: bool = False,
+    weak_copyleft: bool = False,
     licenses: str = "model",
     requires: Sequence[str] | None = None,
     paths: Sequence[str] | None = None,
@@ -163,10 +164,12 @@ def kp_license(
     What the flags mean for an adopter who ships the model inside a product:
 
     - permissive licenses (MIT, BSD, Apache-2.0, CC0, CC-BY...) are always acceptable;
-    - ``copyleft=False`` (default): weak copyleft (LGPL, MPL, EPL: share changes to the licensed
-      files/library) is acceptable, strong and network copyleft (GPL, AGPL, SSPL, EUPL, CC-BY-SA:
-      the combined work, or a service using it, must be released) is not; ``copyleft=True``
-      accepts both; ``copyleft="none"`` accepts neither;
+    - ``copyleft=False`` (default): no copyleft - neither strong and network copyleft (GPL,
+      AGPL, SSPL, EUPL, CC-BY-SA: the combined work, or a service using it, must be released) nor
+      weak copyleft (LGPL, MPL, EPL: changes to the licensed files or library must be shared;
+      also GPL with a linking exception such as Classpath, which frees the code that links with
+      the work but not the work itself); ``weak_copyleft=True`` accepts weak copyleft
+      deliberately, ``copyleft=True`` accepts both (``copyleft="none"`` is the same as False);
     - ``commercial=False`` (default): commercial or custom terms (any ``LicenseRef-*``, proprietary
       licenses) are refused unless the id is listed in ``allow`` — custom terms need a lawyer and
       usually a contract; ``commercial=True`` means the adopter has one;
@@ -190,7 +193,7 @@ def kp_license(
     if licenses not in ("model", "dependencies"):
         raise KpModelError(f"kp_license: licenses={licenses!r}; use 'model' or 'dependencies'")
     policy = LicensePolicy.build(
-        allow, deny, copyleft, commercial, noncommercial, restricted, unknown
+        allow, deny, copyleft, commercial, noncommercial, restricted, unknown, weak_copyleft
     )
     asm = _Assembler("kp_license", "")
     expression = spdx if spdx is not None else (card.license.spdx if card is not None else None)

@@ -4,7 +4,8 @@ Parsing uses ``license-expression`` with the SPDX license list (ids are normalis
 ``MIT``, deprecated ``GPL-2.0+`` -> ``GPL-2.0-or-later``). The expression is evaluated with real
 SPDX semantics: ``A OR B`` is acceptable when either choice is; ``A AND B`` needs both;
 ``A WITH E`` is judged as ``A`` (an exception only adds permissions) except that a linking
-exception (Classpath, GCC runtime, LLVM, ``*linking*``...) turns strong copyleft into weak.
+exception (Classpath, GCC runtime, LLVM, ``*linking*``...) turns strong copyleft into weak: it
+lets other code link with the licensed work, but the work itself stays copyleft.
 
 Classes, each accepted by exactly one ``LicensePolicy`` flag (``allow`` overrides, ``deny`` wins):
 
@@ -12,8 +13,9 @@ Classes, each accepted by exactly one ``LicensePolicy`` flag (``allow`` override
 class                examples                                               accepted when
 ===================  =====================================================  =====================
 permissive           MIT, BSD-3-Clause, Apache-2.0, CC0-1.0, CC-BY-4.0      always
-weak-copyleft        LGPL-*, MPL-2.0, EPL-2.0, CDDL-1.0 (file- or library-  ``copyleft`` is not
-                     level share-alike)                                     ``"none"``
+weak-copyleft        LGPL-*, MPL-2.0, EPL-2.0, CDDL-1.0 (file- or library-  ``weak_copyleft=True``
+                     level share-alike), GPL-* WITH a linking exception     or ``copyleft=True``
+                     (Classpath, GCC runtime)
 strong-copyleft      GPL-*, AGPL-*, SSPL-1.0, EUPL-*, OSL-3.0, CC-BY-SA-*   ``copyleft=True``
 non-commercial       CC-BY-NC-*, PolyForm-Noncommercial, ...                ``noncommercial=True``
 use-restricted       OpenRAIL family, Llama licenses, BUSL-1.1, Elastic-2.0 ``restricted=True``
@@ -132,6 +134,8 @@ class Term:
         kind = _DESCRIBE[self.cls]
         if self.network:
             kind += " (network clause)"
+        if self.cls == WEAK and self.exception:
+            kind += " (the exception lets other code link with it; the work stays copyleft)"
         return f"{self.text} is {kind}"
 
 
@@ -260,7 +264,8 @@ class LicensePolicy:
 
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
-    copyleft: bool | str = False  # False: weak ok, strong not; True: both; "none": neither
+    copyleft: bool | str = False  # True: weak and strong copyleft; False / "none": neither
+    weak_copyleft: bool = False  # True: weak copyleft (LGPL, MPL, GPL WITH Classpath...) too
     commercial: bool = False
     noncommercial: bool = False
     restricted: bool = False
@@ -276,20 +281,27 @@ class LicensePolicy:
         noncommercial: bool = False,
         restricted: bool = False,
         unknown: bool = False,
+        weak_copyleft: bool = False,
     ) -> LicensePolicy:
         if copyleft not in (True, False, "none"):
             raise KpModelError(
-                f"kp_license: copyleft={copyleft!r}; use False (weak copyleft only), "
-                "True (any copyleft) or 'none' (no copyleft at all)"
+                f"kp_license: copyleft={copyleft!r}; use False (no copyleft; weak copyleft "
+                "with weak_copyleft=True) or True (any copyleft)"
             )
         for name, flag in (("commercial", commercial), ("noncommercial", noncommercial),
-                           ("restricted", restricted), ("unknown", unknown)):  # fmt: skip
+                           ("restricted", restricted), ("unknown", unknown),
+                           ("weak_copyleft", weak_copyleft)):  # fmt: skip
             if not isinstance(flag, bool):
                 raise KpModelError(f"kp_license: {name}={flag!r} must be True or False")
+        if weak_copyleft and copyleft == "none":
+            raise KpModelError(
+                "kp_license: weak_copyleft=True contradicts copyleft='none' (no copyleft at all)"
+            )
         return cls(
             allow=_patterns(allow, "allow"),
             deny=_patterns(deny, "deny"),
             copyleft=copyleft,
+            weak_copyleft=weak_copyleft,
             commercial=commercial,
             noncommercial=noncommercial,
             restricted=restricted,
@@ -344,7 +356,7 @@ class Verdict:
 
 _FLAG_FOR = {
     STRONG: "copyleft=True",
-    WEAK: "copyleft=False (the default)",
+    WEAK: "weak_copyleft=True",
     NONCOMMERCIAL: "noncommercial=True",
     RESTRICTED: "restricted=True",
     COMMERCIAL: "commercial=True",
@@ -361,7 +373,7 @@ def judge_term(term: Term, policy: LicensePolicy) -> Verdict:
         return Verdict(True, accepted=[term], notes=[f"{term.text} explicitly allowed"])
     ok = {
         PERMISSIVE: True,
-        WEAK: policy.copyleft is not None and policy.copyleft != "none",
+        WEAK: policy.copyleft is True or policy.weak_copyleft,
         STRONG: policy.copyleft is True,
         NONCOMMERCIAL: policy.noncommercial,
         RESTRICTED: policy.restricted,
@@ -370,7 +382,7 @@ def judge_term(term: Term, policy: LicensePolicy) -> Verdict:
     }[term.cls]
     if ok:
         return Verdict(True, accepted=[term])
-    if term.cls == WEAK:
+    if term.cls == WEAK and policy.copyleft == "none":
         why = "which copyleft='none' forbids"
     else:
         why = f"which needs {_FLAG_FOR[term.cls]}"

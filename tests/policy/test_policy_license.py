@@ -23,48 +23,54 @@ from pytest_kpmodel.policy_license import (
 
 # Policies (columns of the matrix):
 POLICIES = {
-    "D": {},  # the defaults: permissive + weak copyleft
+    "D": {},  # the defaults: permissive only (copyleft=False: no copyleft, weak or strong)
+    "W": {"weak_copyleft": True},  # weak copyleft allowed deliberately
     "C": {"copyleft": True},  # any copyleft
-    "S": {"copyleft": "none"},  # no copyleft at all
+    "S": {"copyleft": "none"},  # no copyleft at all (the same as the default)
     "N": {"copyleft": True, "deny": ["AGPL-*", "SSPL-1.0"]},  # copyleft, but no network clauses
     "R": {"noncommercial": True, "restricted": True},  # research use
     "A": {"allow": ["LicenseRef-acme-*"]},  # we signed ACME's contract
 }
-# expression -> verdict per policy in the order D C S N R A ("y" acceptable, "n" not)
+# expression -> verdict per policy in the order D W C S N R A ("y" acceptable, "n" not)
 MATRIX = {
-    "MIT": "yyyyyy",
-    "mit": "yyyyyy",
-    "Apache-2.0 OR GPL-3.0-only": "yyyyyy",
-    "GPL-3.0-only": "nynynn",
-    "GPL-2.0+": "nynynn",  # deprecated id, normalised to GPL-2.0-or-later
-    "GPL-3.0": "nynynn",  # deprecated id without -only
-    "GPL-2.0-or-later WITH Classpath-exception-2.0": "yynyyy",  # linking exception: weak
-    "MIT AND GPL-3.0-only": "nynynn",
-    "(MIT OR Apache-2.0) AND LGPL-2.1-only": "yynyyy",
-    "lgpl-2.1+ or mit": "yyyyyy",  # lowercase ids and operator
-    "AGPL-3.0-or-later": "nynnnn",
-    "MIT OR AGPL-3.0-only": "yyyyyy",
-    "SSPL-1.0": "nynnnn",
-    "EUPL-1.2": "nynynn",
-    "MPL-2.0": "yynyyy",
-    "CC-BY-SA-4.0": "nynynn",
-    "CC-BY-4.0": "yyyyyy",
-    "CC0-1.0": "yyyyyy",
-    "CC-BY-NC-4.0": "nnnnyn",
-    "CC-BY-NC-SA-4.0": "nnnnyn",
-    "openrail": "nnnnyn",  # OpenRAIL-style use restrictions
-    "BUSL-1.1": "nnnnyn",
-    "LicenseRef-acme-commercial": "nnnnny",
-    "BSD-3-Clause AND LicenseRef-acme-eula": "nnnnny",
-    "Unlicense OR LicenseRef-other-terms": "yyyyyy",
-    "LicenseRef-other-terms": "nnnnnn",  # not the ACME one
-    "Apache-2.0 WITH LLVM-exception": "yyyyyy",
-    "Foo-1.0": "nnnnnn",  # parseable but unknown: never guessed
-    "MIT AND": "nnnnnn",  # garbage from here on
-    "MIT/Apache-2.0": "nnnnnn",
-    "((MIT": "nnnnnn",
-    "Apache-2.0 WITH MIT": "nnnnnn",  # a license is not an exception
-    "MIT OR OR BSD-2-Clause": "nnnnnn",
+    "MIT": "yyyyyyy",
+    "mit": "yyyyyyy",
+    "Apache-2.0 OR GPL-3.0-only": "yyyyyyy",
+    "GPL-3.0-only": "nnynynn",
+    "GPL-2.0+": "nnynynn",  # deprecated id, normalised to GPL-2.0-or-later
+    "GPL-3.0": "nnynynn",  # deprecated id without -only
+    # a linking exception frees code that links with the work, not the work: weak copyleft
+    "GPL-2.0-only WITH Classpath-exception-2.0": "nyynynn",
+    "GPL-2.0-or-later WITH Classpath-exception-2.0": "nyynynn",
+    "GPL-3.0-only WITH GCC-exception-3.1": "nyynynn",
+    "MIT AND GPL-3.0-only": "nnynynn",
+    "(MIT OR Apache-2.0) AND LGPL-2.1-only": "nyynynn",
+    "lgpl-2.1+ or mit": "yyyyyyy",  # lowercase ids and operator
+    "LGPL-3.0-only": "nyynynn",
+    "AGPL-3.0-or-later": "nnynnnn",
+    "MIT OR AGPL-3.0-only": "yyyyyyy",
+    "SSPL-1.0": "nnynnnn",
+    "EUPL-1.2": "nnynynn",
+    "MPL-2.0": "nyynynn",
+    "EPL-2.0": "nyynynn",
+    "CC-BY-SA-4.0": "nnynynn",
+    "CC-BY-4.0": "yyyyyyy",
+    "CC0-1.0": "yyyyyyy",
+    "CC-BY-NC-4.0": "nnnnnyn",
+    "CC-BY-NC-SA-4.0": "nnnnnyn",
+    "openrail": "nnnnnyn",  # OpenRAIL-style use restrictions
+    "BUSL-1.1": "nnnnnyn",
+    "LicenseRef-acme-commercial": "nnnnnny",
+    "BSD-3-Clause AND LicenseRef-acme-eula": "nnnnnny",
+    "Unlicense OR LicenseRef-other-terms": "yyyyyyy",
+    "LicenseRef-other-terms": "nnnnnnn",  # not the ACME one
+    "Apache-2.0 WITH LLVM-exception": "yyyyyyy",
+    "Foo-1.0": "nnnnnnn",  # parseable but unknown: never guessed
+    "MIT AND": "nnnnnnn",  # garbage from here on
+    "MIT/Apache-2.0": "nnnnnnn",
+    "((MIT": "nnnnnnn",
+    "Apache-2.0 WITH MIT": "nnnnnnn",  # a license is not an exception
+    "MIT OR OR BSD-2-Clause": "nnnnnnn",
 }
 
 
@@ -100,6 +106,19 @@ def test_license_matrix(expression):
 def test_classes(expression, cls):
     [term] = terms(parse(expression))
     assert term.cls == cls
+
+
+def test_linking_exception_fails_copyleft_false_and_says_why():
+    """Issue 17: GPL-2.0-only WITH Classpath-exception-2.0 passed kp_license(copyleft=False)."""
+    expr = "GPL-2.0-only WITH Classpath-exception-2.0"
+    verdict, _ = check_expression(expr, LicensePolicy.build(copyleft=False))
+    [reason] = verdict.reasons
+    assert not verdict.ok and "is weak copyleft" in reason and "weak_copyleft=True" in reason
+    assert "the work stays copyleft" in reason
+    assert check_expression(expr, LicensePolicy.build(weak_copyleft=True))[0].ok
+    assert not kp_license(None, spdx=expr).passed
+    assert kp_license(None, spdx=expr, weak_copyleft=True).passed
+    assert not kp_license(None, spdx="AGPL-3.0-only", weak_copyleft=True).passed
 
 
 def test_network_copyleft_is_marked():
@@ -160,6 +179,8 @@ def test_deny_entries_are_normalised():
         ({"allow": ["MIT AND"]}, "AND requires"),
         ({"copyleft": "weak"}, "copyleft='weak'"),
         ({"commercial": "yes"}, "commercial='yes'"),
+        ({"weak_copyleft": 1}, "weak_copyleft=1"),
+        ({"weak_copyleft": True, "copyleft": "none"}, "contradicts"),
     ],
 )
 def test_bad_policy_arguments_are_clear_errors(kwargs, message):
