@@ -213,6 +213,14 @@ def build_variant(model, card, variant: str, example_images: list, workdir: Path
     name = getattr(model, "name", "")
     if variant == "onnx":
         from .adapters.onnx_format import OnnxDetectionModel
+        from .security.guarded_model import GuardedModel
+
+        # a family adapter that exports itself in its own layout (ultralytics: yolo-pose)
+        inner = model.inner if isinstance(model, GuardedModel) else model
+        own = getattr(inner, "onnx_variant", None)
+        if own is not None:
+            vmodel, notes = own(workdir, example_images)
+            return vmodel, "fp32", notes
 
         path = export.export_onnx(model, workdir / "model.onnx", example_images[0])
         return (

@@ -174,6 +174,7 @@ class UltralyticsPoseModel:
         self._autocast = autocast_dtype(options.precision)
         self.module = fuse(module.float().eval()).to(self.device)
         self.config = config
+        self.card = card
         self.name = card.model.name
         self.stride = max(int(module.stride.max()), 32)
         head = module.head
@@ -213,6 +214,23 @@ class UltralyticsPoseModel:
             return self.module(batch)
         with torch.autocast(self.device.type, dtype=self._autocast):
             return self.module(batch).float()
+
+    def onnx_variant(self, workdir: Path, example_images: list):
+        """(ONNX Runtime model, notes) for ``kp_parity``'s ``onnx`` row: the network exported
+        with dynamic H/W in Ultralytics' layout, decoded by the ``yolo-pose`` layout with this
+        model's settings, so the row measures the export alone."""
+        from . import preprocess
+        from .onnx_layout import YoloPoseOnnxModel, export_onnx
+
+        image = example_images[0].float()
+        if image.max() > 1:
+            image = image / 255
+        box = preprocess.plan(tuple(image.shape[1:]), self.config["imgsz"], self.stride, "val")
+        path = export_onnx(self.module, Path(workdir) / "model.onnx", preprocess.apply(image, box))
+        onnx_model = YoloPoseOnnxModel(
+            path, self.device, self.card, dict(self.config), (self.kpt_shape, self.stride, self.nc)
+        )
+        return onnx_model, "network exported to ONNX (dynamic H/W); letterbox and NMS as eager"
 
     def decode(self, raw, box) -> Prediction:
         """One image's head output ``[4 + nc + K*D, N]`` -> ``Prediction`` in image pixels."""

@@ -20,7 +20,7 @@ from .blocks import StandIn
 
 
 def make_anchors(
-    shapes: list[tuple[int, int]], strides: list[float], dtype: torch.dtype, device: Any
+    shapes: list[tuple[Any, Any]], strides: list[float], dtype: torch.dtype, device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor centres ``[N, 2]`` (x, y in grid cells, + 0.5) and their strides ``[N, 1]``,
     level by level, row-major within a level."""
@@ -49,6 +49,7 @@ class Pose(StandIn):
 
     def check(self, where: str) -> None:
         super().check(where)
+        self.__dict__.pop("_level_strides", None)  # derived from the checked stride only
         if self._modules.get("one2one_cv2") is not None:
             raise AdapterError(
                 f"{where} ({self.ULTRALYTICS}) has an end-to-end (one-to-one) head; only the "
@@ -69,6 +70,15 @@ class Pose(StandIn):
             )
 
     @property
+    def level_strides(self) -> list[float]:
+        """The strides as Python numbers (read once: exporters cannot follow ``tolist()``)."""
+        cached = self.__dict__.get("_level_strides")
+        if cached is None:
+            cached = [float(s) for s in self.stride.tolist()]
+            self.__dict__["_level_strides"] = cached
+        return cached
+
+    @property
     def num_keypoints(self) -> int:
         return int(self.kpt_shape[0])
 
@@ -80,9 +90,9 @@ class Pose(StandIn):
         )
         cls = torch.cat([self.cv3[i](feats[i]).view(b, self.nc, -1) for i in range(self.nl)], -1)
         kpt = torch.cat([self.cv4[i](feats[i]).view(b, k * d, -1) for i in range(self.nl)], -1)
-        shapes = [(int(f.shape[2]), int(f.shape[3])) for f in feats]
-        strides = [float(s) for s in self.stride.tolist()]
-        anchors, stride_t = make_anchors(shapes, strides, box.dtype, box.device)
+        # shapes stay symbolic (no int()) so that an ONNX export keeps dynamic image sizes
+        shapes = [(f.shape[2], f.shape[3]) for f in feats]
+        anchors, stride_t = make_anchors(shapes, self.level_strides, box.dtype, box.device)
         anchors, stride_t = anchors.transpose(0, 1), stride_t.transpose(0, 1)  # [2, N], [1, N]
         dist = self.dfl(box)  # [B, 4, N] distances left, top, right, bottom in grid cells
         lt, rb = dist.chunk(2, 1)

@@ -80,7 +80,16 @@ class YoloPoseOnnxModel:
 
     precision = "fp32"
 
-    def __init__(self, path: Path, device: Any, card, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        device: Any,
+        card,
+        config: dict[str, Any] | None = None,
+        shapes: tuple[tuple[int, int], int, int] | None = None,
+    ):
+        """``config`` and ``shapes`` (``(kpt_shape, stride, nc)``): given by the eager model when
+        it exports itself; read from the export and the card otherwise."""
         import torch
 
         from ..onnx_format import check_external_data
@@ -103,7 +112,7 @@ class YoloPoseOnnxModel:
         self.fixed_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
         meta = self.session.get_modelmeta().custom_metadata_map
         k_card = card.keypoints.num_keypoints
-        kpt_shape = _literal(meta, "kpt_shape")
+        kpt_shape = shapes[0] if shapes is not None else _literal(meta, "kpt_shape")
         if not (
             isinstance(kpt_shape, list | tuple)
             and len(kpt_shape) == 2
@@ -120,6 +129,8 @@ class YoloPoseOnnxModel:
             )
         channels = (outputs[0].shape or [None, None])[1] if outputs else None
         nk = self.kpt_shape[0] * self.kpt_shape[1]
+        if shapes is not None and not isinstance(channels, int):
+            channels = 4 + shapes[2] + nk  # the exporter left the channel axis symbolic
         if not isinstance(channels, int) or channels - 4 - nk < 1:
             raise AdapterError(
                 f"{path}: output_layout 'yolo-pose' expects an output [1, 4 + nc + {nk}, N] "
@@ -128,7 +139,7 @@ class YoloPoseOnnxModel:
             )
         self.nc = channels - 4 - nk
         self.num_keypoints = self.kpt_shape[0]
-        stride = _literal(meta, "stride")
+        stride = shapes[1] if shapes is not None else _literal(meta, "stride")
         self.stride = stride if type(stride) is int and stride > 0 else 32
         if config is None:
             config = self._settings(card, meta, settings)
@@ -175,6 +186,45 @@ class YoloPoseOnnxModel:
             pred = decode_head_output(y, box, self.nc, self.kpt_shape, self.config)
             out.append(pred.to(self.device))
         return out
+
+
+def export_onnx(module, path: Path, example):
+    """Write the network (letterboxed ``[1, 3, H, W]`` -> head output ``[1, 4 + nc + K*D, N]``,
+    Ultralytics' export layout) as ONNX with dynamic H and W: the TorchScript-based exporter,
+    else the dynamo one. ``ExportUnavailable`` with both reasons when neither works."""
+    import copy
+    import warnings
+
+    import torch
+
+    from ...export import ONNX_OPSET, ExportUnavailable
+
+    module = copy.deepcopy(module).cpu().eval()
+    example = example.detach().float().cpu()
+    reasons = []
+    for dynamo in (False, True):
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                if dynamo:
+                    h, w = torch.export.Dim("height"), torch.export.Dim("width")
+                    torch.onnx.export(
+                        module, (example,), str(path), dynamo=True, input_names=["images"],
+                        output_names=["output0"], dynamic_shapes=({2: h, 3: w},),
+                    )  # fmt: skip
+                else:
+                    torch.onnx.export(
+                        module, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+                        input_names=["images"], output_names=["output0"],
+                        dynamic_axes={"images": {2: "height", 3: "width"}, "output0": {2: "n"}},
+                    )  # fmt: skip
+            return path
+        except Exception as exc:  # noqa: BLE001 - every exporter failure becomes a skip reason
+            text = str(exc).strip()
+            reasons.append(
+                f"{'dynamo' if dynamo else 'legacy'}: {text.splitlines()[0] if text else exc!r}"
+            )
+    raise ExportUnavailable("ONNX export failed: " + "; ".join(reasons))
 
 
 def _with_kwargs(card, kwargs: dict[str, Any]):
