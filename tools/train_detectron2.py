@@ -1,0 +1,775 @@
+"""Train the small detectron2-family reference model with detectron2 itself, on the CPU.
+
+Run it with a Python where detectron2 is importable (it is not a dependency of this project;
+build it from its public source into a separate environment). Training images come from
+:func:`synth_data.render` at training time, as for ``tools/train.py``. The model is detectron2's
+model-zoo ``COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml`` made small by config keys only: its
+ResNet-50 at a quarter of the width, a 32-channel FPN, a small box head and a slim keypoint head,
+trained from scratch. The script
+writes into ``--out``:
+
+- ``model_final.pkl``: the weights in detectron2's model-zoo layout (a pickled dict
+  ``{"model": {name: numpy array}, "__author__": ..., "matching_heuristics": True}``), with the
+  backbone's BatchNorm layers frozen into FrozenBN as in the zoo,
+- ``config.yaml``: detectron2's full inference config (``cfg.dump()``) for these weights,
+- ``kpmodel.toml``: the card (format ``detectron2``, the changed config keys as
+  ``[model.kwargs]``, sha256, license, provenance, dependencies, dataset). ``[claims]`` are not
+  written: they are measured with the plugin on the finished card,
+- ``LICENSE`` (Apache-2.0), ``loss.csv``, ``loss.png``, ``train.log`` and ``TRAINING.md`` with
+  box and keypoint AP measured by detectron2's ``COCOEvaluator`` on ``--val``.
+
+Example::
+
+    /path/to/d2-venv/bin/python tools/train_detectron2.py --out example_suite/models/kp-tiny-d2 \\
+        --iterations 3000 --seed 2 --val example_suite/data/val/annotations.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import pickle
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_TOOLS = Path(__file__).resolve().parent
+if str(_TOOLS) not in sys.path:
+    sys.path.insert(0, str(_TOOLS))
+
+import synth_data  # noqa: E402
+import train as train_tv  # noqa: E402  (shared helpers of the torchvision training script)
+
+ZOO_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
+ARCHITECTURE = "detectron2:keypoint_rcnn_R_50_FPN_3x"
+WEIGHTS_NAME = "model_final.pkl"
+LOSS_KEYS = ("loss_cls", "loss_box_reg", "loss_keypoint", "loss_rpn_cls", "loss_rpn_loc")
+# What the plugin needs to run the card; detectron2 itself is needed only to train.
+REQUIRES = ["torch>=2.4,<3", "torchvision>=0.19,<1", "numpy>=1.21"]
+PYTHON = ">=3.10"
+TRAIN_DATASET = "kp_synth_train"
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------
+def model_overrides(args) -> dict[str, Any]:
+    """The config keys that define the model and its inference, in ``merge_from_list`` form.
+
+    Those equal to the zoo config are dropped by :func:`changed_keys`, so the card holds exactly
+    what differs from ``keypoint_rcnn_R_50_FPN_3x``.
+    """
+    return {
+        # Narrower, not shallower: detectron2's R18/R34 fix res2 at 64 channels and, with an FPN,
+        # need res5 (LastLevelMaxPool reads p5), which alone is 8.4 M parameters (34 MB). The
+        # zoo's bottleneck ResNet-50 at a quarter of its width keeps every block and stride.
+        "MODEL.RESNETS.WIDTH_PER_GROUP": args.resnet_width,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS": args.res2_channels,
+        "MODEL.FPN.OUT_CHANNELS": args.fpn_channels,
+        "MODEL.ANCHOR_GENERATOR.SIZES": [[int(s)] for s in args.anchor_sizes],
+        "MODEL.ROI_BOX_HEAD.FC_DIM": args.box_head_dim,
+        "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": list(args.keypoint_head_convs),
+        "INPUT.MIN_SIZE_TEST": args.min_size,
+        "INPUT.MAX_SIZE_TEST": args.max_size,
+        "TEST.DETECTIONS_PER_IMAGE": args.detections_per_image,
+    }
+
+
+def train_overrides(args) -> dict[str, Any]:
+    """Keys that only training reads (the inference model does not depend on them)."""
+    return {
+        # From scratch: every stage trains, with BatchNorm; the BN layers are frozen into
+        # FrozenBN (the zoo's norm) when the weights are written.
+        "MODEL.BACKBONE.FREEZE_AT": 0,
+        "MODEL.RESNETS.NORM": "BN",
+        "INPUT.MIN_SIZE_TRAIN": [args.min_size],
+        "INPUT.MAX_SIZE_TRAIN": args.max_size,
+        "MODEL.RPN.PRE_NMS_TOPK_TRAIN": args.rpn_pre_nms_topk_train,
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN": args.rpn_post_nms_topk_train,
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE": args.roi_batch_size_per_image,
+        "SOLVER.IMS_PER_BATCH": args.batch_size,
+        "SOLVER.BASE_LR": args.lr,
+        "SOLVER.BASE_LR_END": args.lr * args.final_lr_frac,
+        "SOLVER.MAX_ITER": args.iterations,
+        "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR",
+        "SOLVER.WARMUP_ITERS": args.warmup,
+        "SOLVER.WARMUP_FACTOR": 0.001,
+        "SOLVER.WEIGHT_DECAY": args.weight_decay,
+        "SOLVER.CLIP_GRADIENTS.ENABLED": args.clip_grad > 0,
+        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": "norm",
+        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": args.clip_grad,
+        "SEED": args.seed,
+    }
+
+
+def zoo_cfg():
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_file(model_zoo.get_config_file(ZOO_CONFIG))
+    return cfg
+
+
+def _cfg_get(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _same(a: Any, b: Any) -> bool:
+    norm = lambda v: json.loads(json.dumps(v, default=list))  # noqa: E731  (tuples == lists)
+    return norm(a) == norm(b)
+
+
+def changed_keys(overrides: dict[str, Any], base) -> dict[str, Any]:
+    """The overrides whose value differs from ``base`` (a detectron2 CfgNode)."""
+    return {k: v for k, v in overrides.items() if not _same(_cfg_get(base, k), v)}
+
+
+def _merge_list(overrides: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for k, v in overrides.items():
+        out += [k, v]
+    return out
+
+
+def build_cfgs(args):
+    """(training cfg, inference cfg, card kwargs)."""
+    base = zoo_cfg()
+    kwargs = changed_keys(model_overrides(args), base)
+    common = {"MODEL.DEVICE": "cpu", "MODEL.WEIGHTS": "", **kwargs}
+    infer = zoo_cfg()
+    infer.merge_from_list(_merge_list(common))
+    train = zoo_cfg()
+    train.merge_from_list(_merge_list({**common, **train_overrides(args)}))
+    infer.freeze()
+    train.freeze()
+    return train, infer, kwargs
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def to_d2_annotation(ann: dict) -> dict:
+    """A synthetic COCO annotation as detectron2's dataset dict entry, as ``load_coco_json``
+    makes it: category 0, absolute XYWH box, keypoint pixel indices + 0.5 (continuous
+    coordinates; detectron2's COCOEvaluator subtracts the 0.5 again)."""
+    from detectron2.structures import BoxMode
+
+    kps = [v + 0.5 if i % 3 != 2 else v for i, v in enumerate(ann["keypoints"])]
+    return {
+        "bbox": list(ann["bbox"]),
+        "bbox_mode": BoxMode.XYWH_ABS,
+        "category_id": 0,
+        "iscrowd": int(ann.get("iscrowd", 0)),
+        "keypoints": kps,
+    }
+
+
+def register_metadata(name: str) -> None:
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.datasets.builtin_meta import (
+        COCO_PERSON_KEYPOINT_FLIP_MAP,
+        COCO_PERSON_KEYPOINT_NAMES,
+    )
+
+    meta = MetadataCatalog.get(name)
+    if not hasattr(meta, "keypoint_names"):
+        meta.set(
+            thing_classes=["person"],
+            keypoint_names=COCO_PERSON_KEYPOINT_NAMES,
+            keypoint_flip_map=COCO_PERSON_KEYPOINT_FLIP_MAP,
+        )
+
+
+class SynthD2Train:
+    """Item ``i``: synthetic image ``i % num_images`` of ``seed`` as a detectron2 training
+    input, through detectron2's own augmentations (ResizeShortestEdge, RandomFlip with the COCO
+    keypoint flip map) plus, with probability ``low_light_p``, ``train.low_light``.
+
+    The random choices come from numpy's global RNG, which detectron2's
+    ``worker_init_reset_seed`` seeds in every DataLoader worker."""
+
+    def __init__(self, cfg, seed, num_images, width, height, flip_p, low_light_p):
+        from detectron2.data import detection_utils as utils
+        from detectron2.data import transforms as T
+
+        register_metadata(TRAIN_DATASET)
+        self.seed, self.num_images = seed, num_images
+        self.width, self.height = width, height
+        self.low_light_p = low_light_p
+        self.flip_indices = utils.create_keypoint_hflip_indices([TRAIN_DATASET])
+        augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, "choice")]
+        if flip_p > 0:
+            augs.append(T.RandomFlip(prob=flip_p, horizontal=True))
+        self.augs = T.AugmentationList(augs)
+
+    def __len__(self):
+        return self.num_images
+
+    def __getitem__(self, i):
+        import torch
+        from detectron2.data import detection_utils as utils
+        from detectron2.data import transforms as T
+
+        index = i % self.num_images
+        pixels, anns = synth_data.render(self.seed, index, self.width, self.height)
+        if self.low_light_p > 0 and np.random.rand() < self.low_light_p:
+            gen = torch.Generator().manual_seed(int(np.random.randint(2**31)))
+            rgb = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 255
+            dark = train_tv.low_light(rgb, gen).mul(255).round().to(torch.uint8)
+            pixels = dark.permute(1, 2, 0).numpy()
+        aug = T.AugInput(np.ascontiguousarray(pixels[:, :, ::-1]))  # detectron2 wants BGR
+        transforms = self.augs(aug)
+        image = aug.image
+        shape = image.shape[:2]
+        annos = [
+            utils.transform_instance_annotations(
+                to_d2_annotation(a), transforms, shape, keypoint_hflip_indices=self.flip_indices
+            )
+            for a in anns
+        ]
+        instances = utils.filter_empty_instances(utils.annotations_to_instances(annos, shape))
+        return {
+            "image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "instances": instances,
+            "height": shape[0],
+            "width": shape[1],
+            "image_id": index,
+        }
+
+
+def _worker_init(worker_id: int) -> None:
+    import torch
+    from detectron2.data.build import worker_init_reset_seed
+
+    torch.set_num_threads(1)
+    worker_init_reset_seed(worker_id)
+
+
+def _as_list(batch):
+    return batch
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------
+def frozen_state(model) -> dict[str, np.ndarray]:
+    """The state dict as the inference model (FrozenBN) has it: fp32 numpy arrays, the BN
+    layers' ``num_batches_tracked`` counters dropped (FrozenBN has none)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        out[k] = v.detach().cpu().float().numpy().copy()
+    return out
+
+
+def save_d2_pkl(state: dict[str, np.ndarray], path: Path, author: str) -> None:
+    """Write detectron2's model-zoo layout as its ``tools/convert-*-to-d2.py`` do: a plain dict
+    of numpy arrays, ``pickle.dump`` with Python 3's default protocol (4). Protocol 2 would store
+    each array's bytes as a latin-1 text string re-encoded through ``_codecs.encode``, 1.5x the
+    size; the zoo's files are the size of their raw arrays, so they are not protocol 2 either."""
+    data = {"model": state, "__author__": author, "matching_heuristics": True}
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=4)
+
+
+def load_inference_model(cfg, weights: Path):
+    """The inference model exactly as DefaultPredictor builds it, with ``weights`` loaded."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(str(weights))
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation (detectron2's COCOEvaluator)
+# --------------------------------------------------------------------------------------------
+def register_val(annotations: Path, images: Path) -> str:
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    name = "kp_synth_val"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(annotations), str(images))
+        register_metadata(name)
+    return name
+
+
+def evaluate(model, cfg, dataset: str, max_images: int | None = None):
+    """Box and keypoint AP/AP50/AP75 (fractions) by detectron2's COCOEvaluator with
+    pycocotools' COCOeval; the evaluator's printed summary; the prediction wall time."""
+    from detectron2.data import DatasetCatalog, DatasetMapper, build_detection_test_loader
+    from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+
+    dicts = DatasetCatalog.get(dataset)[:max_images]
+    loader = build_detection_test_loader(dicts, mapper=DatasetMapper(cfg, is_train=False))
+    evaluator = COCOEvaluator(dataset, tasks=("bbox", "keypoints"), distributed=False,
+                              use_fast_impl=False)  # fmt: skip
+    buf = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        res = inference_on_dataset(model, loader, evaluator)
+    seconds = time.perf_counter() - t0
+    out = {}
+    for task, prefix in (("bbox", "box"), ("keypoints", "kp")):
+        r = res.get(task, {})
+        for key, name in (("AP", "ap"), ("AP50", "ap50"), ("AP75", "ap75")):
+            v = r.get(key, float("nan"))
+            out[f"{prefix}_{name}"] = max(0.0, v / 100) if math.isfinite(v) else 0.0
+    return out, buf.getvalue(), seconds
+
+
+# --------------------------------------------------------------------------------------------
+# Card, logs
+# --------------------------------------------------------------------------------------------
+def write_card(out: Path, *, name, version, weights: Path, kwargs, source, modifications,
+               val: Path | None, val_images: Path | None) -> Path:  # fmt: skip
+    tv = train_tv._toml_value
+    lines = [
+        "schema = 1",
+        "",
+        "[model]",
+        f"name = {tv(name)}",
+        f"version = {tv(version)}",
+        'format = "detectron2"',
+        f"weights = {tv(weights.name)}",
+        f"sha256 = {tv(train_tv.sha256_file(weights))}",
+        f"architecture = {tv(ARCHITECTURE)}",
+        "",
+        "[model.kwargs]",
+    ]
+    lines += [f"{json.dumps(k)} = {tv(v)}" for k, v in kwargs.items()]
+    lines += ["", "[provenance]", f"source = {tv(source)}", "modifications = ["]
+    lines += [f"    {tv(m)}," for m in modifications] + ["]"]
+    lines += ["", "[license]", 'spdx = "Apache-2.0"', 'file = "LICENSE"']
+    lines += ["", "[dependencies]", f"python = {tv(PYTHON)}", f"requires = {tv(REQUIRES)}"]
+    if val is not None:
+        images = val_images if val_images is not None else val.parent / "images"
+        lines += ["", "[dataset]", f"annotations = {tv(train_tv._rel(val, out))}",
+                  f"images = {tv(train_tv._rel(images, out))}"]  # fmt: skip
+    path = out / "kpmodel.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def describe_modifications(kwargs: dict[str, Any], args) -> list[str]:
+    """[provenance] modifications: what differs from the zoo model, in words."""
+    mods = []
+    if "MODEL.RESNETS.WIDTH_PER_GROUP" in kwargs or "MODEL.RESNETS.RES2_OUT_CHANNELS" in kwargs:
+        w = kwargs.get("MODEL.RESNETS.WIDTH_PER_GROUP", 64)
+        c = kwargs.get("MODEL.RESNETS.RES2_OUT_CHANNELS", 256)
+        mods.append(f"backbone: the same ResNet-50 (bottleneck, stride in 1x1) at {w}/64 of its "
+                    f"width: bottlenecks of {w}-{w * 8}, outputs {c}-{c * 8} channels")  # fmt: skip
+    if "MODEL.FPN.OUT_CHANNELS" in kwargs:
+        mods.append(f"FPN: {kwargs['MODEL.FPN.OUT_CHANNELS']} channels instead of 256")
+    if "MODEL.ANCHOR_GENERATOR.SIZES" in kwargs:
+        mods.append(f"anchors: sizes {kwargs['MODEL.ANCHOR_GENERATOR.SIZES']} on p2-p6 for "
+                    "30-250 px people")  # fmt: skip
+    if "MODEL.ROI_BOX_HEAD.FC_DIM" in kwargs:
+        mods.append(f"box head: 2 fc of {kwargs['MODEL.ROI_BOX_HEAD.FC_DIM']} instead of 1024")
+    if "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS" in kwargs:
+        dims = kwargs["MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS"]
+        mods.append(f"keypoint head: {len(dims)} convs of {sorted(set(dims))} channels "
+                    "instead of 8 of 512, same deconv + 2x upsample")  # fmt: skip
+    if "INPUT.MIN_SIZE_TEST" in kwargs or "INPUT.MAX_SIZE_TEST" in kwargs:
+        mods.append(f"test size: shortest edge {kwargs.get('INPUT.MIN_SIZE_TEST', 800)}, max "
+                    f"{kwargs.get('INPUT.MAX_SIZE_TEST', 1333)} (the images are 384x288)")  # fmt: skip
+    if "TEST.DETECTIONS_PER_IMAGE" in kwargs:
+        mods.append(f"at most {kwargs['TEST.DETECTIONS_PER_IMAGE']} detections per image")
+    aug = "horizontal flip"
+    if args.low_light > 0:
+        aug += f" and low-light augmentation (p={args.low_light:g})"
+    mods.append(
+        f"trained from scratch (no pretrained weights) with detectron2 on synthetic people for "
+        f"{args.iterations} iterations of batch {args.batch_size} ({aug}); backbone BatchNorm "
+        "frozen into FrozenBN for inference"
+    )
+    return mods
+
+
+def plot_losses(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = np.array([r["iteration"] for r in rows])
+    win = max(1, len(rows) // 50)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
+    for key in ("loss", *LOSS_KEYS):
+        y = np.array([r[key] for r in rows], dtype=np.float64)
+        ys = np.convolve(y, np.ones(win) / win, mode="valid")
+        ax.plot(it[win - 1 :], ys, label="total" if key == "loss" else key.removeprefix("loss_"),
+                lw=2 if key == "loss" else 1)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss (moving mean of {win})")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def environment() -> str:
+    import detectron2
+    import torch
+
+    return (
+        f"detectron2 {detectron2.__version__} (built from source for the CPU), torch "
+        f"{torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
+    ap.add_argument("--name", default=None, help="model name (default: the folder's name)")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--source", default=None,
+                    help="provenance source URL (default https://models.example.org/NAME/VERSION)")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0, help="seed for weights init, data and order")
+    ap.add_argument("--data-seed", type=int, default=None,
+                    help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
+    ap.add_argument("--iterations", type=int, default=3000)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--num-images", type=int, default=12000, help="synthetic training images")
+    ap.add_argument("--width", type=int, default=384)
+    ap.add_argument("--height", type=int, default=288)
+    ap.add_argument("--lr", type=float, default=1.5e-3, help="AdamW learning rate")
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=150, help="linear warm-up iterations")
+    ap.add_argument("--final-lr-frac", type=float, default=0.02, help="cosine floor / lr")
+    ap.add_argument("--clip-grad", type=float, default=10.0)
+    ap.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability")
+    ap.add_argument("--low-light", type=float, default=0.0,
+                    help="probability of the low-light augmentation")  # fmt: skip
+    ap.add_argument("--val", type=Path, default=None,
+                    help="COCO annotations to evaluate on with COCOEvaluator")  # fmt: skip
+    ap.add_argument("--val-images", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="evaluate on the first --eval-images of --val every N iterations")  # fmt: skip
+    ap.add_argument("--eval-images", type=int, default=60)
+    m = ap.add_argument_group("model (detectron2 config keys; see model_overrides)")
+    m.add_argument("--resnet-width", type=int, default=16,
+                   help="MODEL.RESNETS.WIDTH_PER_GROUP (zoo: 64)")  # fmt: skip
+    m.add_argument("--res2-channels", type=int, default=64,
+                   help="MODEL.RESNETS.RES2_OUT_CHANNELS (zoo: 256)")  # fmt: skip
+    m.add_argument("--fpn-channels", type=int, default=32)
+    m.add_argument("--box-head-dim", type=int, default=128)
+    m.add_argument("--keypoint-head-convs", type=int, nargs="+", default=[64] * 8,
+                   help="channels of each keypoint-head conv")  # fmt: skip
+    m.add_argument("--anchor-sizes", type=int, nargs=5, default=[16, 32, 64, 128, 256],
+                   help="one anchor size per FPN level p2-p6 (zoo: 32 ... 512)")  # fmt: skip
+    m.add_argument("--min-size", type=int, default=288)
+    m.add_argument("--max-size", type=int, default=384)
+    m.add_argument("--detections-per-image", type=int, default=20)
+    t = ap.add_argument_group("training-only detectron2 config keys")
+    t.add_argument("--rpn-pre-nms-topk-train", type=int, default=600)
+    t.add_argument("--rpn-post-nms-topk-train", type=int, default=300)
+    t.add_argument("--roi-batch-size-per-image", type=int, default=64)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, save, evaluate and write the folder; returns a summary."""
+    args = build_parser().parse_args(argv)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _train(args, argv)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(args, argv) -> dict[str, Any]:
+    import torch
+    from detectron2.modeling import build_model
+    from detectron2.solver import build_lr_scheduler, get_default_optimizer_params
+    from detectron2.utils.env import seed_all_rng
+    from detectron2.utils.events import EventStorage
+
+    seed_all_rng(args.seed)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or out.resolve().name
+    source = args.source or f"https://models.example.org/{name}/{args.version}"
+    data_seed = args.data_seed if args.data_seed is not None else 1000 + args.seed
+    if data_seed == 7:
+        raise SystemExit("--data-seed 7 is the validation set's seed; train on another one")
+    cfg, infer_cfg, kwargs = build_cfgs(args)
+    log = train_tv._Log(out / "train.log")
+    log(f"machine: {train_tv.machine()}")
+    log(f"environment: {environment()}")
+    log(f"card kwargs (vs {ZOO_CONFIG}): {kwargs}")
+    log(f"training-only keys: {train_overrides(args)}")
+
+    model = build_model(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"parameters: {n_params / 1e6:.2f} M")
+    params = get_default_optimizer_params(model, base_lr=args.lr, weight_decay=args.weight_decay,
+                                          weight_decay_norm=0.0, weight_decay_bias=0.0)  # fmt: skip
+    opt = torch.optim.AdamW(params, lr=args.lr)
+    sched = build_lr_scheduler(cfg, opt)
+
+    dataset = SynthD2Train(cfg, data_seed, args.num_images, args.width, args.height,
+                           flip_p=args.hflip, low_light_p=args.low_light)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=train_tv._Forever(args.num_images, args.seed),
+        num_workers=args.workers,
+        collate_fn=_as_list,
+        worker_init_fn=_worker_init if args.workers else None,
+        generator=torch.Generator().manual_seed(args.seed),
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers else None,
+    )
+    val_name = None
+    if args.val is not None:
+        val_images = args.val_images or args.val.parent / "images"
+        val_name = register_val(args.val, val_images)
+
+    rows: list[dict] = []
+    evals: list[tuple[int, dict[str, float]]] = []
+    model.train()
+    t0 = time.perf_counter()
+    batches = iter(loader)
+    with EventStorage(0) as storage:
+        for it in range(args.iterations):
+            storage.iter = it
+            losses = model(next(batches))
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+            opt.step()
+            sched.step()
+            storage.step()
+            row = {"iteration": it + 1, "lr": opt.param_groups[0]["lr"],
+                   "loss": float(loss.detach())}  # fmt: skip
+            row.update({k: float(losses[k].detach()) for k in LOSS_KEYS})
+            row["elapsed_s"] = round(time.perf_counter() - t0, 2)
+            rows.append(row)
+            if (it + 1) % args.log_every == 0 or it == 0 or it + 1 == args.iterations:
+                recent = rows[-args.log_every :]
+                mean = {k: np.mean([r[k] for r in recent]) for k in ("loss", *LOSS_KEYS)}
+                log(
+                    f"it {it + 1}/{args.iterations} lr {row['lr']:.2e} "
+                    + " ".join(f"{k.removeprefix('loss_')} {v:.4f}" for k, v in mean.items())
+                    + f" ({row['elapsed_s']:.0f} s)"
+                )
+            if args.eval_every and val_name and (it + 1) % args.eval_every == 0:
+                t_eval = time.perf_counter()
+                met, _, _ = evaluate(model, cfg, val_name, args.eval_images)
+                evals.append((it + 1, met))
+                log(f"eval at {it + 1} (first {args.eval_images} images): "
+                    + " ".join(f"{k} {v:.3f}" for k, v in met.items()))  # fmt: skip
+                model.train()
+                t0 += time.perf_counter() - t_eval  # keep evaluation out of the training time
+    train_s = time.perf_counter() - t0
+    del batches, loader
+
+    weights = out / WEIGHTS_NAME
+    save_d2_pkl(frozen_state(model), weights, author=f"pytest-kpmodel tools/train_detectron2.py "
+                f"({name} {args.version})")  # fmt: skip
+    cfg_dump = infer_cfg.clone()
+    cfg_dump.defrost()
+    cfg_dump.MODEL.WEIGHTS = WEIGHTS_NAME
+    (out / "config.yaml").write_text(cfg_dump.dump(), encoding="utf-8")
+    with open(out / "loss.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows([{k: train_tv._sig(v) for k, v in r.items()} for r in rows])
+    plot_losses(rows, out / "loss.png", f"{name}: detectron2 training loss")
+    train_tv.write_license(out)
+
+    metrics: dict[str, float] = {}
+    summary_text, predict_s, max_diff = "", None, None
+    if val_name is not None:
+        frozen = load_inference_model(infer_cfg, weights)
+        max_diff = _max_output_diff(model, frozen, infer_cfg, val_name)
+        log(f"exported model vs training model on the first val image: max |diff| {max_diff:.2e}")
+        metrics, summary_text, predict_s = evaluate(frozen, infer_cfg, val_name)
+        log(f"val metrics (COCOEvaluator, {WEIGHTS_NAME}): {metrics}; predict {predict_s:.1f} s")
+        log("COCOeval summary:\n" + summary_text)
+
+    modifications = describe_modifications(kwargs, args)
+    card = write_card(out, name=name, version=args.version, weights=weights, kwargs=kwargs,
+                      source=source, modifications=modifications, val=args.val,
+                      val_images=args.val_images)  # fmt: skip
+    last = rows[-min(len(rows), 50) :]
+    final = {k: float(np.mean([r[k] for r in last])) for k in ("loss", *LOSS_KEYS)}
+    summary = {
+        "name": name,
+        "card": str(card),
+        "weights": str(weights),
+        "weights_bytes": weights.stat().st_size,
+        "parameters": n_params,
+        "train_seconds": train_s,
+        "final_losses": final,
+        "metrics": metrics,
+        "evals": evals,
+        "predict_seconds": predict_s,
+        "export_max_diff": max_diff,
+        "data_seed": data_seed,
+        "kwargs": kwargs,
+    }
+    _write_training_md(out, args, argv, summary)
+    log(f"done: {json.dumps(summary, default=str)}")
+    return summary
+
+
+def _max_output_diff(trained, frozen, cfg, dataset: str) -> float:
+    """Largest box/keypoint/score difference between the BN training model (in eval mode) and
+    the FrozenBN model loaded from the written file, on one validation image."""
+    import torch
+    from detectron2.data import DatasetCatalog, DatasetMapper
+
+    inputs = [DatasetMapper(cfg, is_train=False)(DatasetCatalog.get(dataset)[0])]
+    was_training = trained.training
+    trained.eval()
+    with torch.inference_mode():
+        a = trained(inputs)[0]["instances"]
+        b = frozen(inputs)[0]["instances"]
+    trained.train(was_training)
+    if len(a) != len(b):
+        return float("inf")
+    if len(a) == 0:
+        return 0.0
+    diffs = [
+        (a.pred_boxes.tensor - b.pred_boxes.tensor).abs().max(),
+        (a.scores - b.scores).abs().max(),
+        (a.pred_keypoints - b.pred_keypoints).abs().max(),
+    ]
+    return float(max(diffs))
+
+
+def _write_training_md(out: Path, args, argv, summary) -> None:
+    cmd = "python tools/train_detectron2.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    m, fl = summary["metrics"], summary["final_losses"]
+    lines = [
+        f"# Training record: {summary['name']}",
+        "",
+        f"Trained from scratch on the CPU with detectron2 itself (`tools/train_detectron2.py`, "
+        f"run with a Python where detectron2 is importable) on synthetic people rendered at "
+        f"training time by `tools/synth_data.py` (nothing downloaded, no pretrained weights). "
+        f"The config is detectron2's model-zoo `{ZOO_CONFIG}` with the keys below changed.",
+        "",
+        "## Command",
+        "",
+        "```",
+        cmd,
+        "```",
+        "",
+        f"- seed: {args.seed} (weights init, sample order, augmentation); synthetic training-set "
+        f"seed: {summary['data_seed']}, {args.num_images} images of {args.width}x{args.height}",
+        f"- iterations: {args.iterations} x batch {args.batch_size} "
+        f"({args.iterations * args.batch_size} images seen), AdamW lr {args.lr:g}, weight decay "
+        f"{args.weight_decay:g} (none on norms and biases), detectron2's WarmupCosineLR: "
+        f"{args.warmup} linear warm-up iterations, cosine to {args.final_lr_frac:g} x lr; "
+        f"grad-norm clip {args.clip_grad:g}",
+        f"- augmentation: detectron2's RandomFlip p={args.hflip:g} with the COCO keypoint flip "
+        "map (left/right swapped)"
+        + (f", low-light p={args.low_light:g}" if args.low_light else ""),
+        f"- wall time (training loop): {summary['train_seconds'] / 60:.1f} min",
+        f"- machine: {train_tv.machine()}",
+        f"- environment: {environment()}",
+        f"- parameters: {summary['parameters'] / 1e6:.2f} M; `{WEIGHTS_NAME}` "
+        f"{summary['weights_bytes'] / 1e6:.1f} MB (fp32 numpy arrays, FrozenBN statistics "
+        "included)",
+        "",
+        "## Config",
+        "",
+        f"Changed against `{ZOO_CONFIG}` (the card's `[model.kwargs]`):",
+        "",
+    ]
+    lines += [f"- `{k}` = `{json.dumps(v)}`" for k, v in summary["kwargs"].items()]
+    lines += ["", "Training only (the inference model does not read them):", ""]
+    lines += [f"- `{k}` = `{json.dumps(v)}`" for k, v in train_overrides(args).items()]
+    lines += [
+        "",
+        "The backbone trains with BatchNorm (`MODEL.RESNETS.NORM = BN`, nothing frozen) because "
+        "there are no pretrained weights to freeze; when the weights are written, every BN "
+        "becomes the zoo's FrozenBN with the same running statistics, so `config.yaml` (the "
+        "full inference config, `cfg.dump()`) keeps `NORM: FrozenBN`"
+        + (
+            f" (largest output difference, training model in eval mode vs the written file, "
+            f"on one image: {summary['export_max_diff']:.1e})."
+            if summary.get("export_max_diff") is not None
+            else "."
+        ),
+        "",
+        "## Final losses (mean of the last 50 iterations)",
+        "",
+        "| total | " + " | ".join(k.removeprefix("loss_") for k in LOSS_KEYS) + " |",
+        "|---" * (1 + len(LOSS_KEYS)) + "|",
+        "| " + " | ".join(f"{fl[k]:.4f}" for k in ("loss", *LOSS_KEYS)) + " |",
+        "",
+        "![loss curve](loss.png)",
+        "",
+        "Per-iteration values: `loss.csv`.",
+        "",
+    ]
+    if m:
+        lines += [
+            "## Validation metrics",
+            "",
+            f"Measured with detectron2's `COCOEvaluator` (pycocotools' COCOeval, iouType `bbox` "
+            f"and `keypoints`, COCO sigmas) on `{train_tv._rel(args.val, out)}`, with "
+            f"`{WEIGHTS_NAME}` loaded into the inference config by `DetectionCheckpointer`, on "
+            f"the CPU (torch threads: {args.threads}).",
+            "",
+            "| box AP | box AP50 | box AP75 | kp AP | kp AP50 | kp AP75 |",
+            "|---|---|---|---|---|---|",
+            "| "
+            + " | ".join(
+                f"{m[k]:.3f}"
+                for k in ("box_ap", "box_ap50", "box_ap75", "kp_ap", "kp_ap50", "kp_ap75")
+            )  # fmt: skip
+            + " |",
+            "",
+            f"Predicting the whole set took {summary['predict_seconds']:.1f} s.",
+            "",
+        ]
+    if summary["evals"]:
+        lines += [f"Intermediate evaluations (first {args.eval_images} validation images, "
+                  "excluded from the wall time):", ""]  # fmt: skip
+        lines += [
+            f"- after {it}: box AP {e['box_ap']:.3f}, kp AP {e['kp_ap']:.3f}"
+            for it, e in summary["evals"]
+        ] + [""]
+    (out / "TRAINING.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
+    raise SystemExit(0)
