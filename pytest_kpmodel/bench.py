@@ -260,6 +260,12 @@ def with_precision(model, precision: str):
     from .adapters.torch_module import TorchDetectionModel
     from .errors import AdapterError
 
+    own = getattr(model, "with_precision", None)  # a family adapter that switches itself
+    if own is not None and not isinstance(model, TorchDetectionModel):
+        try:
+            return own(precision)
+        except AdapterError as exc:
+            raise BenchUnavailable(str(exc)) from None
     if not isinstance(model, TorchDetectionModel):
         raise BenchUnavailable(
             f"{type(model).__name__} runs at the precision it was built for ({current}); "

@@ -26,6 +26,7 @@ and OKS sigmas.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,19 @@ class UltralyticsPoseModel:
         self.nc = int(head.nc)
         self.kpt_shape = (int(head.kpt_shape[0]), int(head.kpt_shape[1]))
         self.num_keypoints = self.kpt_shape[0]
+
+    def with_precision(self, precision: str) -> UltralyticsPoseModel:
+        """The same network under another autocast dtype (for ``kp_bench`` / ``kp_parity``)."""
+        from ..torch_module import autocast_dtype
+
+        if precision == "fp16" and self.device.type != "cuda":
+            raise AdapterError(
+                f"precision fp16 needs a CUDA device (got {self.device}); use bf16 on the CPU"
+            )
+        other = copy.copy(self)
+        other.precision = precision
+        other._autocast = autocast_dtype(precision)
+        return other
 
     def predict(self, images: list) -> list[Prediction]:
         import torch

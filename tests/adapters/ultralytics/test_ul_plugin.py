@@ -65,15 +65,19 @@ def test_without_opt_in_the_spec_is_refused_naming_the_classes(pytester):
     )
 
 
-def test_parity_onnx_row(tmp_path):
+def test_parity_rows(tmp_path):
     pytest.importorskip("onnxruntime")
     data = make_dataset(tmp_path / "data", size=(96, 72))
     c = load_card(card(tmp_path / "model", DATA / "yolo11-pose-tiny.pt"))
     model = load_model(c, LoadOptions())
     table = parity.run(
-        model, c, load_dataset(data), variants=("fp32", "onnx"), measure_speed=False,
+        model, c, load_dataset(data), variants=("fp32", "bf16", "fp16", "onnx"),
+        measure_speed=False,
         workdir=tmp_path / "parity",
     )  # fmt: skip
+    assert table.row("bf16").status == "ok", table.row("bf16").reason  # autocast on the CPU
+    fp16 = table.row("fp16")
+    assert fp16.status == "skipped" and "needs a CUDA device" in fp16.reason  # model on the CPU
     row = table.row("onnx")
     assert row.status == "ok", row.reason
     assert "dynamic H/W" in row.notes
