@@ -403,8 +403,11 @@ def scan_legacy(ctx: _Ctx, start: int, end: int, member: str | None = None) -> s
     values = []
     for _what in ("magic number", "protocol version", "sys info"):
         res = scan_pickle(buf, pos, end, col, header, lim, member=member, base=start)
+        ctx.add_globals(res.globals)
         if not res.complete:
             return "torch-legacy"
+        if res.file_end > res.end:  # torch reads on from the file: after the frame, not STOP
+            scan_stacked(ctx, res.file_end, end, member, start)
         values.append(res.value)
         pos = res.end
     magic, proto, sysinfo = values
@@ -443,6 +446,7 @@ def scan_legacy(ctx: _Ctx, start: int, end: int, member: str | None = None) -> s
         return "torch-legacy"
     pos = res.end
     res = scan_pickle(buf, pos, end, col, header, lim, member=member, base=start)
+    ctx.add_globals(res.globals)
     if not res.complete:
         return "torch-legacy"
     pos = res.end
@@ -622,6 +626,8 @@ def scan_stacked(ctx: _Ctx, start: int, end: int, member: str | None, base: int)
         ctx.add_globals(res.globals)
         if not res.complete or res.end <= pos:
             return
+        if res.file_end > res.end:  # a frame ran past STOP: a file reader resumes after it
+            scan_stacked(ctx, res.file_end, end, member, base)
         pos = res.end
 
 
@@ -656,6 +662,8 @@ def scan_plain_pickle(ctx: _Ctx, start: int, end: int, member: str | None = None
                 offset=res.end - start,
             )
             scan_stacked(ctx, res.end, end, member, start)
+            if res.file_end > res.end:
+                scan_stacked(ctx, res.file_end, end, member, start)
         col.add(
             "security.container",
             "not-torch",

@@ -59,7 +59,7 @@ VERDICTS = (UNSAFE, UNVERIFIABLE, UNSUPPORTED)
 _UNSAFE_CODES = (
     # pickle: an import, or a call/attribute write CPython would perform
     "disallowed-global extension call-non-global call-kwargs call-args call-role setitem-target "
-    "append-target additems-target build-target build-state polyglot payload "
+    "append-target additems-target build-target build-state polyglot payload dynamic-global "
     # tensors that reach outside their storage; code; paths that leave the folder on extraction
     "tensor-bounds storage-size torchscript aoti custom-domain external-escape name attributes "
     "binary-code source-code yaml-python-tag"

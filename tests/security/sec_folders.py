@@ -28,11 +28,11 @@ def png_bytes(width: int = 4, height: int = 3) -> bytes:
 
 
 def jpeg_bytes() -> bytes:
-    import torch
-    from torchvision.io import encode_jpeg
+    from PIL import Image
 
-    img = (torch.arange(3 * 16 * 24) % 251).to(torch.uint8).reshape(3, 16, 24)
-    return bytes(encode_jpeg(img).numpy().tobytes())
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (24, 16), bytes(i % 251 for i in range(24 * 16 * 3))).save(buf, "JPEG")
+    return buf.getvalue()
 
 
 def npy_bytes(array) -> bytes:  # type: ignore[no-untyped-def]
