@@ -57,7 +57,8 @@ def build_pose_model(yaml_name: str, seed: int, scale: list[float] | None = None
 def calibrate(model, images: list, score_bias: float, seed: int) -> None:
     """Give the random network realistic statistics: batch-norm running means/variances from
     real images (cumulative average, in train mode), then class biases of ``score_bias`` (plus
-    noise) so that a few hundred anchors pass conf=0.001 and NMS has work to do."""
+    noise) so that a few hundred anchors pass conf=0.001 and NMS has work to do; one eval
+    forward at the end."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -77,6 +78,9 @@ def calibrate(model, images: list, score_bias: float, seed: int) -> None:
         for branch in head.cv3:
             bias = branch[-1].bias
             bias.copy_(score_bias + 0.5 * torch.randn(bias.shape, generator=gen))
+        # as the trainer's validation does: the head caches anchors, strides and the feature
+        # shape (a torch.Size), so the saved file has what a trained one has
+        model(images[0])
 
 
 def save_trainer_checkpoint(model, path: Path, imgsz: int, data: str = "synthetic.yaml") -> None:

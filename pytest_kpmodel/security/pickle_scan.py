@@ -243,8 +243,6 @@ class PickleRules:
 class PickleResult:
     value: Any = None
     end: int = 0  # offset just after STOP (absolute, in the buffer)
-    # where pickle.load(file) leaves the file: after STOP, or after the frame STOP is in
-    file_end: int = 0
     complete: bool = False  # reached STOP without a fatal error
     ops: int = 0
     globals: list[str] = field(default_factory=list)
@@ -651,7 +649,6 @@ def _h_stop(vm: _VM) -> bool:
         )
     vm.result.value = value
     vm.result.end = vm.pos
-    vm.result.file_end = max(vm.pos, vm.fend)
     vm.result.complete = True
     return True
 
@@ -1136,15 +1133,6 @@ def _h_global(vm: _VM) -> None:
 def _h_stack_global(vm: _VM) -> None:
     name = vm.pop()
     module = vm.pop()
-    if isinstance(name, Opaque) or isinstance(module, Opaque):
-        # the name was computed by a call already reported (''.join(...), getattr...)
-        vm.finding(
-            "dynamic-global",
-            "STACK_GLOBAL imports a name computed at load time by an earlier call; what it "
-            "imports cannot be known without running the stream",
-        )
-        vm.stack.append(OPAQUE)
-        return
     if type(name) is not str or type(module) is not str:
         raise _Fatal("stack-global", "STACK_GLOBAL requires str")
     vm.stack.append(vm.make_global(module, name, "STACK_GLOBAL"))
@@ -1526,6 +1514,16 @@ def _c_set(vm: _VM, a: list[Any]) -> Any:
     return Container("set", list(items.items), 2)
 
 
+def _c_size(vm: _VM, a: list[Any]) -> Any:
+    # torch.Size((d0, d1, ...)): a cached feature-map shape in Ultralytics' detection heads
+    dims = a[0] if len(a) == 1 else None
+    if not (isinstance(dims, Container) and dims.kind == "tuple"):
+        raise _BadArgs("expects a single tuple of dimensions")
+    if len(dims.items) > 64 or not all(_is_int(d) and 0 <= d < 1 << 62 for d in dims.items):
+        raise _BadArgs("dimensions must be at most 64 non-negative ints")
+    return Container("tuple", list(dims.items), 2)
+
+
 def _c_namespace(vm: _VM, a: list[Any]) -> Any:
     if a:
         raise _BadArgs("Namespace is created without arguments and filled by BUILD")
@@ -1543,6 +1541,7 @@ _CALL_CHECKS: dict[str, Callable[[_VM, list[Any]], Any]] = {
     "collections.Counter": _c_counter,
     "argparse.Namespace": _c_namespace,
     "builtins.set": _c_set,  # listed only by opt-in profiles (allowlist.PROFILES)
+    "torch.Size": _c_size,  # listed only by opt-in profiles
 }
 
 # --------------------------------------------------------------------------- persistent ids

@@ -13,9 +13,10 @@ own stand-in class (``standins.STAND_INS``), whose ``forward`` the plugin implem
 ``torch.nn`` names are torch's own classes.
 
 How the list was made: by saving ``yolov8n-pose.yaml`` and ``yolo11n-pose.yaml`` models with
-ultralytics 8.4 (``YOLO.save`` and the trainer's stripped checkpoint, ``strip_optimizer``) under
-torch 2.14 and listing every global their pickles import (the committed test checkpoints under
-``tests/adapters/ultralytics/data`` are re-scanned by the tests). Deliberately not listed:
+ultralytics 8.4 (``YOLO.save`` and the trainer's stripped checkpoint, ``strip_optimizer``, after
+an eval forward as the trainer's validation does) under torch 2.14, and a YOLO11 pose model
+trained by ``yolo train``, and listing every global their pickles import (the committed test
+checkpoints under ``tests/adapters/ultralytics/data`` are re-scanned by the tests). Deliberately not listed:
 ``ultralytics.utils.IterableSimpleNamespace`` (only in unfinished ``last.pt`` files; a finished
 checkpoint keeps ``args`` as a dict), loss and assigner classes (training state), and the blocks
 of other families (YOLO26 ``Pose26``, RT-DETR, YOLO-World ...): their forward passes are not
@@ -69,6 +70,13 @@ _MODULES: list[tuple[str, str, str]] = [
 
 ENTRIES: tuple[Allowed, ...] = (
     *(Allowed(module, name, "module", why) for module, name, why in _MODULES),
+    Allowed(
+        "torch",
+        "Size",
+        "call",
+        "A trained model's Pose head caches the last feature-map shape (Detect.shape, a "
+        "torch.Size) from the trainer's validation; only torch.Size((int, ...)) is accepted.",
+    ),
     Allowed(
         "builtins",
         "set",

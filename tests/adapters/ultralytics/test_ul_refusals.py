@@ -49,6 +49,30 @@ def test_with_opt_in_the_shipped_list_covers_the_file(name):
     assert report.verdict == "clean", report.refusal()
     listed = {e.full for e in ENTRIES}
     assert _outside_default(report) <= listed
+    # saved after an eval forward, as trained ones are: the head's cached torch.Size shape
+    assert "torch.Size" in report.globals
+
+
+@pytest.mark.parametrize(
+    "payload, ok",
+    [
+        (b"\x80\x02ctorch\nSize\nK\x01K\x02\x86\x85R.", True),  # torch.Size((1, 2))
+        (b"\x80\x02ctorch\nSize\nX\x01\x00\x00\x00a\x85\x85R.", False),  # Size(("a",))
+        (b"\x80\x02c__builtin__\nset\n]q\x00(X\x01\x00\x00\x00ae\x85R.", True),
+        (b"\x80\x02c__builtin__\nset\n]q\x00(]e\x85R.", False),  # set([[]])
+        (b"\x80\x02cultralytics.nn.modules.conv\nConv\nK\x01\x85R.", False),  # Conv(1)
+    ],
+)
+def test_profile_calls_are_checked(payload, ok):
+    from pytest_kpmodel.security import scan_bytes
+
+    names = {"torch.Size", "builtins.set", "ultralytics.nn.modules.conv.Conv"}
+
+    def about_the_call(report):  # (a bare pickle has other findings: not a torch.save file)
+        return [f for f in report.failures if f.details.get("name") in names]
+
+    assert (not about_the_call(scan_bytes(payload, allowlists=["ultralytics"]))) is ok
+    assert about_the_call(scan_bytes(payload))  # never without the opt-in
 
 
 def test_card_without_opt_in_is_refused_naming_the_classes(tmp_path):
