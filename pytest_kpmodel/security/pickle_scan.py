@@ -243,6 +243,8 @@ class PickleRules:
 class PickleResult:
     value: Any = None
     end: int = 0  # offset just after STOP (absolute, in the buffer)
+    # where pickle.load(file) leaves the file: after STOP, or after the frame STOP is in
+    file_end: int = 0
     complete: bool = False  # reached STOP without a fatal error
     ops: int = 0
     globals: list[str] = field(default_factory=list)
@@ -649,6 +651,7 @@ def _h_stop(vm: _VM) -> bool:
         )
     vm.result.value = value
     vm.result.end = vm.pos
+    vm.result.file_end = max(vm.pos, vm.fend)
     vm.result.complete = True
     return True
 
@@ -1133,6 +1136,15 @@ def _h_global(vm: _VM) -> None:
 def _h_stack_global(vm: _VM) -> None:
     name = vm.pop()
     module = vm.pop()
+    if isinstance(name, Opaque) or isinstance(module, Opaque):
+        # the name was computed by a call already reported (''.join(...), getattr...)
+        vm.finding(
+            "dynamic-global",
+            "STACK_GLOBAL imports a name computed at load time by an earlier call; what it "
+            "imports cannot be known without running the stream",
+        )
+        vm.stack.append(OPAQUE)
+        return
     if type(name) is not str or type(module) is not str:
         raise _Fatal("stack-global", "STACK_GLOBAL requires str")
     vm.stack.append(vm.make_global(module, name, "STACK_GLOBAL"))
