@@ -40,6 +40,10 @@ def load(card, options: LoadOptions):
         from .ultralytics.onnx_layout import load_yolo_pose
 
         return load_yolo_pose(card, options)
+    if layout == "detectron2":  # detectron2's tracing-export interface: the detectron2 family
+        from .detectron2.onnx_layout import load_detectron2_onnx
+
+        return load_detectron2_onnx(card, options)
     if options.precision != "fp32":
         raise AdapterError(
             f"{card.path}: [model.format] 'onnx' runs in the precision it was exported in; "

@@ -19,6 +19,12 @@ from ..options import LoadOptions
 from .config import D2Config, parse_config
 
 
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
 def load(card, options: LoadOptions):
     cfg = parse_config(card)
     k = card.keypoints.num_keypoints
@@ -85,6 +91,36 @@ class Detectron2KeypointModel:
                         boxes, inst.scores[keep].float(), inst.classes[keep] + 1, kps
                     )
         return out
+
+    def onnx_variant(self, workdir, example_images: list):
+        """(ONNX Runtime model, notes) for ``kp_parity``'s ``onnx`` row: this network exported
+        in detectron2's export layout (``onnx_graph``), run by the ``detectron2`` ONNX layout
+        with this model's resize, so the row measures the export alone."""
+        from pathlib import Path
+
+        from ...export import ExportUnavailable
+        from .onnx_graph import export
+        from .onnx_layout import Detectron2OnnxModel, write_metadata
+        from .preprocess import network_input, resize, to_uint8_hwc
+
+        image = example_images[0].float()
+        if image.max() > 1:
+            image = image / 255
+        pixels = resize(to_uint8_hwc(image, self.bgr), self.min_size, self.max_size)
+        path = Path(workdir) / "model.onnx"
+        try:
+            export(self.module, path, network_input(pixels, torch_cpu()))
+        except Exception as exc:  # noqa: BLE001 - an exporter failure is the row's skip reason
+            text = str(exc).strip()
+            raise ExportUnavailable(
+                f"ONNX export failed: {text.splitlines()[0] if text else exc!r}"
+            ) from None
+        write_metadata(path, self.cfg)
+        model = Detectron2OnnxModel(path, self.device, self.num_keypoints, name=self.name)
+        return model, (
+            "the plugin's detectron2 graph in detectron2's export layout (TorchScript-based "
+            "exporter, dynamic H/W); resize and postprocessing as eager; onnxruntime"
+        )
 
     def _autocast(self):
         import contextlib

@@ -78,3 +78,31 @@ def assert_matches_golden(preds) -> None:
         kps = np.array(ref["keypoints"]).reshape(n, -1, 3)
         np.testing.assert_allclose(p.keypoints[..., :2].numpy(), kps[..., :2], atol=BOX_TOL, rtol=0)
         np.testing.assert_allclose(p.keypoints[..., 2].numpy(), kps[..., 2], atol=SCORE_TOL, rtol=0)
+
+
+def dataset(folder: Path) -> Path:
+    """A COCO keypoint set of the three golden images, one person each."""
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    images, anns = [], []
+    for i, out in enumerate(golden()["outputs"], 1):
+        shutil.copy(DATA / out["image"], folder / "images" / out["image"])
+        w, h = Image.open(DATA / out["image"]).size
+        x0, y0, bw, bh = w * 0.2, h * 0.2, w * 0.5, h * 0.6
+        kps = []
+        for k in range(17):
+            kps += [x0 + bw * ((k * 7) % 10) / 10, y0 + bh * ((k * 3) % 10) / 10, 2]
+        images.append({"id": i, "file_name": out["image"], "width": w, "height": h})
+        anns.append(
+            {
+                "id": i, "image_id": i, "category_id": 1, "bbox": [x0, y0, bw, bh],
+                "area": bw * bh * 0.6, "iscrowd": 0, "keypoints": kps, "num_keypoints": 17,
+            }
+        )  # fmt: skip
+    path = folder / "annotations.json"
+    from pytest_kpmodel.keypoints import COCO_NAMES
+
+    cats = [{"id": 1, "name": "person", "keypoints": list(COCO_NAMES), "skeleton": []}]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path

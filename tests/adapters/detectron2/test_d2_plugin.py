@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import shutil
 
 import pytest
-from d2_cases import DATA, golden, make_card
+from d2_cases import DATA, dataset, make_card
 
 SPEC = """
 import pytest
@@ -32,37 +30,9 @@ def test_eval(kp_eval):
 """
 
 
-def _dataset(folder):
-    """A COCO keypoint set of the three golden images, one person each."""
-    from PIL import Image
-
-    (folder / "images").mkdir(parents=True)
-    images, anns = [], []
-    for i, out in enumerate(golden()["outputs"], 1):
-        shutil.copy(DATA / out["image"], folder / "images" / out["image"])
-        w, h = Image.open(DATA / out["image"]).size
-        x0, y0, bw, bh = w * 0.2, h * 0.2, w * 0.5, h * 0.6
-        kps = []
-        for k in range(17):
-            kps += [x0 + bw * ((k * 7) % 10) / 10, y0 + bh * ((k * 3) % 10) / 10, 2]
-        images.append({"id": i, "file_name": out["image"], "width": w, "height": h})
-        anns.append(
-            {
-                "id": i, "image_id": i, "category_id": 1, "bbox": [x0, y0, bw, bh],
-                "area": bw * bh * 0.6, "iscrowd": 0, "keypoints": kps, "num_keypoints": 17,
-            }
-        )  # fmt: skip
-    path = folder / "annotations.json"
-    from pytest_kpmodel.keypoints import COCO_NAMES
-
-    cats = [{"id": 1, "name": "person", "keypoints": list(COCO_NAMES), "skeleton": []}]
-    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
-    return path
-
-
 @pytest.mark.parametrize(("layout", "kind"), [("pkl", "numpy-pickle"), ("pth", "torch-zip")])
 def test_spec_runs_on_a_detectron2_card(pytester, layout, kind):
-    ann = _dataset(pytester.path / "data")
+    ann = dataset(pytester.path / "data")
     card = make_card(pytester.path / "model", layout, extra="")
     card.write_text(card.read_text() + f'[dataset]\nannotations = "{ann}"\n')
     pytester.makepyfile(SPEC)
