@@ -178,14 +178,17 @@ def print_report(results: list[dict[str, Any]]) -> None:
     print(
         "\n=== Ultralytics parity (pytest-kpmodel format 'ultralytics' vs the ultralytics package) ==="
     )
-    head = f"{'model':<16}{'path':<14}{'same count':>12}{'dets (ul/ours)':>16}{'box px':>10}{'kpt px':>10}{'score':>10}"
+    head = (
+        f"{'model':<16}{'path':<14}{'same count':>12}{'dets (ul/ours)':>16}{'unmatched':>10}"
+        f"{'box px':>10}{'kpt px':>10}{'score':>10}"
+    )
     print(head)
     for r in results:
         for path in ("predict", "predict-nchw", "val", "val-nchw", "onnx"):
             c = r[path]
             print(
                 f"{r['model']:<16}{path:<14}{c['images_same_count']:>6}/{c['images']:<5}"
-                f"{c['detections_ultralytics']:>8}/{c['detections_plugin']:<7}"
+                f"{c['detections_ultralytics']:>8}/{c['detections_plugin']:<7}{c['unmatched']:>10}"
                 f"{c['max_box_diff_px']:>10.2e}{c['max_keypoint_diff_px']:>10.2e}{c['max_score_diff']:>10.2e}"
             )
     print("\n=== AP on the same data (COCO keypoint AP vs `yolo val pose`) ===")
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trained", type=Path, default=uc.ROOT / "example_suite/models/kp-tiny-yolo")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--keep", type=Path, help="work in this folder (kept) instead of a temp one")
+    ap.add_argument("--no-random", action="store_true", help="only the trained model")
     args = ap.parse_args(argv)
     uc.require_ultralytics()
 
@@ -252,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results = []
         calib = uc.calibration_images(val_files, args.imgsz)
-        for label, yaml_name, bias in (
+        randoms = (
             ("yolov8n-random", "yolov8n-pose.yaml", -9.0),
             ("yolo11n-random", "yolo11n-pose.yaml", -9.0),
-        ):
+        )
+        for label, yaml_name, bias in () if args.no_random else randoms:
             model = uc.build_pose_model(yaml_name, args.seed)
             uc.calibrate(model, calib, bias, args.seed)
             weights = work / f"{label}.pt"

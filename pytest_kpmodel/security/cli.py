@@ -59,14 +59,26 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--show-allowlist",
         action="store_true",
-        help="print the default allow-list with reasons and exit",
+        help="print the default allow-list (and those of --allowlist) with reasons and exit",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .allowlist import PROFILES, profile_entries
+
+    for name in args.allowlist:
+        if name not in PROFILES:
+            raise KpModelError(
+                f"scan: --allowlist {name}: unknown; shipped, reviewed lists: {', '.join(PROFILES)}"
+            )
     if args.show_allowlist:
         entries = describe()
+        for name in args.allowlist:  # with --allowlist NAME: that reviewed list too
+            entries += [
+                {"name": e.full, "role": e.role, "why": e.why, "allowlist": name}
+                for e in profile_entries(name)
+            ]
         if args.json:
             print(json.dumps(entries, indent=2))
         else:
@@ -83,13 +95,6 @@ def run(args: argparse.Namespace) -> int:
             parse_global(g)
         except ValueError as e:
             raise KpModelError(f"scan: --allow-global: {e}") from None
-    from .allowlist import PROFILES
-
-    for name in args.allowlist:
-        if name not in PROFILES:
-            raise KpModelError(
-                f"scan: --allowlist {name}: unknown; shipped, reviewed lists: {', '.join(PROFILES)}"
-            )
     for name in ("max_ops", "max_memo", "max_depth"):
         if getattr(args, name) <= 0:
             raise KpModelError(f"scan: --{name.replace('_', '-')} must be positive")

@@ -192,3 +192,7 @@ def test_scan_cli_allowlist(capsys):
     assert cli(["scan", "--allowlist", "ultralytics", str(V8)]) == 0
     assert "CLEAN" in capsys.readouterr().out
     assert cli(["scan", "--allowlist", "nope", str(V8)]) == 2
+    capsys.readouterr()
+    assert cli(["scan", "--show-allowlist", "--allowlist", "ultralytics"]) == 0
+    shown = capsys.readouterr().out
+    assert "ultralytics.nn.modules.head.Pose  [module]" in shown and "torch.Size  [call]" in shown
