@@ -15,7 +15,7 @@ from ..findings import CheckResult, Finding
 from .guard import NETWORK, SUBPROCESS, WRITE
 from .policy import SecurityPolicy
 
-PICKLE_KINDS = ("torch-zip", "torch-legacy", "torchscript", "pickle", "tar")
+PICKLE_KINDS = ("torch-zip", "torch-legacy", "torchscript", "pickle", "numpy-pickle", "tar")
 
 
 def folder_findings(session) -> list[Finding]:

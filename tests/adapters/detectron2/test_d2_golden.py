@@ -63,3 +63,12 @@ def test_caffe2_blobs_layout_is_renamed_and_matches(tmp_path):
     card = load_card(make_card(folder, weights=folder / "model_final.pkl"))
     model = load_model(card, LoadOptions())
     assert_matches_golden(model.predict(images()))
+
+
+def test_no_detections(tmp_path):
+    from d2_cases import kwargs
+
+    kw = {**kwargs(), "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 1.0}
+    model = load_model(load_card(make_card(tmp_path, kw=kw)), LoadOptions())
+    for p in model.predict(images()):
+        assert len(p) == 0 and p.boxes.shape == (0, 4) and p.keypoints.shape == (0, 17, 3)

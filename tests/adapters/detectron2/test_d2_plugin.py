@@ -71,3 +71,13 @@ def test_bad_kwargs_key_is_one_message(pytester):
     assert '[model.kwargs."MODEL.ROI_HEADS.SCORE_TRESH_TEST"]' in out
     assert 'did you mean "MODEL.ROI_HEADS.SCORE_THRESH_TEST"?' in out
     assert "Traceback" not in out
+
+
+def test_pickle_none_refuses_a_numpy_pickle(pytester):
+    card = make_card(pytester.path / "m")
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.kp_security(pickle='none')\ndef test_s():\n    pass\n"
+    )
+    result = pytester.runpytest(f"--kp-model={card}", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*a numpy-pickle file holds a pickle*"])
