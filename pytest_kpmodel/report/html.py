@@ -137,6 +137,7 @@ def badge(status: str, text: str | None = None) -> str:
         "skipped": "skip",
         "warn": "warn",
         "unverifiable": "warn",
+        "unsupported": "warn",
         "info": "info",
     }.get(status.lower(), "info")
     label = text if text is not None else ("FAIL" if cls == "fail" else status)

@@ -6,7 +6,8 @@ limits how the pickle may use it:
 ``call``     may be the callable of REDUCE, with arguments checked by :mod:`.pickle_scan`
 ``class``    may be the class of NEWOBJ (no arguments), then filled by BUILD
 ``storage``  may only appear as the storage type inside a ``('storage', ...)`` persistent id
-``dtype``    may only appear as the dtype argument of ``_rebuild_tensor_v3``
+``dtype``    a torch dtype: the dtype argument of ``_rebuild_tensor_v3``, or a plain value
+             (quantized packed parameters keep theirs); never called
 ``qscheme``  may only appear as the quantization scheme of ``_rebuild_qtensor``
 ``extra``    added by the caller (``extra_globals``); any use, reported as an info finding
 ``module``   an ``nn.Module`` class of an opt-in profile: NEWOBJ without arguments, then one
@@ -178,6 +179,13 @@ _DTYPES: dict[str, int] = {
     "bits16": 2,
     **{f"uint{i}": 1 for i in range(1, 8)},
     **{f"int{i}": 1 for i in range(1, 8)},
+    # quantized dtypes: the state dict of a quantized Linear holds its packed parameters'
+    # dtype as a plain value (torchvision.models.quantization backbones)
+    "qint8": 1,
+    "quint8": 1,
+    "qint32": 4,
+    "quint4x2": 1,
+    "quint2x4": 1,
 }
 
 _QSCHEMES = (

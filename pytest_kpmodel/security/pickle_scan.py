@@ -2,8 +2,15 @@
 
 The scanner is a symbolic stack machine: it runs every opcode of protocols 0-5 the way the C
 unpickler does (the stack, MARK fences, the memo with PUT/GET/MEMOIZE indirection, FRAME,
-protocol-dependent ``fix_imports`` name mapping) but instead of importing and calling, it
-pushes symbolic values. So a ``STACK_GLOBAL`` whose module and name come from the memo or
+protocol-dependent ``fix_imports`` name mapping, C-string parsing of text literals, what
+built-in objects do when APPEND/SETITEM/BUILD/REDUCE reach them) but instead of importing and
+calling, it pushes symbolic values. It reads the stream like ``pickle.loads(bytes)``; where an
+opcode crosses the end of a FRAME, ``pickle.load(file)`` - how torch.load reads data.pkl -
+reads different bytes, so such a stream is a ``framing`` finding and is read a second time the
+way the file reader does (see ``_VM._straddle``). tests/security/test_differential.py checks
+the machine against CPython's own unpickler.
+
+So a ``STACK_GLOBAL`` whose module and name come from the memo or
 from protocol-0 ``STRING`` opcodes is resolved exactly as CPython would resolve it; a GLOBAL
 inside a FRAME is seen like any other; ``APPEND``/``SETITEMS``/``BUILD`` on objects that are
 not plain lists/dicts (which CPython turns into attribute lookups and calls) are findings.
@@ -24,7 +31,8 @@ Policy on top of the machine (for torch files):
 * resource limits: opcode count, memo size/index, nesting and MARK depth, literal sizes.
 
 Anything malformed stops the scan with an ``unverifiable`` finding (CPython would raise at the
-same point - but only after running what came before, which has already been reported).
+same point - but only after running what came before, which has already been reported). Each
+finding's label (unsafe / unverifiable / unsupported) is in :data:`.report.LABELS`.
 
 API: :func:`scan_pickle` (one stream inside a buffer), :class:`PickleRules` and the
 ``*_RULES`` presets, :class:`StorageRef`.

@@ -172,6 +172,11 @@ def make_real_files(root: Path) -> dict[str, tuple[Path, Any]]:
         if k not in ("torch.uint16", "torch.uint32") and "float8" not in k
     }
     save("dtypes_legacy", legacy_dtypes, _use_new_zipfile_serialization=False)
+    # a quantized backbone: packed Linear parameters keep their dtype (torch.qint8) as a value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = torchvision.models.quantization.mobilenet_v2(weights=None, quantize=True)
+    save("quantized_mobilenet_v2", quantized.state_dict())
     st = root / "kprcnn.safetensors"
     sd = {k: v.contiguous() for k, v in kp.state_dict().items()}
     save_file(sd, str(st), metadata={"format": "pt", "name": "kp-tiny"})

@@ -27,6 +27,7 @@ NAMES = [
     "kprcnn_legacy",
     "train_checkpoint_legacy",
     "dtypes_legacy",
+    "quantized_mobilenet_v2",
     "safetensors",
 ]
 
