@@ -21,7 +21,9 @@ hundred anchors pass conf=0.001), saved as the trainer saves (``save_model`` dic
 3. Ultralytics' ONNX export (``model.export(format="onnx")``, raw ``[1, 56, N]`` head) run by
    Ultralytics vs the plugin's ``output_layout = "yolo-pose"`` decoder, on the same images;
 4. AP: ``model.val``'s pose mAP50-95 / mAP50 next to pycocotools on the predictions val
-   scored and the plugin's COCO keypoint AP on its own predictions.
+   scored and the plugin's COCO keypoint AP on its own predictions, and that COCO AP with
+   Ultralytics' conventions swapped in one at a time (300 detections per image instead of
+   COCO's 20; OKS area 0.53 x the box instead of the annotation's area).
 
 Each comparison prints: images with the same detection count, detections, and the largest
 box / keypoint (px) and score differences over detections matched in score order.
@@ -117,6 +119,55 @@ def coco_ap(gt: dict, preds: dict[str, dict], names: dict[str, int]) -> dict[str
     }
 
 
+def coco_kp_ap_variants(gt: dict, preds: dict[str, dict], names: dict[str, int]) -> dict:
+    """pycocotools keypoint AP of the same predictions with one COCO convention at a time
+    changed to Ultralytics': all 300 detections per image instead of the top 20, and OKS
+    scaled by 0.53 x the ground-truth box area instead of the annotation's area."""
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = []
+    for name, p in preds.items():
+        for b, s, k in zip(p["boxes"], p["scores"], p["keypoints"], strict=True):
+            results.append(
+                {
+                    "image_id": names[name],
+                    "category_id": 1,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "score": s,
+                    "keypoints": [v for kp in k for v in kp],
+                }
+            )
+
+    def ap(ground: dict, max_dets: int) -> float:
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO()
+            coco.dataset = copy.deepcopy(ground)
+            coco.createIndex()
+            if not results:
+                return 0.0
+            ev = COCOeval(coco, coco.loadRes(copy.deepcopy(results)), "keypoints")
+            ev.params.maxDets = [max_dets]
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return float(ev.stats[0])
+
+    box_area = copy.deepcopy(gt)
+    for a in box_area["annotations"]:
+        a["area"] = a["bbox"][2] * a["bbox"][3] * 0.53
+    return {
+        "coco": ap(gt, 20),
+        "max_det_300": ap(gt, 300),
+        "area_0.53_box": ap(box_area, 20),
+        "both": ap(box_area, 300),
+    }
+
+
 def run_model(
     label: str, weights: Path, files: list[Path], data_yaml: Path, gt: dict, work: Path, imgsz: int
 ) -> dict[str, Any]:
@@ -160,6 +211,7 @@ def run_model(
         },
         "pycocotools_on_ultralytics_val_predictions": coco_ap(gt, val_ref, names),
         "plugin": coco_ap(gt, ours, names),
+        "plugin_kp_ap_with_ultralytics_conventions": coco_kp_ap_variants(gt, ours, names),
     }
 
     from ultralytics import YOLO
@@ -216,6 +268,11 @@ def print_report(results: list[dict[str, Any]]) -> None:
             rows.append((src, m["kp_ap"], m["kp_ap50"], m["box_ap"], m["box_ap50"]))
         for src, *vals in rows:
             print(f"{r['model']:<16}{src:<46}" + "".join(f"{v:>8.4f} " for v in vals))
+        v = a["plugin_kp_ap_with_ultralytics_conventions"]
+        print(
+            f"{r['model']:<16}plugin kp AP, COCO {v['coco']:.4f}; all 300 dets {v['max_det_300']:.4f}; "
+            f"OKS area 0.53 x box {v['area_0.53_box']:.4f}; both {v['both']:.4f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
