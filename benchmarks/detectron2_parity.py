@@ -10,7 +10,7 @@ this script never builds or installs it; without it the script says so and exits
 ``--config`` builds a random-initialised model of a preset config (``r50``: the zoo's
 ``keypoint_rcnn_R_50_FPN_3x`` unchanged; ``r18``: the same with ``MODEL.RESNETS.DEPTH = 18``;
 ``ref``: the narrow ResNet-50 of the trained reference model; ``tiny``: the CI checkpoint's
-config) with ``detectron2.modeling.build_model`` and a seed. detectron2's init leaves frozen
+config; ``variants``: most inference keys changed at once, on a narrow ResNeXt-101) with ``detectron2.modeling.build_model`` and a seed. detectron2's init leaves frozen
 batch norms at identity and gives every box and RPN score almost the same value, which would
 make the comparison blind to batch-norm handling and fragile at every top-k, so the script
 draws non-trivial frozen-BN statistics and widens the classifier and objectness weights; the
@@ -31,8 +31,9 @@ rank, IoU > 0.99), max |box diff| px, max |keypoint diff| px (x, y), max |score 
 |keypoint score diff|. Targets: the same detections, boxes and keypoints within 1e-3 px, scores
 within 1e-4. Exit status 1 when a target is missed.
 
-``--golden DIR`` also writes what the CI test (tests/adapters/detectron2) compares against: the
-checkpoint in both layouts, the images and detectron2's outputs (``golden.json``).
+``--golden DIR`` (with ``--config tiny``) runs on three small images instead and writes what the
+CI test (tests/adapters/detectron2) compares against: the checkpoint in both layouts, the
+images and detectron2's outputs (``golden.json``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,40 @@ PRESETS: dict[str, dict[str, Any]] = {
         "INPUT.MAX_SIZE_TEST": 192,
         "TEST.DETECTIONS_PER_IMAGE": 12,
     },
+    # most inference keys away from the zoo value at once, on a narrow ResNeXt-101
+    "variants": {
+        "MODEL.RESNETS.DEPTH": 101,
+        "MODEL.RESNETS.NUM_GROUPS": 2,
+        "MODEL.RESNETS.WIDTH_PER_GROUP": 4,
+        "MODEL.RESNETS.STRIDE_IN_1X1": False,
+        "MODEL.RESNETS.STEM_OUT_CHANNELS": 8,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS": 16,
+        "MODEL.FPN.OUT_CHANNELS": 16,
+        "MODEL.FPN.FUSE_TYPE": "avg",
+        "MODEL.ANCHOR_GENERATOR.SIZES": [[16, 24], [32, 48], [64, 96], [128, 192], [256, 384]],
+        "MODEL.ANCHOR_GENERATOR.OFFSET": 0.5,
+        "MODEL.RPN.CONV_DIMS": [16, 16],
+        "MODEL.RPN.BBOX_REG_WEIGHTS": [1.0, 1.0, 2.0, 2.0],
+        "MODEL.PROPOSAL_GENERATOR.MIN_SIZE": 2,
+        "MODEL.ROI_BOX_HEAD.NUM_CONV": 1,
+        "MODEL.ROI_BOX_HEAD.CONV_DIM": 8,
+        "MODEL.ROI_BOX_HEAD.NUM_FC": 1,
+        "MODEL.ROI_BOX_HEAD.FC_DIM": 32,
+        "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": True,
+        "MODEL.ROI_BOX_HEAD.POOLER_TYPE": "ROIAlign",
+        "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO": 2,
+        "MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE": True,
+        "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": [16, 16, 16],
+        "MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION": 12,
+        "MODEL.ROI_HEADS.NUM_CLASSES": 3,
+        "MODEL.ROI_HEADS.NMS_THRESH_TEST": 0.6,
+        "INPUT.FORMAT": "RGB",
+        "MODEL.PIXEL_MEAN": [123.675, 116.28, 103.53],
+        "MODEL.PIXEL_STD": [58.395, 57.12, 57.375],
+        "INPUT.MIN_SIZE_TEST": 160,
+        "INPUT.MAX_SIZE_TEST": 200,
+        "TEST.DETECTIONS_PER_IMAGE": 15,
+    },
 }
 # (name, crop box in the 384x288 source or None, resize to (w, h) or None)
 EXTRA_SHAPES = [
@@ -88,6 +123,12 @@ EXTRA_SHAPES = [
     ("large", None, (640, 480)),
     ("small", (40, 30, 200, 150), (80, 60)),
     ("square", (48, 0, 336, 288), (300, 300)),
+]
+# the CI golden set: small, three aspect ratios, up- and downscaled by the tiny config
+GOLDEN_SHAPES = [
+    ("golden_val", None, (192, 144)),
+    ("golden_tall", (120, 0, 240, 288), (60, 144)),
+    ("golden_small", (40, 30, 200, 150), (80, 60)),
 ]
 TARGETS = {"box": 1e-3, "keypoint": 1e-3, "score": 1e-4, "keypoint_score": 1e-4}
 
@@ -210,7 +251,7 @@ def save_layouts(model, cfg, folder: Path) -> dict[str, Path]:
     return {"pkl": pkl, "pth": folder / "model_final.pth"}
 
 
-def write_images(folder: Path, count: int) -> list[Path]:
+def write_images(folder: Path, count: int, shapes=EXTRA_SHAPES) -> list[Path]:
     from PIL import Image
 
     src = sorted((ROOT / "example_suite" / "data" / "val" / "images").glob("*.jpg"))
@@ -221,7 +262,7 @@ def write_images(folder: Path, count: int) -> list[Path]:
         Image.open(path).convert("RGB").save(dst)
         out.append(dst)
     base = Image.open(src[0]).convert("RGB")
-    for name, crop, size in EXTRA_SHAPES:
+    for name, crop, size in shapes:
         im = base.crop(crop) if crop else base
         im = im.resize(size, Image.BILINEAR) if size else im
         dst = folder / f"{name}_{im.width}x{im.height}.png"
@@ -405,9 +446,12 @@ def main() -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = args.work or Path(tempfile.mkdtemp(prefix="d2-parity-"))
     work.mkdir(parents=True, exist_ok=True)
-    images = write_images(work / "images", args.images)
-    if args.no_extra_shapes:
-        images = images[: args.images]
+    if args.golden is not None:
+        images = write_images(work / "images", 0, GOLDEN_SHAPES)
+    else:
+        images = write_images(
+            work / "images", args.images, () if args.no_extra_shapes else EXTRA_SHAPES
+        )
     if args.card is not None:
         import tomllib
 
