@@ -10,7 +10,9 @@ and checked whole:
   also parses as such (reported as ``json``/``toml``);
 * images: the container is walked to its end (PNG chunks with their CRCs up to ``IEND``, JPEG
   segments from ``SOI`` to ``EOI``, the GIF trailer, the BMP and RIFF sizes); bytes after the end
-  are reported, since that is where polyglots hide a second file.
+  are reported, since that is where polyglots hide a second file;
+* TensorBoard event files (``events.out.tfevents.*``, TFRecord framing): every record's length
+  and data CRC-32C checked, records tiling the file exactly.
 
 Text may still carry something that runs: a YAML tag that constructs Python objects
 (``!!python/object/apply:...``, which ``yaml.unsafe_load`` - and detectron2's config loader with
@@ -173,7 +175,7 @@ def classify(buf: Any, start: int, end: int, name: str = "") -> Inert | None:
     data = bytes(buf[start:end])
     text = _text(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
     if text is None:
-        return None
+        return Inert("tfevents", end) if _tfrecord(data) else None
     out = Inert("text", end)
     try:
         if isinstance(json.loads(text), (dict, list)):
@@ -194,6 +196,49 @@ def classify(buf: Any, start: int, end: int, name: str = "") -> Inert | None:
         out.problem_code = "source-code"
         out.problem = "source code (a script or module that runs when executed or imported)"
     return out
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _tfrecord(data: bytes, max_checked: int = 16 << 20) -> bool:
+    """TFRecord framing: (u64 length, masked CRC-32C of it, data, masked CRC-32C of data)*."""
+    pos, n, checked = 0, 0, 0
+    while pos < len(data):
+        if pos + 12 > len(data):
+            return False
+        (length,) = struct.unpack_from("<Q", data, pos)
+        if _masked_crc32c(data[pos : pos + 8]) != struct.unpack_from("<I", data, pos + 8)[0]:
+            return False
+        if pos + 16 + length > len(data):
+            return False
+        body = data[pos + 12 : pos + 12 + length]
+        checked += length
+        stored = struct.unpack_from("<I", data, pos + 12 + length)[0]
+        # pure-Python CRC: bounded (the framing itself is always checked)
+        if checked <= max_checked and _masked_crc32c(body) != stored:
+            return False
+        pos += 16 + length
+        n += 1
+    return n > 0
 
 
 def code_by_name(name: str) -> bool:

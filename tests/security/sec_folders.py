@@ -51,6 +51,18 @@ def npz_bytes(compressed: bool = False, **arrays) -> bytes:  # type: ignore[no-u
     return buf.getvalue()
 
 
+def tfevents_bytes(payloads: tuple[bytes, ...] = (b"\t\x00\x00\x00\x00\x00\x00\xf0?",)) -> bytes:
+    """TFRecord framing as TensorBoard writes it (the CRC-32C is checked against its standard
+    check value in test_folders.py)."""
+    from pytest_kpmodel.security.inert import _masked_crc32c
+
+    out = b""
+    for p in payloads:
+        n = struct.pack("<Q", len(p))
+        out += n + struct.pack("<I", _masked_crc32c(n)) + p + struct.pack("<I", _masked_crc32c(p))
+    return out
+
+
 COCO_NAMES = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck"]
 KEYPOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder"]
 
@@ -88,6 +100,10 @@ def make_model_folder(root: Path) -> Path:
     (root / "stats.npz").write_bytes(npz_bytes(mean=np.zeros(3), counts=np.arange(4)))
     (root / "stats_c.npz").write_bytes(npz_bytes(True, mean=np.ones((2, 2), np.float16)))
     (root / "empty.txt").write_bytes(b"")
+    (root / "events.out.tfevents.1700000000.host").write_bytes(
+        tfevents_bytes((b"\t\x00\x00\x00\x00\x00\x00\xf0?\x1a\rbrain.Event:2", b"x" * 300))
+    )
+    (root / "metrics.json").write_text('{"iteration": 19, "loss": 2.5}\n{"iteration": 39}\n')
     sub = root / "onnx"
     sub.mkdir(exist_ok=True)
     _onnx_with_external_data(sub)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sec_folders import make_model_folder, npy_bytes, npz_bytes, png_bytes
+from sec_folders import make_model_folder, npy_bytes, npz_bytes, png_bytes, tfevents_bytes
 from sec_payloads import evil_pickle, replace_member, torch_zip_bytes
 
 from pytest_kpmodel.cli import main
@@ -51,6 +51,8 @@ def test_realistic_model_folder_is_clean(clean_folder: Path, capsys, no_unpickle
     assert kinds["anchors.npy"] == "npy" and kinds["stats.npz"] == kinds["stats_c.npz"] == "npz"
     assert kinds["labels.txt"] == kinds["train.log"] == kinds["args.yaml"] == "text"
     assert kinds["model.onnx"] == "onnx" and kinds["model.onnx.data"] == "onnx-external-data"
+    assert kinds["events.out.tfevents.1700000000.host"] == "tfevents"
+    assert kinds["metrics.json"] == "text"  # JSON lines (detectron2's metrics.json)
     assert main(["scan", str(clean_folder)]) == 0
     out = capsys.readouterr().out
     assert f"{len(reports)}/{len(reports)} files clean" in out
@@ -239,3 +241,23 @@ def test_npy_tampering(tmp_path: Path, mutate, code: str, no_unpickle) -> None: 
     p.write_bytes(mutate(npy_bytes(np.arange(4, dtype="<f4"))))
     r = scan_folder(tmp_path)[0]
     assert code in {f.details["code"] for f in r.findings} and not r.ok
+
+
+def test_tfevents_framing_is_checked(tmp_path: Path, no_unpickle) -> None:
+    from pytest_kpmodel.security import inert
+
+    crc = 0xFFFFFFFF  # CRC-32C's standard check value for b"123456789"
+    for b in b"123456789":
+        crc = inert._CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    assert crc ^ 0xFFFFFFFF == 0xE3069283
+    good = tfevents_bytes((b"abc", b"defg"))
+    for name, data, ok in (
+        ("good", good, True),
+        ("flipped", good[:14] + b"X" + good[15:], False),
+        ("truncated", good[:-1], False),
+        ("appended", good + evil_pickle(str(tmp_path / "c")), False),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "events.out.tfevents.1").write_bytes(data)
+        assert scan_folder(folder)[0].ok == ok, name
