@@ -560,9 +560,9 @@ def scan_folder(
 
     Each file is scanned by content, whatever its name: weights formats as such; inert data
     (JSON, TOML, text, images, TensorBoard event files, numeric numpy arrays) is clean (an
-    ``info`` finding says what it is); everything else - an unknown binary, an archive that is not a torch file, a broken
-    symlink, a symlinked folder (not followed), a FIFO - fails as ``unverifiable`` or
-    ``unsupported``. The external data files of an ONNX model in the folder are covered by that
+    ``info`` finding says what it is); everything else - an unknown binary, an archive that is
+    not a torch file, a broken symlink, a symlinked folder (not followed), a FIFO - fails as
+    ``unverifiable`` or ``unsupported``. The external data files of an ONNX model in the folder are covered by that
     model's scan (its tensor ranges are checked against them). ``skip``: files already scanned
     by the caller (the card's weights).
     """
