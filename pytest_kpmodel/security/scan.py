@@ -562,9 +562,9 @@ def scan_folder(
     (JSON, TOML, text, images, TensorBoard event files, numeric numpy arrays) is clean (an
     ``info`` finding says what it is); everything else - an unknown binary, an archive that is
     not a torch file, a broken symlink, a symlinked folder (not followed), a FIFO - fails as
-    ``unverifiable`` or ``unsupported``. The external data files of an ONNX model in the folder are covered by that
-    model's scan (its tensor ranges are checked against them). ``skip``: files already scanned
-    by the caller (the card's weights).
+    ``unverifiable`` or ``unsupported``. The external data files of an ONNX model in the
+    folder are covered by that model's scan (its tensor ranges are checked against them).
+    ``skip``: files already scanned by the caller (the card's weights).
     """
     extra = list(extra_globals)
     skipped = {os.path.realpath(os.fspath(x)) for x in skip}
