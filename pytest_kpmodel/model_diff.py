@@ -402,6 +402,12 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
             return sd, None, f"module not built ({exc}); no FLOPs, params from the state dict"
         order = list(module.state_dict())  # the module's order, not the file's (often sorted)
         return {k: sd[k] for k in order}, module.eval(), ""
+    if fmt == "detectron2":  # its adapter reads the .pkl/.pth safely (scan first); no code runs
+        from .adapters import load_model
+        from .adapters.options import LoadOptions
+
+        module = load_model(card, LoadOptions(device="cpu")).module
+        return dict(module.state_dict()), module.eval(), ""
     if fmt in CODE_LOADED_FORMATS:
         if not allow_code:
             raise KpModelError(

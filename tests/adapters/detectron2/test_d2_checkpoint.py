@@ -143,3 +143,18 @@ def test_pth_with_a_bare_state_dict(tmp_path):
     torch.save(sd, folder / "model.pth")
     model = _load(load_card(make_card(folder, weights=folder / "model.pth")))
     assert len(model.predict(images()[:1])[0]) > 0
+
+
+def test_kp_diff_between_two_detectron2_checkpoints(tmp_path):
+    """The mission's case: a modified keypoint_rcnn_R_50_FPN_3x against its base."""
+    from pytest_kpmodel.model_diff import diff_cards
+
+    base = load_card(make_card(tmp_path / "base"))
+    data = _zoo()
+    data["model"]["roi_heads.keypoint_head.conv_fcn2.weight"] = (
+        data["model"]["roi_heads.keypoint_head.conv_fcn2.weight"] * 1.5
+    )
+    mod = _write_pkl(tmp_path / "mod", data)
+    d = diff_cards(mod, base)
+    changed = {t.name for t in d.tensors if t.status == "changed"}
+    assert changed == {"roi_heads.keypoint_head.conv_fcn2.weight"}
