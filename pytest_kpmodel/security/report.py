@@ -121,7 +121,7 @@ class Collector:
         self._index: dict[tuple[Any, ...], int] = {}
         self._counts: dict[int, int] = {}
         self._omitted = 0
-        self._omitted_worst = UNSUPPORTED
+        self._omitted_worst: str | None = None  # the worst label among omitted failures
 
     def add(
         self,
@@ -147,7 +147,9 @@ class Collector:
             return
         if len(self.findings) >= self.limits.max_findings:
             self._omitted += 1
-            if severity == "fail" and _rank(verdict) < _rank(self._omitted_worst):
+            if severity == "fail" and (
+                self._omitted_worst is None or _rank(verdict) < _rank(self._omitted_worst)
+            ):
                 self._omitted_worst = verdict or UNSAFE
             return
         where = self.file + (f":{member}" if member else "")
@@ -183,13 +185,18 @@ class Collector:
                 f = Finding(f.check, f"{f.message} ({n} occurrences)", f.severity, d)
             out.append(f)
         if self._omitted:
+            worst = self._omitted_worst
+            details: dict[str, Any] = {"file": self.file, "code": "findings-omitted"}
+            if worst is not None:
+                details["verdict"] = worst
             out.append(
                 Finding(
                     "security.limits",
                     f"{self.file}: {self._omitted} more findings omitted "
-                    f"(max_findings={self.limits.max_findings}; the worst is {self._omitted_worst})",
-                    "fail",
-                    {"file": self.file, "code": "findings-omitted", "verdict": self._omitted_worst},
+                    f"(max_findings={self.limits.max_findings})"
+                    + (f"; the worst of them is {worst}" if worst else ""),
+                    "fail" if worst else "info",
+                    details,
                 )
             )
         return out
