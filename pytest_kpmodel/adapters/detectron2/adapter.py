@@ -92,6 +92,11 @@ class Detectron2KeypointModel:
                     )
         return out
 
+    def with_precision(self, precision: str) -> Detectron2KeypointModel:
+        """The same network under another autocast precision (for kp_bench and kp_parity)."""
+        options = LoadOptions(device=str(self.device), precision=precision)
+        return Detectron2KeypointModel(self.module, self.cfg, options, self.name)
+
     def onnx_variant(self, workdir, example_images: list):
         """(ONNX Runtime model, notes) for ``kp_parity``'s ``onnx`` row: this network exported
         in detectron2's export layout (``onnx_graph``), run by the ``detectron2`` ONNX layout

@@ -76,9 +76,13 @@ def test_parity_row(tmp_path, exported):
     model, _ = exported
     card = load_card(make_card(tmp_path / "m"))
     table = parity.run(
-        model, card, load_dataset(dataset(tmp_path / "data")), variants=("fp32", "onnx"),
+        model, card, load_dataset(dataset(tmp_path / "data")),
+        variants=("fp32", "bf16", "fp16", "onnx"),
         measure_speed=False, workdir=tmp_path / "parity",
     )  # fmt: skip
+    assert table.row("bf16").status == "ok", table.row("bf16").reason
+    fp16 = table.row("fp16")
+    assert fp16.status == "skipped" and "needs a CUDA device" in fp16.reason
     row = table.row("onnx")
     assert row.status == "ok", row.reason
     assert "detectron2's export layout" in row.notes
