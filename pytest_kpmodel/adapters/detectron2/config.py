@@ -84,12 +84,24 @@ def parse_config(card) -> D2Config:
     values = dict(BASE)
     values.update(ZOO_OVERRIDES[name])
     overrides: dict[str, Any] = {}
-    for key, value in card.model.kwargs.items():
+    for key, value in _flatten(card.model.kwargs).items():
         overrides[key] = _check_value(path, key, value, values)
     values.update(overrides)
     cfg = D2Config(arch, values, overrides)
     _check_consistency(path, cfg)
     return cfg
+
+
+def _flatten(kwargs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Unquoted dotted TOML keys (``MODEL.RESNETS.DEPTH = 18``) arrive as nested tables: the
+    same keys as the quoted ``"MODEL.RESNETS.DEPTH" = 18``."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _where(key: str) -> str:

@@ -46,11 +46,11 @@ def load_detectron2_onnx(card, options: LoadOptions):
 
 def card_settings(card) -> dict[str, Any]:
     """The INPUT.* keys of ``[model.kwargs]``, type- and range-checked."""
-    from .config import _check_value
+    from .config import _check_value, _flatten
     from .config_defaults import BASE
 
     out: dict[str, Any] = {}
-    for key, value in card.model.kwargs.items():
+    for key, value in _flatten(card.model.kwargs).items():
         if key not in INPUT_KEYS:
             raise CardError(
                 card.path,

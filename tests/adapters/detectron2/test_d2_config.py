@@ -143,3 +143,19 @@ def test_keypoint_count_must_match_the_card(tmp_path):
     card = load_card(make_card(tmp_path, kw=kw))
     with pytest.raises(CardError, match=r"predicts 14 keypoints and \[keypoints\] names 17"):
         load_model(card, LoadOptions())
+
+
+def test_unquoted_dotted_keys_are_the_same_keys(tmp_path):
+    path = tmp_path / "kpmodel.toml"
+    (tmp_path / "w.pkl").write_bytes(b"")
+    path.write_text(
+        'schema = 1\n[model]\nname = "x"\nformat = "detectron2"\nweights = "w.pkl"\n'
+        'architecture = "detectron2:keypoint_rcnn_R_50_FPN_3x"\n[model.kwargs]\n'
+        'MODEL.RESNETS.DEPTH = 101\nINPUT.MIN_SIZE_TEST = 600\n"INPUT.MAX_SIZE_TEST" = 1000\n'
+    )
+    cfg = parse_config(load_card(path))
+    assert cfg["MODEL.RESNETS.DEPTH"] == 101 and cfg["INPUT.MIN_SIZE_TEST"] == 600
+    assert cfg["INPUT.MAX_SIZE_TEST"] == 1000
+    path.write_text(path.read_text().replace("MODEL.RESNETS.DEPTH", "MODEL.RESNET.DEPTH"))
+    with pytest.raises(CardError, match='did you mean "MODEL.RESNETS.DEPTH"'):
+        parse_config(load_card(path))
