@@ -35,6 +35,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -107,7 +108,7 @@ def yolo_label_lines(anns: list[dict], width: int, height: int) -> list[str]:
         vals = [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
         kps = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
         for kx, ky, v in kps:
-            vals += [kx / width, ky / height, v] if v > 0 else [0.0, 0.0, 0]
+            vals += [kx / width, ky / height, int(v)] if v > 0 else [0.0, 0.0, 0]
         lines.append(
             "0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(int(v)) for v in vals)
         )
@@ -368,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality of training images")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--nbs", type=int, default=None,
+                    help="nominal batch: gradients accumulate over nbs/batch batches and weight "
+                    "decay scales with batch/nbs (default: Ultralytics' 64)")  # fmt: skip
     ap.add_argument("--imgsz", type=int, default=384)
     ap.add_argument("--optimizer", default="auto", help="Ultralytics optimizer (auto, SGD, AdamW)")
     ap.add_argument("--lr0", type=float, default=None, help="initial lr (default: Ultralytics')")
@@ -432,10 +436,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides["close_mosaic"] = args.close_mosaic
     if args.warmup_epochs is not None:
         overrides["warmup_epochs"] = args.warmup_epochs
+    if args.nbs is not None:
+        overrides["nbs"] = args.nbs
     run_dir = work / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     model = YOLO(args.model)  # from the yaml: randomly initialised, nothing downloaded
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model.train(
         data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device="cpu", workers=0, seed=args.seed, deterministic=True, project=str(run_dir.parent),
@@ -443,12 +449,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         optimizer=args.optimizer, patience=args.epochs + 1, fraction=args.fraction, verbose=True,
         **overrides,
     )  # fmt: skip
-    train_s = time.perf_counter() - t0
-    log(f"training took {train_s / 60:.1f} min")
+    train_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    log(f"training took {train_s / 60:.1f} min ({cpu_s / 60:.1f} min of CPU time)")
     opt = model.trainer.optimizer  # 'auto' picks it from the schedule's length: record the pick
     optimizer = {"name": type(opt).__name__, "lr0": opt.param_groups[0]["initial_lr"],
                  "momentum": opt.param_groups[0].get("betas", (None,))[0]
-                 or opt.param_groups[0].get("momentum")}  # fmt: skip
+                 or opt.param_groups[0].get("momentum"),
+                 "steps": args.epochs * math.ceil(args.num_images * args.fraction / args.batch)
+                 // max(round((args.nbs or 64) / args.batch), 1)}  # fmt: skip
     log(f"optimizer: {optimizer}")
 
     weights = out / f"{name}.pt"
@@ -486,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "weights_bytes": weights.stat().st_size,
         "parameters": n_params,
         "train_seconds": train_s,
+        "cpu_seconds": cpu_s,
         "epochs": args.epochs,
         "final": final,
         "ultralytics_val": ul,
@@ -547,12 +556,14 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         f"{args.imgsz}, optimizer {opt['name']} (`optimizer={args.optimizer}`; lr0 "
         f"{opt['lr0']:g}, lrf {ta.get('lrf')}, momentum {opt['momentum']}, weight decay "
         f"{ta.get('weight_decay')}, {ta.get('warmup_epochs')} warm-up epochs, nominal batch "
-        f"{ta.get('nbs')}), mosaic off for the last {ta.get('close_mosaic')} epochs",
+        f"{ta.get('nbs')}: about {opt['steps']} optimizer steps), mosaic off for the last "
+        f"{ta.get('close_mosaic')} epochs",
         f"- augmentation: Ultralytics' defaults (mosaic {ta.get('mosaic')}, fliplr "
         f"{ta.get('fliplr')} with COCO-17 `flip_idx`, scale {ta.get('scale')}, translate "
         f"{ta.get('translate')}, HSV {ta.get('hsv_h')}/{ta.get('hsv_s')}/{ta.get('hsv_v')})",
         f"- wall time (`model.train`, per-epoch validation included): "
-        f"{summary['train_seconds'] / 60:.1f} min",
+        f"{summary['train_seconds'] / 60:.1f} min ({summary['cpu_seconds'] / 60:.1f} min of CPU "
+        "time: the 2 cores were shared with other jobs)",
         f"- machine: {train.machine()}",
         f"- parameters: {summary['parameters'] / 1e6:.2f} M; weights file "
         f"{summary['weights_bytes'] / 1e6:.1f} MB (Ultralytics' stripped `last.pt`: EMA weights, "
