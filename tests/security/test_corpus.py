@@ -50,6 +50,8 @@ def test_refused_named_never_run(case: Case, tmp_path: Path, no_unpickle) -> Non
         named = [f for f in report.failures if f.details.get("name") == name]
         assert named, (name, messages)
         assert all(isinstance(f.details.get("offset"), int) for f in named), messages
+        if report.kind in ("zip", "torch-zip", "npz"):  # inside an archive: which member
+            assert all(f.details.get("member") for f in named), messages
     # the opt-in profiles do not let any of it through either
     assert not scan_path(path, allowlists=("ultralytics",)).ok
     # the plugin's loaders refuse it (torch.load is patched to fail the test if reached)
