@@ -31,6 +31,11 @@ rank, IoU > 0.99), max |box diff| px, max |keypoint diff| px (x, y), max |score 
 |keypoint score diff|. Targets: the same detections, boxes and keypoints within 1e-3 px, scores
 within 1e-4. Exit status 1 when a target is missed.
 
+``--onnx`` also tries detectron2's own ONNX export (what ``tools/deploy/export_model.py
+--export-method tracing --format onnx`` does) with both of torch's exporters and prints each
+outcome and the order of the flattened outputs (needs ``onnx`` and ``onnxscript`` installed next
+to detectron2).
+
 ``--golden DIR`` (with ``--config tiny``) runs on three small images instead and writes what the
 CI test (tests/adapters/detectron2) compares against: the checkpoint in both layouts, the
 images and detectron2's outputs (``golden.json``).
@@ -422,6 +427,77 @@ def golden(folder: Path, files: dict[str, Path], images: list[Path], kwargs: dic
     (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def _cause(exc: Exception) -> str:
+    """An exporter's failure in one line: its reason and where in detectron2 it stopped."""
+    import re
+
+    text = str(exc)
+    reason = re.search(
+        r"(Could not guard on data-dependent expression \S+|Unsupported: [^\n]*? on tensor of unknown rank)",
+        text,
+    )
+    frames = re.findall(r'File "[^"]*(detectron2/[^"]+)", line (\d+), in (\w+)', text)
+    first = text.strip().split("\n")[0][:200]
+    out = f"{type(exc).__name__}: {reason.group(1).strip() if reason else first}"
+    if frames:
+        path, line, func = frames[-1]
+        out += f" (at {path}:{line} in {func})"
+    else:
+        where = re.search(r"# [^ ]*(detectron2/[^:]+):(\d+)", text)
+        if where:
+            out += f" (at {where.group(1)}:{where.group(2)})"
+    return out
+
+
+def try_detectron2_onnx(cfg, weights: Path, image: Path, work: Path) -> list[str]:
+    """What ``tools/deploy/export_model.py --export-method tracing --format onnx`` does
+    (``TracingAdapter`` around ``inference(do_postprocess=False)``, ``torch.onnx.export`` at
+    detectron2's opset), with torch's default exporter and the TorchScript-based one: one line
+    per attempt, and the flattened output order. Needs ``onnx``/``onnxscript`` beside detectron2."""
+    import detectron2.data.transforms as T
+    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.export import STABLE_ONNX_OPSET_VERSION, TracingAdapter
+    from detectron2.modeling import build_model
+    from PIL import Image
+
+    model = build_model(cfg).eval()
+    DetectionCheckpointer(model).load(str(weights))
+    bgr = np.asarray(Image.open(image).convert("RGB"))[:, :, ::-1]
+    aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+    x = torch.as_tensor(
+        aug.get_transform(bgr).apply_image(bgr).astype("float32").transpose(2, 0, 1)
+    )
+
+    def inference(m, inputs):
+        return [{"instances": m.inference(inputs, do_postprocess=False)[0]}]
+
+    lines = []
+    for name, kw in (("default (dynamo)", {}), ("TorchScript-based", {"dynamo": False})):
+        traceable = TracingAdapter(model, [{"image": x}], inference)
+        try:
+            with torch.no_grad():
+                torch.onnx.export(
+                    traceable, (x,), str(work / "d2-export.onnx"),
+                    opset_version=STABLE_ONNX_OPSET_VERSION, **kw,
+                )  # fmt: skip
+            lines.append(f"detectron2 ONNX export, {name} exporter: succeeded")
+        except Exception as exc:  # noqa: BLE001 - the failure is the finding
+            lines.append(f"detectron2 ONNX export, {name} exporter: {_cause(exc)}")
+        model.eval()
+    traceable = TracingAdapter(model, [{"image": x}], inference)
+    with torch.no_grad():
+        outs = traceable(x)
+    schema = traceable.outputs_schema.schemas[0].schemas[0]
+    lines.append(
+        "TracingAdapter outputs: "
+        + ", ".join(
+            f"{k} {tuple(o.shape)}" for k, o in zip([*schema.keys, "image_size"], outs, strict=True)
+        )
+    )
+    return lines
+
+
 def default_plugin_python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
@@ -439,6 +515,9 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="keep the checkpoints and outputs here")
     ap.add_argument("--golden", type=Path, help="write the CI golden data into this folder")
     ap.add_argument("--json", type=Path, help="write the figures as JSON here")
+    ap.add_argument(
+        "--onnx", action="store_true", help="also try detectron2's own ONNX export (tracing)"
+    )
     args = ap.parse_args()
     require_detectron2()
     import torch
@@ -479,6 +558,9 @@ def main() -> int:
         results[layout] = fig
     if args.golden is not None:
         golden(args.golden, files, images, kwargs, ref)
+    if args.onnx:
+        for line in try_detectron2_onnx(cfg, weights_for_d2, images[0], work):
+            print(line)
     print(f"detectron2 parity: {label}; detectron2 ran the .{weights_for_d2.suffix[1:]} file")
     print(
         f"{'layout':6} {'scan':18} {'images':>6} {'d2 dets':>8} {'plugin':>7} {'matched':>8} "
