@@ -277,6 +277,12 @@ def _zip(path: Path) -> Detected:
         pkl = [n for n, i in zip(names, inner, strict=True) if i == "data.pkl"]
         if pkl:
             globals_, strings = _scan_pickle(z.read(pkl[0]))
+            if "ultralytics.nn.tasks PoseModel" in globals_:
+                return Detected(
+                    "ultralytics",
+                    "an Ultralytics YOLO-pose checkpoint (a pickled PoseModel; loads only with the "
+                    'reviewed allowlist = "ultralytics")',
+                )
             tensors = {s: None for s in strings if _TENSOR_NAME.match(s)}
             det = Detected("pytorch", "a torch.save zip (data.pkl, no code/)", tensors)
             odd = sorted(g for g in globals_ if not _STATE_DICT_GLOBALS.match(g))
@@ -463,6 +469,14 @@ def starter_card(checkpoint: Path, name: str | None = None) -> str:
     ]
     for w in det.warnings:
         lines.append(f"# WARNING: {w}")
+    if det.format == "ultralytics":
+        lines += [
+            "# opt in to the shipped, reviewed list of the classes such a checkpoint pickles",
+            "# (`kpmodel scan --show-allowlist --allowlist ultralytics` prints it):",
+            'allowlist = "ultralytics"',
+            "# [model.kwargs] imgsz, letterbox, conf, iou, max_det: optional, default to",
+            "# Ultralytics' val settings (imgsz from the checkpoint's train_args)",
+        ]
     needs_arch = det.format in ("safetensors", "pytorch")
     if guess.architecture:
         why = "" if guess.confident else " — a guess: check it"
