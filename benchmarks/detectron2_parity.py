@@ -62,10 +62,10 @@ ARCHITECTURE = "detectron2:keypoint_rcnn_R_50_FPN_3x"
 PRESETS: dict[str, dict[str, Any]] = {
     "r50": {},
     "r18": {"MODEL.RESNETS.DEPTH": 18, "MODEL.RESNETS.RES2_OUT_CHANNELS": 64},
-    "ref": {
+    "ref": {  # as tools/train_detectron2.py trains example_suite/models/kp-tiny-d2
         "MODEL.RESNETS.WIDTH_PER_GROUP": 16,
         "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
-        "MODEL.FPN.OUT_CHANNELS": 64,
+        "MODEL.FPN.OUT_CHANNELS": 32,
         "MODEL.ANCHOR_GENERATOR.SIZES": [[16], [32], [64], [128], [256]],
         "MODEL.ROI_BOX_HEAD.FC_DIM": 128,
         "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": [64] * 8,
