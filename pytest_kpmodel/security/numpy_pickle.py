@@ -8,10 +8,14 @@ then loadable by :func:`load_numpy_pickle`, a ``pickle.Unpickler`` whose ``find_
 only these globals, each wrapped so that it re-checks its arguments when called. There is no
 path through which such a file reaches an unrestricted unpickler.
 
-How the list was made: ``pickle.dumps`` with protocols 2-5 of dicts of arrays of every plain
-dtype (bool, int8-64, uint8-64, float16-64, complex64/128; C and Fortran order; empty arrays;
-numpy scalars) under numpy 1.x and 2.x names, as detectron2's ``DetectionCheckpointer`` reads
-them (``pickle.load(f, encoding="latin1")``, which also reads Python 2 pickles of Detectron1 /
+How the list was made: ``pickle.dumps`` (numpy 2.4, Python 3.11) with protocols 2-5 of dicts
+of arrays of every plain dtype (bool, int8-64, uint8-64, float16-64, complex64/128, both byte
+orders; C and Fortran order; empty arrays; numpy scalars), and the detectron2 model-zoo layout
+written by ``benchmarks/detectron2_parity.py``, listing the globals they import; numpy 2 names
+them under ``numpy._core``, numpy 1 and Python 2 under ``numpy.core`` (a Python 2 protocol-2
+stream, with byte strings and ``dtype(spec, 0, 1)``, is rebuilt by hand in the tests), both
+are listed. Files are read as detectron2's ``DetectionCheckpointer`` reads them
+(``pickle.load(f, encoding="latin1")``, which also reads Python 2 pickles of Detectron1 /
 Caffe2). Object, string, structured and datetime dtypes are refused: they are not weights, and
 object arrays would unpickle arbitrary objects.
 """
