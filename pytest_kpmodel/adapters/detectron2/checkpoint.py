@@ -16,7 +16,9 @@ Then, like detectron2: numpy arrays become tensors (anything else is an error na
 stripped, ``running_mean``/``running_var`` absent from a frozen batch norm whose checkpoint has
 no version metadata (every ``.pkl``; Caffe2 models keep only the folded scale and bias) start
 at 0 and 1, and old checkpoints' ``anchor_generator.cell_anchors.*`` and ``pixel_mean`` /
-``pixel_std`` (non-persistent buffers detectron2 recomputes from the config) are ignored.
+``pixel_std`` (non-persistent buffers detectron2 recomputes from the config) and the
+``num_batches_tracked`` counters of batch norms frozen with ``convert_frozen_batchnorm`` are
+ignored.
 Unlike detectron2, which loads with ``strict=False`` and logs, any other missing, unexpected or
 mis-shaped tensor is an error naming them: an acceptance test must not run a half-loaded model.
 """
@@ -30,7 +32,11 @@ from typing import Any
 from ...errors import AdapterError, KpModelError
 from .c2_names import align, convert_c2
 
-IGNORED = re.compile(r"(^|\.)(anchor_generator\.cell_anchors\.\d+|pixel_mean|pixel_std)$")
+# recomputed by detectron2 (cell anchors, pixel mean/std), or a BatchNorm counter that
+# detectron2's convert_frozen_batchnorm keeps but FrozenBatchNorm2d never reads
+IGNORED = re.compile(
+    r"(^|\.)(anchor_generator\.cell_anchors\.\d+|pixel_mean|pixel_std|norm\.num_batches_tracked)$"
+)
 _BN_STATS = ("running_mean", "running_var")
 
 

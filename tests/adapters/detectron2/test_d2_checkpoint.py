@@ -64,6 +64,7 @@ def test_what_detectron2_itself_ignores_is_ignored(tmp_path):
     data = _zoo()
     data["model"]["pixel_mean"] = np.zeros((3, 1, 1), np.float32)
     data["model"]["proposal_generator.anchor_generator.cell_anchors.0"] = np.zeros((3, 4))
+    data["model"]["backbone.bottom_up.res2.0.conv1.norm.num_batches_tracked"] = np.array(5)
     _load(_write_pkl(tmp_path / "m", data))
 
 
