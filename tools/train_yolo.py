@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="provenance source URL (default https://models.example.org/NAME/VERSION)")  # fmt: skip
     ap.add_argument("--model", default="yolo11n-pose.yaml",
                     help="Ultralytics model yaml: a name the package ships or a path")  # fmt: skip
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="an Ultralytics checkpoint written by an earlier run of this script to "
+                    "continue from, instead of --model's random initialisation")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="Ultralytics' seed (init, order, augment)")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
@@ -440,7 +443,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides["nbs"] = args.nbs
     run_dir = work / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
-    model = YOLO(args.model)  # from the yaml: randomly initialised, nothing downloaded
+    if args.init_from is not None:
+        # an earlier stage of our own training (its yaml travels in the checkpoint)
+        model = YOLO(str(args.init_from))
+        log(f"initialised from {args.init_from} (sha256 {train.sha256_file(args.init_from)})")
+    else:
+        model = YOLO(args.model)  # from the yaml: randomly initialised, nothing downloaded
+    arch = Path(model.model.yaml.get("yaml_file") or args.model).name
     t0, cpu0 = time.perf_counter(), time.process_time()
     model.train(
         data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
@@ -478,11 +487,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     n_params = sum(p.numel() for p in model.model.parameters())
     modifications = [
-        f"architecture: Ultralytics {Path(args.model).name} with nc=1 (person) and kpt_shape "
-        "[17, 3], trained from scratch (no pretrained weights)",
+        f"architecture: Ultralytics {arch} with nc=1 (person) and kpt_shape [17, 3], trained "
+        "from scratch (no pretrained weights)",
         f"trained for {args.epochs} epochs on {args.num_images} synthetic images (seed "
         f"{data_seed}) at imgsz {args.imgsz} with Ultralytics' default augmentation",
-    ] + list(args.modification)
+    ]
+    if args.init_from is not None:
+        modifications[1] = (
+            f"continued from an earlier run's checkpoint (sha256 "
+            f"{train.sha256_file(args.init_from)[:16]}...) for " + modifications[1].split(" ", 2)[2]
+        )
+    modifications += list(args.modification)
     card = write_card(out, name=name, version=args.version, weights=weights, imgsz=args.imgsz,
                       source=source, modifications=modifications, claims={}, val=args.val,
                       val_images=args.val_images)  # fmt: skip
@@ -506,6 +521,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ultralytics_version": ultralytics.__version__,
         "train_args": _train_args(run_dir),
         "optimizer": optimizer,
+        "architecture": arch,
+        "init_from": (
+            None
+            if args.init_from is None
+            else {"path": str(args.init_from), "sha256": train.sha256_file(args.init_from)}
+        ),
     }
     _write_training_md(out, args, argv, summary)
     log(f"done: {json.dumps(summary, default=str)}")
@@ -524,13 +545,20 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
     cmd = "python tools/train_yolo.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     ul, coco, fl = summary["ultralytics_val"], summary["coco"], summary["final"]
     ta, opt = summary["train_args"], summary["optimizer"]
+    init = summary["init_from"]
+    how = (
+        "Trained from scratch"
+        if init is None
+        else f"Continued from `{Path(init['path']).name}` (sha256 `{init['sha256'][:16]}...`, an "
+        "earlier run of this script, itself trained from scratch: see the notes below)"
+    )
     lines = [
         f"# Training record: {summary['name']}",
         "",
-        f"Trained from scratch on the CPU by `tools/train_yolo.py` with Ultralytics "
+        f"{how} on the CPU by `tools/train_yolo.py` with Ultralytics "
         f"{summary['ultralytics_version']} (PyPI `ultralytics`, AGPL-3.0), on synthetic people "
         "rendered by `tools/synth_data.py` (nothing downloaded, no pretrained weights: the model "
-        f"is built from the package's `{Path(args.model).name}`).",
+        f"is built from the package's `{summary['architecture']}`).",
         "",
         "## Licence",
         "",
