@@ -126,3 +126,24 @@ def test_refuses_the_validation_seed_and_scratch_inside_the_repository(yt, tmp_p
     with pytest.raises(SystemExit, match=message):
         yt.main(argv)
     assert not (tmp_path / "m").exists()
+
+
+def _row(epoch, box):
+    return {"epoch": float(epoch), "train/box_loss": box, "train/pose_loss": 2 * box,
+            "train/kobj_loss": 0.5, "train/cls_loss": 1.0, "train/dfl_loss": 1.5,
+            "val/box_loss": box, "metrics/mAP50-95(B)": 0.1 * epoch}  # fmt: skip
+
+
+def test_an_earlier_stage_read_from_the_checkpoint_comes_first(yt, tmp_path):
+    # a checkpoint's train_results: results.csv as columns (Ultralytics pads the names)
+    columns = {"epoch": [1, 2], "  train/box_loss": [3.0, 2.0]}
+    assert yt.results_rows(columns) == [{"epoch": 1.0, "train/box_loss": 3.0},
+                                        {"epoch": 2.0, "train/box_loss": 2.0}]  # fmt: skip
+    assert yt.results_rows(None) == []
+    rows = yt.staged([_row(1, 3.0), _row(2, 2.0)], [_row(1, 1.5)])
+    assert [(r["stage"], r["step"], r["epoch"]) for r in rows] == [(1, 1, 1.0), (1, 2, 2.0),
+                                                                   (2, 3, 1.0)]  # fmt: skip
+    assert [r["stage"] for r in yt.staged([], [_row(1, 1.0)])] == [1]
+    png = tmp_path / "loss.png"
+    yt.plot_results(rows, png, "two stages")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
 import math
@@ -243,22 +244,44 @@ def read_results_csv(path: Path) -> list[dict[str, float]]:
         return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def results_rows(columns: dict[str, list] | None) -> list[dict[str, float]]:
+    """A checkpoint's ``train_results`` (results.csv as columns) as rows."""
+    if not columns:
+        return []
+    keys = [k.strip() for k in columns]
+    cols = list(columns.values())
+    return [dict(zip(keys, map(float, vals), strict=True)) for vals in zip(*cols, strict=True)]
+
+
+def staged(earlier: list[dict[str, float]], rows: list[dict[str, float]]) -> list[dict]:
+    """Earlier stage's epochs, then this run's, each with its ``stage`` and a running epoch."""
+    out = []
+    for stage, part in ((1, earlier), (2 if earlier else 1, rows)):
+        for r in part:
+            out.append({"stage": stage, "step": len(out) + 1, **r})
+    return out
+
+
 def plot_results(rows: list[dict[str, float]], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ep = np.array([r["epoch"] for r in rows])
+    ep = np.array([r["step"] for r in rows])
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.6), dpi=80)
+    starts = [b["step"] - 0.5 for a, b in itertools.pairwise(rows) if b["stage"] != a["stage"]]
     for i, key in enumerate(TRAIN_LOSSES):
         colour = f"C{i}"
         ax.plot(ep, [r[f"train/{key}"] for r in rows], color=colour, lw=1.5,
                 label=key.removesuffix("_loss"))  # fmt: skip
         if f"val/{key}" in rows[0]:
             ax.plot(ep, [r[f"val/{key}"] for r in rows], color=colour, lw=1, ls="--")
+    for axis in (ax, bx):
+        for x in starts:  # where a run continued from the previous one's checkpoint
+            axis.axvline(x, color="grey", ls=":", lw=1)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch" + (" (all stages; dotted: continued)" if starts else ""))
     ax.set_ylabel("loss (solid: train, dashed: val)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
@@ -267,7 +290,7 @@ def plot_results(rows: list[dict[str, float]], path: Path, title: str) -> None:
                        ("metrics/mAP50(P)", "pose mAP50")):  # fmt: skip
         if key in rows[0]:
             bx.plot(ep, [r[key] for r in rows], label=label)
-    bx.set_xlabel("epoch")
+    bx.set_xlabel(ax.get_xlabel())
     bx.set_ylabel("Ultralytics val on the validation set")
     bx.set_ylim(0, 1)
     bx.grid(alpha=0.3)
@@ -447,8 +470,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # an earlier stage of our own training (its yaml travels in the checkpoint)
         model = YOLO(str(args.init_from))
         log(f"initialised from {args.init_from} (sha256 {train.sha256_file(args.init_from)})")
+        earlier = results_rows(model.ckpt.get("train_results"))
+        earlier_args = dict(model.ckpt.get("train_args") or {})
     else:
         model = YOLO(args.model)  # from the yaml: randomly initialised, nothing downloaded
+        earlier, earlier_args = [], {}
     arch = Path(model.model.yaml.get("yaml_file") or args.model).name
     t0, cpu0 = time.perf_counter(), time.process_time()
     model.train(
@@ -471,11 +497,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     weights = out / f"{name}.pt"
     shutil.copyfile(run_dir / "weights" / "last.pt", weights)
     rows = read_results_csv(run_dir / "results.csv")
+    all_rows = staged(earlier, rows)
     with open(out / "loss.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr = csv.DictWriter(f, fieldnames=list(all_rows[-1]))
         wr.writeheader()
-        wr.writerows([{k: train._sig(v) for k, v in r.items()} for r in rows])
-    plot_results(rows, out / "loss.png", f"{name}: Ultralytics YOLO-pose training")
+        wr.writerows([{k: train._sig(v) for k, v in r.items()} for r in all_rows])
+    plot_results(all_rows, out / "loss.png", f"{name}: Ultralytics YOLO-pose training")
     write_license(out)
 
     ul = ultralytics_val(weights, data_yaml, args.imgsz, args.batch, work / "runs")
@@ -522,6 +549,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_args": _train_args(run_dir),
         "optimizer": optimizer,
         "architecture": arch,
+        "earlier": {
+            "epochs": len(earlier),
+            "args": {
+                k: earlier_args.get(k)
+                for k in (
+                    "epochs",
+                    "batch",
+                    "nbs",
+                    "seed",
+                    "imgsz",
+                    "warmup_epochs",
+                    "close_mosaic",
+                    "data",
+                )
+            },
+            "final": earlier[-1] if earlier else {},
+        },  # fmt: skip
         "init_from": (
             None
             if args.init_from is None
@@ -596,6 +640,19 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         f"- parameters: {summary['parameters'] / 1e6:.2f} M; weights file "
         f"{summary['weights_bytes'] / 1e6:.1f} MB (Ultralytics' stripped `last.pt`: EMA weights, "
         "fp16, no optimizer state)",
+    ]
+    e = summary["earlier"]
+    if e["epochs"]:
+        ea, ef = e["args"], e["final"]
+        lines.append(
+            f"- earlier stage (from the starting checkpoint's own record): {e['epochs']} epochs, "
+            f"batch {ea['batch']}, nominal batch {ea['nbs']}, seed {ea['seed']}, imgsz "
+            f"{ea['imgsz']}, {ea['warmup_epochs']} warm-up epochs, mosaic off for the last "
+            f"{ea['close_mosaic']}; after it, Ultralytics val: box mAP50-95 "
+            f"{ef.get('metrics/mAP50-95(B)', float('nan')):.3f}, pose mAP50-95 "
+            f"{ef.get('metrics/mAP50-95(P)', float('nan')):.3f}"
+        )
+    lines += [
         "",
         "## Final losses (last epoch)",
         "",
@@ -609,7 +666,8 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         "",
         "![loss curve](loss.png)",
         "",
-        "Per-epoch values (Ultralytics' `results.csv`): `loss.csv`. The per-epoch validation runs "
+        "Per-epoch values (Ultralytics' `results.csv`, with the `stage` each epoch belongs to and "
+        "a running `step`): `loss.csv`. The per-epoch validation runs "
         "on the validation set below for monitoring only; the shipped weights are the last "
         "epoch's, not the best on it.",
         "",
