@@ -1627,9 +1627,7 @@ class StorageTable:
 
 # --------------------------------------------------------------------------- entry points
 
-TORCH_RULES = "torch"
 HEADER_RULES = "header"
-PLAIN_RULES = "plain"
 
 
 def make_rules(
@@ -1686,10 +1684,6 @@ def scan_pickle(
             if g not in res.globals:
                 res.globals.append(g)
     return res
-
-
-def opcode_names(codes: frozenset[int]) -> list[str]:
-    return sorted(OPCODES[c] for c in codes)
 
 
 __all__ = [

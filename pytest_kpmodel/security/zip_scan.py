@@ -68,18 +68,6 @@ class ZipInfo:
         return {m.name: m for m in self.members}
 
 
-def _u16(b: Any, o: int) -> int:
-    return struct.unpack_from("<H", b, o)[0]
-
-
-def _u32(b: Any, o: int) -> int:
-    return struct.unpack_from("<I", b, o)[0]
-
-
-def _u64(b: Any, o: int) -> int:
-    return struct.unpack_from("<Q", b, o)[0]
-
-
 def _extras(data: bytes) -> list[tuple[int, bytes]] | None:
     out = []
     i = 0
