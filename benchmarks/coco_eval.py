@@ -6,7 +6,7 @@
 For box and keypoint evaluation separately and together, each timed from the same COCO dicts
 to the summary stats: pycocotools (COCO + loadRes on copies, because it writes into its
 inputs, + evaluate/accumulate/summarize; the loading counts in each row) against
-the plugin: its engine alone (``metrics_engines.run_engine``: from the checked COCO dicts to the
+the plugin: its engine alone (``metrics.engines.run_engine``: from the checked COCO dicts to the
 stats, the engine's own loading included) and the whole ``pytest_kpmodel.metrics.evaluate``
 (input checks included) with the analyses off. Times are wall clock and CPU (process time
 over all threads; steadier on a shared machine). The plugin is timed as the best of
@@ -26,14 +26,14 @@ import time
 import numpy as np
 
 from pytest_kpmodel.metrics import evaluate
-from pytest_kpmodel.metrics_data import prepare
-from pytest_kpmodel.metrics_engines import (
+from pytest_kpmodel.metrics.engines import (
     available_engines,
     engine_version,
     resolve_engine,
     run_engine,
 )
-from pytest_kpmodel.metrics_synthetic import make_coco_set
+from pytest_kpmodel.metrics.inputs import prepare
+from pytest_kpmodel.metrics.synthetic import make_coco_set
 
 
 def _clock() -> np.ndarray:

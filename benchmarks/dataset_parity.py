@@ -41,7 +41,7 @@ import numpy as np
 from pytest_kpmodel.data_layouts import assemble_wholebody, fill_missing_areas
 from pytest_kpmodel.keypoints import COCO_WHOLEBODY133, CROWDPOSE14
 from pytest_kpmodel.metrics import available_engines, evaluate
-from pytest_kpmodel.metrics_data import check_ground_truth
+from pytest_kpmodel.metrics.inputs import check_ground_truth
 
 FAST = dict(bootstrap=0, per_keypoint=False, error_analysis=False)
 KP_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")

@@ -152,7 +152,7 @@ def per_image_costs(card: Path) -> dict[str, float]:
     from pytest_kpmodel.data import decode_image, load_dataset
     from pytest_kpmodel.keypoints import COCO_SIGMAS
     from pytest_kpmodel.metrics import evaluate
-    from pytest_kpmodel.metrics_synthetic import flip_index, make_coco_set
+    from pytest_kpmodel.metrics.synthetic import flip_index, make_coco_set
     from pytest_kpmodel.robustness.corruptions import CORRUPTIONS, corruption
 
     ds = load_dataset(card.parent.parent / "data" / "annotations.json")

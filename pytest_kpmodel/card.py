@@ -78,7 +78,7 @@ class Dependencies:
 class DatasetRef:
     annotations: Path | None = None
     images: Path | None = None
-    # How this set's ground truth is read (see metrics_data): they describe the card's own
+    # How this set's ground truth is read (see metrics/inputs.py): they describe the card's own
     # annotation file, so they do not apply to a set passed with --kp-dataset.
     allow_box_area: bool = False  # accept 'area' == box w*h on every annotation (OCHuman)
     area_from_box: float | None = None  # 'area' of annotations without one: this * box w*h

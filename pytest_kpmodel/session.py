@@ -264,7 +264,7 @@ class KpSession:
 
         def compute():
             from .errors import DatasetError
-            from .metrics_data import check_ground_truth
+            from .metrics.inputs import check_ground_truth
 
             ds = self.dataset
             try:
@@ -349,7 +349,7 @@ class KpSession:
     def eval_at(self, confidence: float | None = None):
         """COCO metrics of the cached predictions; bootstrap intervals at ``confidence``
         (None: the default 0.95). Computed once per confidence level."""
-        from .accuracy import evaluate_predictions
+        from .metrics.accuracy import evaluate_predictions
 
         level = 0.95 if confidence is None else float(confidence)
 
@@ -386,7 +386,7 @@ class KpSession:
     @property
     def flip_consistency(self):
         def compute():
-            from .accuracy import flip_consistency
+            from .metrics.accuracy import flip_consistency
 
             return flip_consistency(self)
 
@@ -408,7 +408,7 @@ class KpSession:
 
     def precision_drop(self, precision: str):
         def compute():
-            from .accuracy import precision_drop
+            from .metrics.accuracy import precision_drop
 
             drop = precision_drop(self, precision)
             self.sections.setdefault("precision_drop", {})[precision] = drop.to_json()
@@ -452,8 +452,8 @@ class KpSession:
     @property
     def parity(self):
         def compute():
-            from .accuracy import evaluate_predictions
             from .bench import BenchSettings
+            from .metrics.accuracy import evaluate_predictions
             from .parity import run
 
             self.check_ground_truth()  # refuse a bad ground truth before predicting

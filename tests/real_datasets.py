@@ -1,7 +1,7 @@
 """Small ground truths with the structure and quirks of public keypoint datasets.
 
 Written for these tests (no file of those datasets is copied): each function turns a seeded
-synthetic set (``metrics_synthetic.make_coco_set``) into the layout of one dataset, keys and
+synthetic set (``metrics.synthetic.make_coco_set``) into the layout of one dataset, keys and
 quirks as in its published annotation files:
 
 * CrowdPose: 14 keypoints (COCO's 12 body joints, then head and neck), ``num_keypoints``
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kpmodel.keypoints import COCO_NAMES, CROWDPOSE14
-from pytest_kpmodel.metrics_synthetic import make_coco_set
+from pytest_kpmodel.metrics.synthetic import make_coco_set
 
 COCO_SKELETON_1BASED = [
     [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],

@@ -13,7 +13,7 @@ from typing import Any
 def evaluate_predictions(session, predictions, *, confidence: float = 0.95, image_ids=None,
                          analyses: bool = True):  # fmt: skip
     """``metrics.evaluate`` of a ``PredictionSet`` against the run's ground truth."""
-    from .metrics import evaluate
+    from .evaluation import evaluate
 
     ds, ks = session.dataset, session.card.keypoints
     metrics = evaluate(
@@ -49,7 +49,7 @@ class PrecisionDrop:
 
 def precision_drop(session, precision: str) -> PrecisionDrop:
     """AP at fp32 minus AP at ``precision`` (fp16 needs CUDA; bf16 runs on the CPU too)."""
-    from .errors import KpModelError
+    from ..errors import KpModelError
 
     if precision not in ("fp16", "bf16"):
         raise KpModelError(f"precision drop: {precision!r} is not fp16 or bf16")
@@ -73,9 +73,9 @@ def precision_drop(session, precision: str) -> PrecisionDrop:
 def flip_consistency(session, n_images: int = 32):
     """Mean OKS between the model's predictions on a fixed sample of images and on their mirror
     images mapped back with the card's flip pairs (``metrics.flip_consistency``)."""
-    from .metrics import flip_consistency as measure
-    from .predictions import PredictionSet
-    from .robustness.probes import Sample, predict_images
+    from ..predictions import PredictionSet
+    from ..robustness.probes import Sample, predict_images
+    from .evaluation import flip_consistency as measure
 
     sample = Sample(session, n_images)
     ks, cat = session.card.keypoints, session.dataset.category_id

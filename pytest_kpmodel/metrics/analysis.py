@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics_data import AREA_ALL, EvalInput
-from .metrics_engines import IOU_THRS, REC_THRS
-from .metrics_match import Layout, Matches, PairCache, accumulate_sorted, match, oks_terms
+from .engines import IOU_THRS, REC_THRS
+from .inputs import AREA_ALL, EvalInput
+from .matching import Layout, Matches, PairCache, accumulate_sorted, match, oks_terms
 
 KP_MAX_DET = 20
 #: coco-analyze's defaults.

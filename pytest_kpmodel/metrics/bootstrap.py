@@ -1,7 +1,7 @@
 """Bootstrap confidence intervals over images for box and keypoint AP, AP50 and AP75.
 
 Per-image evaluation (matching at every IoU/OKS threshold, area all, maxDets 100 for boxes
-and 20 for keypoints) is done once with :mod:`pytest_kpmodel.metrics_match`. A replicate
+and 20 for keypoints) is done once with :mod:`.matching`. A replicate
 draws as many images as the evaluated set holds, uniformly with replacement (seeded
 ``numpy.random.default_rng``); an image drawn c times counts c times: each of its
 detections enters accumulation with weight c and its non-ignored ground truths count c
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics_data import AREA_ALL, EvalInput
-from .metrics_engines import IOU_THRS, MAX_DETS, REC_THRS
-from .metrics_match import PairCache, accumulate_sorted, match
+from .engines import IOU_THRS, MAX_DETS, REC_THRS
+from .inputs import AREA_ALL, EvalInput
+from .matching import PairCache, accumulate_sorted, match
 
 STATS = ("AP", "AP50", "AP75")
 

@@ -1,6 +1,6 @@
 """COCO evaluation engines behind one call: pycocotools (the reference), hotcoco, faster-coco-eval.
 
-:func:`run_engine` evaluates an :class:`~pytest_kpmodel.metrics_data.EvalInput` for ``bbox``
+:func:`run_engine` evaluates an :class:`~.inputs.EvalInput` for ``bbox``
 and/or ``keypoints`` with the chosen engine and returns, per type, the summary ``stats`` and
 the accumulated ``precision``/``recall`` arrays in pycocotools' layout. Engines are used only
 with pycocotools' default parameters (IoU/OKS thresholds, recall thresholds, area ranges,
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import KpModelError
-from .metrics_data import EvalInput
+from ..errors import KpModelError
+from .inputs import EvalInput
 
 #: Preference order of ``engine="auto"``: fastest first. All three are pycocotools-exact.
 ENGINES: tuple[str, ...] = ("hotcoco", "faster-coco-eval", "pycocotools")

@@ -15,7 +15,7 @@ What :func:`evaluate` computes
   AR75, ARm, ARl), -1 where pycocotools gives -1 (no ground truth in that area range).
   Computed by an engine (see below); equal to pycocotools' to 1e-9.
 * ``per_keypoint``: per keypoint ``ap``/``ap50``/``ap75`` (COCO keypoint AP with only that
-  keypoint in the OKS; definition in :mod:`pytest_kpmodel.metrics_analysis`), ``oks`` (mean
+  keypoint in the OKS; definition in :mod:`.analysis`), ``oks`` (mean
   keypoint similarity ``exp(-d^2 / (2 * area * (2 * sigma)^2))`` over detections matched by
   the standard keypoint evaluation: OKS >= 0.5, area all, maxDets 20, non-ignored ground
   truth, keypoint labelled), ``pck@alpha`` over the same matched keypoints and ``n``.
@@ -27,9 +27,9 @@ What :func:`evaluate` computes
   categories without ground truth are left out of the mean over categories.
 * ``bootstrap``: percentile confidence intervals over images for AP, AP50, AP75 of boxes
   and keypoints (``bootstrap`` replicates, default 200, ``seed``, ``confidence``); only
-  accumulation is redone per replicate (:mod:`pytest_kpmodel.metrics_bootstrap`).
+  accumulation is redone per replicate (:mod:`.bootstrap`).
 * ``keypoint_errors``: coco-analyze's keypoint error types per keypoint (good, jitter,
-  inversion, swap, miss; :mod:`pytest_kpmodel.metrics_analysis`).
+  inversion, swap, miss; :mod:`.analysis`).
 * :func:`flip_consistency`: mean OKS between predictions on images and on their horizontal
   mirror images mapped back with the flip index.
 
@@ -40,7 +40,7 @@ faster-coco-eval, pycocotools; each can be named. All three give pycocotools' st
 (``tests/metrics``: box and keypoints, COCO-17 and custom keypoint counts and sigmas, crowds,
 zero-keypoint ground truths, areas on the 32^2/96^2 boundaries, score ties within and across
 images and at the maxDets cut, images without ground truth, image subsets, many detections
-per image, several categories). The analyses use :mod:`pytest_kpmodel.metrics_match`, a
+per image, several categories). The analyses use :mod:`.matching`, a
 numpy re-implementation of pycocotools' per-image evaluation checked bit for bit against
 pycocotools' ``evalImgs``; when bootstrap runs, its AP is also checked against the engine's.
 
@@ -126,13 +126,12 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics_analysis as analysis
-from .errors import DatasetError
-from .keypoints import COCO17, COCO_SIGMAS
-from .metrics_bootstrap import Interval
-from .metrics_bootstrap import bootstrap as _bootstrap
-from .metrics_data import EvalInput, prepare, show
-from .metrics_engines import (
+from ..errors import DatasetError
+from ..keypoints import COCO17, COCO_SIGMAS
+from . import analysis
+from .bootstrap import Interval
+from .bootstrap import bootstrap as _bootstrap
+from .engines import (
     BBOX_STATS,
     ENGINES,
     IOU_THRS,
@@ -145,7 +144,8 @@ from .metrics_engines import (
     resolve_engine,
     run_engine,
 )
-from .metrics_match import PairCache, mean_exp, oks_terms
+from .inputs import EvalInput, prepare, show
+from .matching import PairCache, mean_exp, oks_terms
 
 __all__ = [
     "BBOX_STATS",

@@ -5,7 +5,7 @@
 ground truths (:class:`GroundTruthArrays`) and detections (:class:`DetectionArrays`) for
 the analyses that work per image. Every refusal is a :class:`~pytest_kpmodel.errors.DatasetError`
 naming the annotation id, result index or key. What is refused and what is handled as
-pycocotools handles it is listed in :mod:`pytest_kpmodel.metrics`.
+pycocotools handles it is listed in :mod:`.evaluation`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatasetError
-from .keypoint_presets import CROWDPOSE_BODY_JOINTS
-from .keypoints import COCO17, COCO_SIGMAS, CROWDPOSE14, PRESETS, KeypointSet
+from ..errors import DatasetError
+from ..keypoint_presets import CROWDPOSE_BODY_JOINTS
+from ..keypoints import COCO17, COCO_SIGMAS, CROWDPOSE14, PRESETS, KeypointSet
 
 #: pycocotools' area ranges (COCOeval.Params): all, small, medium, large.
 AREA_ALL = (0.0, 1e5**2)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics_data import DetectionArrays, EvalInput, GroundTruthArrays
+from .inputs import DetectionArrays, EvalInput, GroundTruthArrays
 
 _EPS = np.spacing(1)
 

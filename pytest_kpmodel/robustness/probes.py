@@ -127,7 +127,7 @@ class StabilityProbe:
 
 def corruption_eval(session, config: CorruptionConfig):
     """The corruption sweep on a fixed sample; mPC/rPC on keypoint AP."""
-    from ..accuracy import evaluate_predictions
+    from ..metrics.accuracy import evaluate_predictions
     from ..predictions import PredictionSet
     from .corruption_eval import run
     from .corruptions import CORRUPTIONS

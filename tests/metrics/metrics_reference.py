@@ -11,9 +11,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pytest_kpmodel.metrics_engines import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS
-from pytest_kpmodel.metrics_match import Matches, PairCache, accumulate, match
-from pytest_kpmodel.metrics_synthetic import make_coco_set, make_sigmas
+from pytest_kpmodel.metrics.engines import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS
+from pytest_kpmodel.metrics.matching import Matches, PairCache, accumulate, match
+from pytest_kpmodel.metrics.synthetic import make_coco_set, make_sigmas
 
 
 def pycoco_eval(

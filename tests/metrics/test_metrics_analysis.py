@@ -14,7 +14,7 @@ from pycocotools.cocoeval import COCOeval
 
 from pytest_kpmodel.keypoints import COCO17, COCO_SIGMAS
 from pytest_kpmodel.metrics import evaluate, flip_consistency, flip_results, image_widths
-from pytest_kpmodel.metrics_synthetic import flip_index, make_coco_set
+from pytest_kpmodel.metrics.synthetic import flip_index, make_coco_set
 
 SIG = np.asarray(COCO_SIGMAS)
 FLIP = COCO17.flip_index()

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from metrics_reference import assert_matches_evalimgs, pycoco_eval
 
-from pytest_kpmodel import metrics_bootstrap
-from pytest_kpmodel.metrics_data import prepare
-from pytest_kpmodel.metrics_engines import available_engines, run_engine
-from pytest_kpmodel.metrics_match import PairCache
+from pytest_kpmodel.metrics import bootstrap as metrics_bootstrap
+from pytest_kpmodel.metrics.engines import available_engines, run_engine
+from pytest_kpmodel.metrics.inputs import prepare
+from pytest_kpmodel.metrics.matching import PairCache
 
 K = 3
 SIGMAS = [0.05, 0.08, 0.11]

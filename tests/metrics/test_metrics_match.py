@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from metrics_reference import assert_matches_evalimgs, case, mask_to_keypoint, pycoco_eval
 
-from pytest_kpmodel import metrics_analysis, metrics_bootstrap
-from pytest_kpmodel.metrics_data import prepare
-from pytest_kpmodel.metrics_engines import AREA_RANGES, REC_THRS
-from pytest_kpmodel.metrics_match import PairCache, accumulate_sorted, pair_oks
-from pytest_kpmodel.metrics_synthetic import make_coco_set
+from pytest_kpmodel.metrics import analysis as metrics_analysis
+from pytest_kpmodel.metrics import bootstrap as metrics_bootstrap
+from pytest_kpmodel.metrics.engines import AREA_RANGES, REC_THRS
+from pytest_kpmodel.metrics.inputs import prepare
+from pytest_kpmodel.metrics.matching import PairCache, accumulate_sorted, pair_oks
+from pytest_kpmodel.metrics.synthetic import make_coco_set
 
 
 @pytest.mark.parametrize(

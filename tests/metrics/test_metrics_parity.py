@@ -7,8 +7,8 @@ import pytest
 from metrics_reference import CASES, case, pycoco_eval
 
 from pytest_kpmodel.metrics import evaluate
-from pytest_kpmodel.metrics_data import prepare
-from pytest_kpmodel.metrics_engines import available_engines, resolve_engine, run_engine
+from pytest_kpmodel.metrics.engines import available_engines, resolve_engine, run_engine
+from pytest_kpmodel.metrics.inputs import prepare
 
 ENGINES = available_engines()
 TOL = 1e-9

@@ -12,7 +12,7 @@ from metrics_reference import pycoco_eval
 
 from pytest_kpmodel.errors import DatasetError
 from pytest_kpmodel.metrics import EngineError, evaluate, resolve_engine
-from pytest_kpmodel.metrics_synthetic import make_coco_set
+from pytest_kpmodel.metrics.synthetic import make_coco_set
 
 FAST = dict(bootstrap=0, per_keypoint=False, error_analysis=False)
 

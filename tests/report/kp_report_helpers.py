@@ -137,7 +137,7 @@ def small_metrics(world: TinyWorld, preds: list[Prediction]) -> dict[str, Any]:
 def synthetic_metrics(seed: int, jitter: float = 0.0) -> dict[str, Any]:
     """``KeypointMetrics.to_json()`` on the metrics module's own synthetic COCO set."""
     from pytest_kpmodel.metrics import evaluate
-    from pytest_kpmodel.metrics_synthetic import make_coco_set
+    from pytest_kpmodel.metrics.synthetic import make_coco_set
 
     gt, results = make_coco_set(seed, num_images=24, false_positives_per_image=0.5)
     if jitter:

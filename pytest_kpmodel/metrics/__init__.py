@@ -1,0 +1,63 @@
+"""COCO box and keypoint metrics, equal to pycocotools' to 1e-9, and the analyses around them.
+
+    from pytest_kpmodel.metrics import evaluate
+    m = evaluate(gt, results, sigmas=ks.sigmas, flip_index=ks.flip_index(), names=ks.names)
+    m.bbox.AP, m.keypoints["AP50"], m.per_keypoint["left_wrist"]["ap"], m.to_json()
+
+What each metric means, what is refused and what is handled as pycocotools handles it:
+:mod:`.evaluation`. Modules, one job each:
+
+- ``evaluation``: :func:`evaluate`, from COCO dicts to :class:`KeypointMetrics`; flip consistency.
+- ``engines``: pycocotools, hotcoco and faster-coco-eval behind one call.
+- ``inputs``: ground truth and results checked and turned into arrays (``prepare``).
+- ``matching``: pycocotools' per-image evaluation and accumulation, re-done with numpy.
+- ``bootstrap``, ``analysis``: intervals over images, per-keypoint analyses and error types.
+- ``synthetic``: seeded COCO sets for parity tests and benchmarks.
+- ``accuracy``: the run's evaluation, bound to a session's predictions, card and data.
+
+May import: numpy, the engines (lazily), and the lower layer (``errors``, ``keypoints``,
+``keypoint_presets``). Never pytest, torch, ``session``, ``plugin`` or another feature
+package; ``accuracy`` is handed the session and does not import it.
+"""
+
+from __future__ import annotations
+
+from .engines import (
+    BBOX_STATS,
+    ENGINES,
+    KEYPOINT_STATS,
+    EngineError,
+    available_engines,
+    resolve_engine,
+)
+from .evaluation import (
+    CocoStats,
+    FlipConsistency,
+    KeypointErrors,
+    KeypointMetrics,
+    PerKeypoint,
+    PRCurves,
+    evaluate,
+    flip_consistency,
+    flip_results,
+    image_widths,
+)
+
+__all__ = [
+    "BBOX_STATS",
+    "ENGINES",
+    "KEYPOINT_STATS",
+    "CocoStats",
+    "EngineError",
+    "FlipConsistency",
+    "KeypointErrors",
+    "KeypointMetrics",
+    "PRCurves",
+    "PerKeypoint",
+    "available_engines",
+    "evaluate",
+    "flip_consistency",
+    "flip_results",
+    "image_widths",
+    "resolve_engine",
+]
