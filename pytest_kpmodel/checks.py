@@ -20,8 +20,8 @@ EVALUATORS: dict[str, str] = {
     "kp_thresholds": "pytest_kpmodel.gates:thresholds",
     "kp_no_regression": "pytest_kpmodel.gates:no_regression",
     "kp_claims": "pytest_kpmodel.gates:claims",
-    "kp_license": "pytest_kpmodel.policy:evaluate_kp_license",
-    "kp_dependencies": "pytest_kpmodel.policy:evaluate_kp_dependencies",
+    "kp_license": "pytest_kpmodel.policy.marker:evaluate_kp_license",
+    "kp_dependencies": "pytest_kpmodel.policy.marker:evaluate_kp_dependencies",
 }
 
 # Markers whose evaluation needs the model, predictions or metrics (so --kp-model is required).

@@ -1,157 +1,167 @@
-"""Will the model run on this stack? Python, requirements, CUDA, GPU architecture, OS, custom ops.
+"""``kp_dependencies``: will the model run on this stack? Python, requirements, CUDA, GPU, OS.
 
-Each ``check_*`` function returns the findings of one sub-check, or raises ``SkipCheck`` with the
-reason when that sub-check cannot run on this machine (no GPU, torch missing...). ``policy.py``
-assembles the sub-checks into one result; nothing here knows pytest.
-
-What the machine looks like is captured once in a ``Platform`` (``probe_platform``), so that tests
-can describe a GPU machine on a CPU-only one. Installed distributions are read with
-``importlib.metadata``, optionally from explicit ``paths`` (a site dir, or a folder of
-``*.dist-info``) instead of ``sys.path``.
+``kp_dependencies(card, ...)`` runs one sub-check per question asked (the card's
+``[dependencies]`` by default) and returns a ``PolicyResult``: ``python``, ``requires``, ``cuda``,
+``gpu_arch``, ``os`` (the ``check_*`` functions here, each comparing against a ``Platform``),
+``custom_ops`` (:mod:`.custom_ops`) and ``vulnerabilities`` (:mod:`.osv`). A sub-check that cannot
+run on this machine raises ``SkipCheck`` with the reason. Finding ``check`` names are
+``dependencies.<sub-check>``.
 """
 
 from __future__ import annotations
 
-import inspect
-import platform as _platform
 import re
-import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import KpModelError
-from .findings import Finding
+from ..errors import KpModelError
+from ..findings import Finding
+from .custom_ops import check_custom_code
+from .distributions import (
+    dist_requirements,
+    installed_distributions,
+    marker_applies,
+    parse_requirement,
+)
+from .machine import Platform, probe_platform
+from .result import Assembler, PolicyResult, SkipCheck
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..card import ModelCard
 
 
-class SkipCheck(Exception):
-    """A sub-check cannot run here; the message says why (never a silent pass)."""
+def kp_dependencies(
+    card: ModelCard | None = None,
+    *,
+    python: str | bool | None = None,
+    requires: Sequence[str] | bool | None = None,
+    cuda: str | bool | None = None,
+    gpu_arch: str | bool | None = None,
+    os: Sequence[str] | str | bool | None = None,
+    custom_ops: bool | Sequence[str] | None = None,
+    model: Any = None,
+    vulnerabilities: bool = True,
+    osv_db: str | Path | None = None,
+    osv_ignore: Sequence[str] = (),
+    device: str | None = None,
+    paths: Sequence[str] | None = None,
+    platform: Platform | None = None,
+) -> PolicyResult:
+    """Does the model run on this stack? Each argument left ``None`` takes the card's value from
+    ``[dependencies]``; ``False`` (for ``requires``/``os`` also an empty list) does not ask that
+    question.
 
+    - ``python=">=3.10"``: this interpreter's version;
+    - ``requires=["torch>=2.4", ...]``: each against the installed distribution (missing, wrong
+      version; environment markers evaluated; a requirement's extras must be installed too);
+    - ``cuda=">=12.0"``: ``torch.version.cuda``, compared only when a GPU runs the model (the
+      runtime is not used otherwise): on a CPU-only machine, a CPU-only torch or
+      ``device="cpu"`` this sub-check is skipped with the reason (naming the build's CUDA);
+    - ``gpu_arch=">=8.0" | "8.6" | "sm_90" | "sm_80,sm_86" | "any"``: the GPU's compute
+      capability against that, and against the architectures torch was built for
+      (``torch.cuda.get_arch_list()``: same-major cubins and older PTX count); skipped without GPU;
+    - ``os=["linux", "darwin-arm64", "windows"]``: ``sys.platform`` (prefix) and optionally
+      ``platform.machine()``;
+    - ``custom_ops`` (needs ``model``: an nn.Module, ScriptModule, ExportedProgram, an adapter
+      holding one in ``.module``, or a zero-argument callable returning one): ops outside the
+      torch/torchvision namespaces in TorchScript/exported graphs, and layer classes defined
+      outside torch/torchvision in eager modules, with their source file. ``None``: each is a
+      warning; ``True``: each is info; a list of names/globs (``"mylib::*"``, ``"vendor.*"``):
+      those are info, others fail (``[]``: none allowed); ``False``: not inspected. An op not
+      registered in this process always fails;
+    - ``vulnerabilities``: installed distributions against a local OSV database ``osv_db``
+      (``--kp-osv-db``); without one this sub-check is skipped with that reason; ``osv_ignore``
+      lists advisory ids or aliases the adopter has accepted (reported as info).
 
-# -- the machine -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Platform:
-    """The facts the dependency checks compare against (``probe_platform`` reads them)."""
+    ``device`` is the run's device (``cpu`` makes the GPU sub-checks skip); ``paths`` replaces
+    ``sys.path`` for finding distributions; ``platform`` replaces probing this machine (tests).
+    """
+    deps = card.dependencies if card is not None else None
+    plat_cache: list[Platform] = []
 
-    python: str  # "3.11.9"
-    sys_platform: str  # "linux", "darwin", "win32"
-    machine: str  # "x86_64", "aarch64", "arm64", "AMD64"
-    torch: str | None = None  # torch.__version__, None when torch cannot be imported
-    torch_error: str | None = None  # why torch could not be imported
-    cuda_build: str | None = None  # torch.version.cuda: the CUDA runtime torch was built with
-    hip_build: str | None = None  # torch.version.hip (ROCm builds)
-    gpu: str | None = None  # name of the GPU the model would run on; None when none is used
-    no_gpu_reason: str | None = None  # why gpu is None
-    capability: tuple[int, int] | None = None  # torch.cuda.get_device_capability()
-    arch_list: tuple[str, ...] = ()  # torch.cuda.get_arch_list(): what this torch build targets
+    def plat() -> Platform:
+        if not plat_cache:
+            plat_cache.append(platform or probe_platform(device))
+        return plat_cache[0]
 
+    def pick(value, card_value, empty):
+        if value is False:
+            return None, "marker"
+        if value is None or value is True:
+            return (card_value if card_value not in (None, empty) else None), "card"
+        return value, "marker"
 
-def probe_platform(device: str | None = None) -> Platform:
-    """This machine. ``device`` is the run's ``--kp-device``: with ``cpu`` no GPU is used."""
-    base = dict(
-        python=_platform.python_version(),
-        sys_platform=sys.platform,
-        machine=_platform.machine(),
+    asm = Assembler("kp_dependencies", "dependencies")
+    py, py_origin = pick(python, deps.python if deps else None, "")
+    if py is not None:
+        asm.run("python", lambda: check_python(py, plat(), py_origin))
+    reqs, req_origin = pick(requires, tuple(deps.requires) if deps else None, ())
+    if reqs:
+        if isinstance(reqs, str):
+            reqs = [reqs]
+        asm.run("requires", lambda: check_requires(list(reqs), installed_distributions(paths),
+                                                   req_origin))  # fmt: skip
+    cu, cu_origin = pick(cuda, deps.cuda if deps else None, "")
+    if cu is not None:
+        asm.run("cuda", lambda: check_cuda(cu, plat(), cu_origin))
+    arch, arch_origin = pick(gpu_arch, deps.gpu_arch if deps else None, "")
+    if arch is not None:
+        asm.run("gpu_arch", lambda: check_gpu_arch(arch, plat(), arch_origin))
+    oses, os_origin = pick(os, tuple(deps.os) if deps else None, ())
+    if oses:
+        if isinstance(oses, str):
+            oses = [oses]
+        asm.run("os", lambda: check_os(list(oses), plat(), os_origin))
+    if custom_ops is not False and model is not None:
+        allowed = [custom_ops] if isinstance(custom_ops, str) else custom_ops
+        asm.run("custom_ops", lambda: _custom_ops(model, allowed))
+    if vulnerabilities:
+        asm.run("vulnerabilities", lambda: _vulnerabilities(osv_db, osv_ignore, paths))
+    return asm.done(
+        "nothing to check: the card declares no [dependencies] and the marker asks for none"
     )
+
+
+def _custom_ops(model: Any, allowed) -> list[Finding]:
+    if callable(model) and not _looks_like_model(model):
+        try:
+            model = model()
+        except KpModelError as exc:
+            raise SkipCheck(
+                f"the model could not be loaded to look for custom ops: {exc}"
+            ) from None
+    findings, _ = check_custom_code(model, allowed)
+    return findings
+
+
+def _looks_like_model(obj: Any) -> bool:
     try:
         import torch
-    except Exception as exc:  # ImportError, or a broken install raising anything else
-        return Platform(
-            **base,
-            torch_error=f"torch cannot be imported ({type(exc).__name__}: {exc})",
-            no_gpu_reason="torch is not installed",
-        )
-    info: dict[str, Any] = dict(
-        torch=str(torch.__version__),
-        cuda_build=getattr(torch.version, "cuda", None),
-        hip_build=getattr(torch.version, "hip", None),
-    )
-    if device is not None and str(device).split(":")[0] not in ("cuda", "auto", ""):
-        return Platform(
-            **base, **info, no_gpu_reason=f"the model runs on {device!r}, not a CUDA GPU"
-        )
-    if not torch.cuda.is_available():
-        return Platform(**base, **info, no_gpu_reason="no CUDA GPU is available")
-    index = torch.device(device).index if device and str(device).startswith("cuda") else None
-    index = index or 0
-    return Platform(
-        **base,
-        **info,
-        gpu=torch.cuda.get_device_name(index),
-        capability=tuple(torch.cuda.get_device_capability(index)),
-        arch_list=tuple(torch.cuda.get_arch_list()),
+    except ImportError:
+        return False
+    return isinstance(obj, torch.nn.Module | torch.export.ExportedProgram) or hasattr(
+        obj, "predict"
     )
 
 
-# -- installed distributions -----------------------------------------------------------------------
-def installed_distributions(paths: Sequence[str] | None = None) -> dict[str, metadata.Distribution]:
-    """Canonical (PEP 503) name -> distribution; the first one found on the path wins."""
-    found = metadata.distributions(path=[str(p) for p in paths]) if paths is not None else None
-    dists: dict[str, metadata.Distribution] = {}
-    for dist in found if found is not None else metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata is not None else None
-        if name:
-            dists.setdefault(canonicalize_name(name), dist)
-    return dists
+def _vulnerabilities(osv_db, ignore: Sequence[str], paths) -> list[Finding]:
+    from .osv import check_vulnerabilities
 
-
-def parse_requirement(text: str, origin: str) -> Requirement:
-    try:
-        return Requirement(text)
-    except InvalidRequirement as exc:
-        raise KpModelError(f"{origin}: {text!r} is not a requirement: {exc}") from None
-
-
-def marker_applies(marker: Marker | None, extra: str = "") -> bool:
-    if marker is None:
-        return True
-    return marker.evaluate({"extra": extra})
-
-
-def _dist_requirements(
-    dist: metadata.Distribution, extras: Iterable[str] = ()
-) -> list[Requirement]:
-    """What installing ``dist`` (with ``extras``) pulls in here: markers evaluated."""
-    out = []
-    extras = ("", *extras)
-    for text in dist.requires or ():
-        try:
-            req = Requirement(text)
-        except InvalidRequirement:
-            continue  # a broken Requires-Dist line in someone else's metadata: not ours to judge
-        if any(marker_applies(req.marker, e) for e in extras):
-            out.append(req)
-    return out
-
-
-def requirement_closure(
-    requires: Iterable[Requirement], dists: dict[str, metadata.Distribution]
-) -> dict[str, metadata.Distribution]:
-    """The installed distributions the requirements pull in, transitively (markers applied)."""
-    out: dict[str, metadata.Distribution] = {}
-    seen: set[tuple[str, frozenset[str]]] = set()
-    todo = [r for r in requires if marker_applies(r.marker)]
-    while todo:
-        req = todo.pop()
-        name = canonicalize_name(req.name)
-        key = (name, frozenset(req.extras))
-        if key in seen:
-            continue
-        seen.add(key)
-        dist = dists.get(name)
-        if dist is None:
-            continue  # missing: the requires sub-check reports it
-        out[name] = dist
-        todo.extend(_dist_requirements(dist, req.extras))
-    return out
+    if osv_db is None:
+        raise SkipCheck(
+            "no vulnerability database: pass --kp-osv-db=PATH (a local OSV export, e.g. the "
+            "PyPI all.zip from the osv-vulnerabilities bucket, or a folder of OSV JSON files)"
+        )
+    installed = {name: d.version for name, d in installed_distributions(paths).items()}
+    return check_vulnerabilities(osv_db, installed, ignore)
 
 
 # -- sub-checks --------------------------------------------------------------------------------------
@@ -237,7 +247,7 @@ def _check_one_requirement(
     findings: list[Finding] = []
     if extra is None:
         for name in sorted(req.extras):
-            for sub in _dist_requirements(dist, [name]):
+            for sub in dist_requirements(dist, [name]):
                 if not marker_applies(sub.marker):  # only in the extra
                     findings.extend(_check_one_requirement(sub, text, dists, origin, extra=name))
     return findings
@@ -406,258 +416,3 @@ def _specifier(spec: str, key: str, origin: str) -> SpecifierSet:
         raise KpModelError(
             f"{key} ({origin}): {spec!r} is not a version specifier like '>=3.10'"
         ) from None
-
-
-# -- custom operators and layers ---------------------------------------------------------------------
-# Operator namespaces that ship with torch and torchvision themselves.
-BUILTIN_OP_NAMESPACES = frozenset({
-    "aten", "prim", "prims", "torchvision", "image", "quantized", "_quantized",
-    "quantized_decomposed", "quantization", "profiler", "cuda", "cudnn", "mkldnn",
-    "mkldnn_prepacked", "mkl", "onednn", "sparse", "higher_order", "onnx", "onnx_symbolic",
-    "c10d", "c10d_functional", "_c10d_functional", "_c10d_functional_autograd", "_dtensor",
-    "symm_mem", "static_runtime", "streams", "inductor", "inductor_prims", "fsdp", "_native",
-    "mempool", "debugprims", "rngprims", "flex_lib", "debug_mode_ops", "export", "_caffe2",
-    "attr", "scope", "tensorexpr",
-})  # fmt: skip
-BUILTIN_MODULE_PACKAGES = ("torch", "torchvision")
-
-
-@dataclass(frozen=True)
-class CustomCode:
-    """A custom operator in a graph, or a layer class defined outside torch/torchvision."""
-
-    kind: Literal["op", "layer"]
-    name: str  # "mylib::nms" or "vendor.heads.KeypointHead"
-    source: str | None  # where it is defined: "file.py:12", or the op's registration site
-    where: tuple[str, ...] = ()  # graph methods or module paths that use it
-    registered: bool = True  # ops: whether this process knows the op (it can run)
-
-    def describe(self) -> str:
-        where = f" used in {', '.join(self.where[:3])}" + (
-            f" and {len(self.where) - 3} more" if len(self.where) > 3 else ""
-        ) if self.where else ""  # fmt: skip
-        src = f" (defined at {self.source})" if self.source else ""
-        what = "custom op" if self.kind == "op" else "custom layer"
-        return f"{what} {self.name}{src}{where}"
-
-
-@dataclass
-class _Collector:
-    found: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-    def add(self, kind: str, name: str, where: str, source=None, registered=True) -> None:
-        entry = self.found.setdefault(
-            (kind, name), {"where": [], "source": source, "registered": registered}
-        )
-        if where not in entry["where"]:
-            entry["where"].append(where)
-
-    def result(self) -> list[CustomCode]:
-        return [
-            CustomCode(kind, name, e["source"], tuple(e["where"]), e["registered"])  # type: ignore[arg-type]
-            for (kind, name), e in sorted(self.found.items())
-        ]
-
-
-def unwrap_model(model: Any) -> Any:
-    """The inspectable object behind an adapter: an nn.Module, ScriptModule or ExportedProgram."""
-    for _ in range(3):
-        if _is_inspectable(model):
-            return model
-        inner = next(
-            (getattr(model, a) for a in ("module", "model", "program") if hasattr(model, a)), None
-        )
-        if inner is None:
-            break
-        model = inner
-    return model
-
-
-def _is_inspectable(obj: Any) -> bool:
-    import torch
-
-    return isinstance(obj, torch.nn.Module | torch.export.ExportedProgram)
-
-
-def find_custom_code(model: Any) -> list[CustomCode]:
-    """Custom ops (TorchScript graphs, ExportedPrograms, fx graphs) and custom layers (eager).
-
-    Eager modules are judged by class: any ``nn.Module`` subclass defined outside torch and
-    torchvision is a custom layer, reported with its source file. Custom ops that an eager
-    ``forward`` calls directly are only visible once the model is scripted or exported.
-    """
-    import torch
-
-    model = unwrap_model(model)
-    col = _Collector()
-    if isinstance(model, torch.export.ExportedProgram):
-        _fx_ops(model.graph_module, "graph", col)
-    elif isinstance(model, torch.jit.ScriptModule):
-        _script_ops(model, col)
-    elif isinstance(model, torch.nn.Module):
-        _eager_layers(model, col)
-    else:
-        raise SkipCheck(
-            f"cannot inspect a {type(model).__module__}.{type(model).__qualname__} for custom "
-            "ops (not an nn.Module, ScriptModule or ExportedProgram)"
-        )
-    return col.result()
-
-
-def _op_namespace(qualname: str) -> str:
-    return qualname.split("::", 1)[0] if "::" in qualname else ""
-
-
-def _op_source(qualname: str) -> str | None:
-    import torch
-
-    try:
-        dump = torch._C._dispatch_dump(qualname)
-    except Exception:
-        return None
-    m = re.search(r"^debug: registered at (.+)$", dump, re.MULTILINE)
-    return m.group(1).strip() if m else None
-
-
-def _op_registered(qualname: str) -> bool:
-    import torch
-
-    ns, _, name = qualname.partition("::")
-    try:
-        getattr(getattr(torch.ops, ns), name.split(".")[0])
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
-def _add_op(col: _Collector, qualname: str, where: str) -> None:
-    if _op_namespace(qualname) in BUILTIN_OP_NAMESPACES or "::" not in qualname:
-        return
-    key = ("op", qualname)
-    if key in col.found:
-        col.add("op", qualname, where)
-        return
-    col.add("op", qualname, where, _op_source(qualname), _op_registered(qualname))
-
-
-def _walk_script_graph(graph, where: str, col: _Collector) -> bool:
-    calls_function = False
-    stack = list(graph.nodes())
-    while stack:
-        node = stack.pop()
-        kind = node.kind()
-        if kind == "prim::CallFunction":
-            calls_function = True
-        _add_op(col, kind, where)
-        for block in node.blocks():
-            stack.extend(block.nodes())
-    return calls_function
-
-
-def _script_ops(module, col: _Collector, prefix: str = "") -> None:
-    import torch
-
-    for path, sub in module.named_modules(prefix=prefix):
-        c = getattr(sub, "_c", None)
-        if c is None:
-            continue
-        for method in c._method_names():
-            graph = c._get_method(method).graph
-            where = f"{path}.{method}" if path else method
-            if _walk_script_graph(graph, where, col):
-                inlined = graph.copy()
-                torch._C._jit_pass_inline(inlined)  # free functions called from the method
-                _walk_script_graph(inlined, where, col)
-
-
-def _fx_ops(graph_module, where: str, col: _Collector) -> None:
-    import torch
-
-    for path, gm in graph_module.named_modules():
-        if not isinstance(gm, torch.fx.GraphModule):
-            continue
-        for node in gm.graph.nodes:
-            if node.op != "call_function":
-                continue
-            target = node.target
-            if isinstance(target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
-                qualname = target._schema.name if hasattr(target, "_schema") else str(target)
-                _add_op(col, qualname, f"{where}.{path}" if path else where)
-
-
-def _eager_layers(model, col: _Collector) -> None:
-    import torch
-
-    scripted: list[str] = []
-    for path, sub in model.named_modules():
-        if any(path.startswith(p + ".") for p in scripted):
-            continue  # inside a scripted submodule: its graphs were walked
-        if isinstance(sub, torch.jit.ScriptModule):
-            scripted.append(path)
-            _script_ops(sub, col, prefix=path)
-            continue
-        cls = type(sub)
-        mod = cls.__module__ or ""
-        if any(mod == p or mod.startswith(p + ".") for p in BUILTIN_MODULE_PACKAGES):
-            continue
-        name = f"{mod}.{cls.__qualname__}"
-        key = ("layer", name)
-        source = col.found[key]["source"] if key in col.found else _class_source(cls)
-        col.add("layer", name, path or "<root>", source)
-    if isinstance(model, torch.fx.GraphModule):
-        _fx_ops(model, "graph", col)
-
-
-def _class_source(cls: type) -> str | None:
-    try:
-        path = inspect.getsourcefile(cls)
-    except TypeError:
-        return None
-    if path is None:
-        return None
-    try:
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return path
-    return f"{path}:{line}"
-
-
-def check_custom_code(
-    model: Any, allowed: bool | Sequence[str] | None = None
-) -> tuple[list[Finding], list[CustomCode]]:
-    """Findings for custom ops/layers.
-
-    ``allowed=None``: each one is a warning (listed, not failing); ``False``: each one fails;
-    ``True``: each one is listed as info; a list of names or globs (``"mylib::*"``,
-    ``"vendor.heads.*"``): those are info, the others fail. An op this process has no
-    registration for always fails: the model cannot run here without its library.
-    """
-    found = find_custom_code(model)
-    findings = []
-    for item in found:
-        details = {"kind": item.kind, "name": item.name, "source": item.source,
-                   "where": list(item.where), "registered": item.registered}  # fmt: skip
-        if item.kind == "op" and not item.registered:
-            findings.append(
-                Finding(
-                    "dependencies.custom_ops",
-                    f"{item.describe()} is not registered in this process: load the library "
-                    "that defines it before the model",
-                    details=details,
-                )
-            )
-            continue
-        if allowed is True or (
-            not isinstance(allowed, bool | type(None))
-            and any(fnmatchcase(item.name, pat) for pat in allowed)
-        ):
-            severity = "info"
-            suffix = " (allowed)"
-        elif allowed is None:
-            severity, suffix = "warn", " (ships code the adopter must trust and maintain)"
-        else:
-            severity, suffix = "fail", " (not in custom_ops)"
-        findings.append(
-            Finding("dependencies.custom_ops", item.describe() + suffix, severity, details)
-        )
-    return findings, found

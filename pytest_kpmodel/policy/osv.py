@@ -30,8 +30,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import KpModelError
-from .findings import Finding
+from ..errors import KpModelError
+from ..findings import Finding
 
 ECOSYSTEM = "PyPI"
 _NAME_RX = re.compile(rb'"name"\s*:\s*"([^"\\]+)"')

@@ -21,23 +21,16 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import __version__
-from .errors import KpModelError
-from .policy_deps import _dist_requirements, installed_distributions, marker_applies
-from .policy_license import (
-    LicenseSyntaxError,
-    Node,
-    Term,
-    distribution_license,
-    parse,
-    render,
-    terms,
-)
+from .. import __version__
+from ..errors import KpModelError
+from .dist_license import distribution_license
+from .distributions import dist_requirements, installed_distributions, marker_applies
+from .spdx import LicenseSyntaxError, Node, Term, parse, render, terms
 
 if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
 
-    from .card import ModelCard
+    from ..card import ModelCard
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ def build_bom(
         libs[name] = component
         bom.components.add(component)
     for name, dist in dists.items():
-        deps = {canonicalize_name(r.name) for r in _dist_requirements(dist)} & libs.keys()
+        deps = {canonicalize_name(r.name) for r in dist_requirements(dist)} & libs.keys()
         bom.register_dependency(libs[name], [libs[d] for d in sorted(deps)])
 
     if card is not None:

@@ -7,12 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pytest_kpmodel.policy import kp_dependencies  # noqa: E402
-from pytest_kpmodel.policy_deps import (  # noqa: E402
+from pytest_kpmodel.policy.custom_ops import (  # noqa: E402
     CustomCode,
-    SkipCheck,
     check_custom_code,
     find_custom_code,
 )
+from pytest_kpmodel.policy.result import SkipCheck  # noqa: E402
 
 NS = "kpmodel_policy_test"
 _LIB = None  # keeps the registration alive for the whole module (a Library deregisters on del)
@@ -177,7 +177,7 @@ def test_custom_ops_policy(scripted, allowed, severity):
 
 
 def test_unregistered_op_always_fails(monkeypatch):
-    import pytest_kpmodel.policy_deps as deps
+    import pytest_kpmodel.policy.custom_ops as deps
 
     ghost = CustomCode("op", "ghostlib::nms", None, ("forward",), registered=False)
     monkeypatch.setattr(deps, "find_custom_code", lambda model: [ghost])

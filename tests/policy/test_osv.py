@@ -8,8 +8,8 @@ from packaging.version import Version
 from policy_helpers import write_dist
 
 from pytest_kpmodel.errors import KpModelError
-from pytest_kpmodel.osv import check_vulnerabilities, load_database, match, range_affects
 from pytest_kpmodel.policy import kp_dependencies
+from pytest_kpmodel.policy.osv import check_vulnerabilities, load_database, match, range_affects
 
 
 def _pypi(name, ranges=(), versions=()):

@@ -8,7 +8,7 @@ from policy_helpers import write_dist, write_policy_card
 
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.errors import KpModelError
-from pytest_kpmodel.sbom import validate_sbom, write_sbom
+from pytest_kpmodel.policy.sbom import validate_sbom, write_sbom
 
 WEIGHTS = b"not really safetensors, but bytes to hash"
 

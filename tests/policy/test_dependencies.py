@@ -8,16 +8,15 @@ from policy_helpers import write_dist, write_policy_card
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.errors import KpModelError
 from pytest_kpmodel.policy import kp_dependencies
-from pytest_kpmodel.policy_deps import (
-    Platform,
-    SkipCheck,
+from pytest_kpmodel.policy.dependencies import (
     build_supports,
     check_cuda,
     check_gpu_arch,
     check_os,
     parse_gpu_arch,
-    probe_platform,
 )
+from pytest_kpmodel.policy.machine import Platform, probe_platform
+from pytest_kpmodel.policy.result import SkipCheck
 
 CPU = Platform(python="3.11.7", sys_platform="linux", machine="x86_64", torch="2.5.0",
                cuda_build="12.4", no_gpu_reason="no CUDA GPU is available")  # fmt: skip

@@ -6,7 +6,7 @@ from policy_helpers import write_dist, write_policy_card
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.errors import KpModelError
 from pytest_kpmodel.policy import kp_license
-from pytest_kpmodel.policy_license import (
+from pytest_kpmodel.policy.spdx import (
     COMMERCIAL,
     NONCOMMERCIAL,
     PERMISSIVE,
@@ -282,8 +282,8 @@ def test_unclassifiable_dependency_is_reported_not_guessed(site):
 
 
 def test_dependency_license_sources(site):
-    from pytest_kpmodel.policy_deps import installed_distributions
-    from pytest_kpmodel.policy_license import distribution_license
+    from pytest_kpmodel.policy.dist_license import distribution_license
+    from pytest_kpmodel.policy.distributions import installed_distributions
 
     write_dist(site, "a", "1", license_expression="Apache-2.0 OR MIT", license="GPL")
     write_dist(site, "b", "1", license="BSD 3-Clause License\n\nCopyright (c) someone\n...")
