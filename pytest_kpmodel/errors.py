@@ -27,3 +27,7 @@ class AdapterError(KpModelError):
 
 class RefusedToLoad(KpModelError):
     """The security scan found a reason not to load the weights."""
+
+
+class ExportUnavailable(KpModelError):
+    """The model could not be exported to a format; the message is the exporter's reason."""

@@ -24,9 +24,8 @@ What works with torch 2.14 / torchvision 0.29 for torchvision's ``GeneralizedRCN
   keypoint head and predictor (dynamic number of RoIs, 0 included) export cleanly; the
   data-dependent glue (anchors, proposal decoding, NMS, RoIAlign, heatmap decoding, resizing
   back) stays eager torchvision code. Predictions are bit-identical to eager on the CPU.
-  Those programs are saved together in one ``.pt2`` archive (``package_pt2``, which
-  ``torch.export.save`` also uses; ``torch.export.load`` reads only a program named ``model``),
-  one program per submodule path; see ``adapters/exported_format.py``.
+  Those programs are saved together in one ``.pt2`` archive, one program per submodule path
+  (``adapters/pt2_archive.py``), which the ``exported`` format loads.
 """
 
 from __future__ import annotations
@@ -36,11 +35,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import KpModelError
+from .adapters.onnx_export import export_graph, first_line
+from .adapters.pt2_archive import FULL_PROGRAM
+from .errors import ExportUnavailable
 
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")
-ONNX_OPSET = 17
 # Dense submodules of a torchvision GeneralizedRCNN exported on their own (when present).
 RCNN_PARTS = (
     "backbone",
@@ -52,11 +52,6 @@ RCNN_PARTS = (
     "roi_heads.mask_head",
     "roi_heads.mask_predictor",
 )
-FULL_PROGRAM = "model"
-
-
-class ExportUnavailable(KpModelError):
-    """The model could not be exported to a format; the message is the exporter's reason."""
 
 
 def eager_module(model: Any):
@@ -74,15 +69,6 @@ def eager_module(model: Any):
 
 def is_rcnn(module) -> bool:
     return all(hasattr(module, a) for a in ("transform", "backbone", "rpn", "roi_heads"))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("<class"):
-            return f"{type(exc).__name__}: {line[:300]}"
-    return type(exc).__name__
 
 
 # -- ONNX -----------------------------------------------------------------------------------------
@@ -109,26 +95,12 @@ def export_onnx(model: Any, path: str | Path, example_image, exporter: str = "au
         order = [exporter]
     else:
         raise ValueError(f"exporter must be auto, legacy or dynamo, got {exporter!r}")
-    reasons = []
-    for kind in order:
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                if kind == "legacy":
-                    torch.onnx.export(
-                        module, ([image],), str(path), dynamo=False, opset_version=ONNX_OPSET,
-                        input_names=[ONNX_INPUT], output_names=names,
-                        dynamic_axes={ONNX_INPUT: {1: "height", 2: "width"}},
-                    )  # fmt: skip
-                else:
-                    torch.onnx.export(
-                        module, ([image],), str(path), dynamo=True, input_names=[ONNX_INPUT],
-                        output_names=names,
-                    )  # fmt: skip
-            return path
-        except Exception as exc:  # noqa: BLE001 - every exporter failure becomes a skip reason
-            reasons.append(f"{kind} exporter: {_first_line(exc)}")
-    raise ExportUnavailable("ONNX export failed: " + "; ".join(reasons))
+    named = {"input_names": [ONNX_INPUT], "output_names": names}
+    options = {
+        "legacy": {**named, "dynamic_axes": {ONNX_INPUT: {1: "height", 2: "width"}}},
+        "dynamo": named,
+    }
+    return export_graph(module, ([image],), path, [(kind, options[kind]) for kind in order])
 
 
 # -- torch.export ------------------------------------------------------------------------------------
@@ -153,7 +125,7 @@ def export_program(model: Any, example_images: list, strategy: str = "auto") -> 
                 warnings.simplefilter("ignore")
                 ep = torch.export.export(module, (images[:1],), strict=False)
         except Exception as exc:  # noqa: BLE001
-            raise ExportUnavailable(f"torch.export failed: {_first_line(exc)}") from None
+            raise ExportUnavailable(f"torch.export failed: {first_line(exc)}") from None
         return {FULL_PROGRAM: ep}
     if strategy != "parts":
         raise ValueError(f"strategy must be auto, full or parts, got {strategy!r}")
@@ -173,7 +145,7 @@ def export_program(model: Any, example_images: list, strategy: str = "auto") -> 
                     sub, args, dynamic_shapes=_dynamic_shapes(name, args), strict=False
                 )
         except Exception as exc:  # noqa: BLE001
-            raise ExportUnavailable(f"torch.export of {name} failed: {_first_line(exc)}") from None
+            raise ExportUnavailable(f"torch.export of {name} failed: {first_line(exc)}") from None
     return programs
 
 
@@ -231,101 +203,3 @@ def _dynamic_shapes(name: str, args: tuple):
         return ([{0: batch, 2: Dim.AUTO, 3: Dim.AUTO} for _ in args[0]],)
     rois = Dim("rois", min=0)
     return tuple({0: rois} for _ in args)
-
-
-def save_programs(programs: dict[str, Any], path: str | Path) -> Path:
-    """One ``.pt2`` archive holding every program under its name."""
-    from torch.export.pt2_archive._package import package_pt2
-
-    path = Path(path)
-    if path.suffix != ".pt2":
-        raise ValueError(f"{path}: an exported-program archive must end in .pt2")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    package_pt2(str(path), exported_programs=dict(programs))
-    return path
-
-
-def program_names(path: str | Path) -> list[str]:
-    """Names of the programs in a ``.pt2`` archive, from its zip listing (``<archive>/models/
-    <name>.json``) — reads no payload, so it is safe on untrusted files."""
-    import re
-    import zipfile
-
-    pattern = re.compile(r"^[^/]+/models/(.+)\.json$")
-    with zipfile.ZipFile(path) as z:
-        names = [m.group(1) for n in z.namelist() if (m := pattern.match(n))]
-    return sorted(names)
-
-
-def load_programs(path: str | Path) -> dict[str, Any]:
-    """``{name: ExportedProgram}`` from a ``.pt2`` archive. This can unpickle (see
-    ``adapters/exported_format.py``): only for files the spec allows to run code."""
-    from torch.export.pt2_archive._package import load_pt2
-
-    contents = load_pt2(str(path))
-    return dict(contents.exported_programs)
-
-
-def assemble(skeleton, programs: dict[str, Any], device: Any = "cpu"):
-    """``skeleton`` (an eager R-CNN; deep-copied) with each named submodule replaced by its
-    program's module, moved to ``device``. Raises ``ExportUnavailable`` when a parameter or
-    buffer of the skeleton would stay outside the programs (it would keep the skeleton's
-    random or stale values)."""
-    import torch
-
-    module = copy.deepcopy(skeleton).eval()
-    names = [n for n in programs if n != FULL_PROGRAM]
-    unknown = [n for n in names if not _has_submodule(module, n)]
-    if unknown:
-        raise ExportUnavailable(
-            f"programs {', '.join(unknown)} name no submodule of {type(module).__name__}"
-        )
-    uncovered = [
-        k
-        for k, v in list(module.named_parameters()) + list(module.named_buffers())
-        if v.numel() > 0 and not any(k == n or k.startswith(n + ".") for n in names)
-    ]
-    if uncovered:
-        raise ExportUnavailable(
-            f"{len(uncovered)} parameter(s)/buffer(s) are in no exported program "
-            f"(e.g. {', '.join(uncovered[:3])}); the archive does not carry the whole model"
-        )
-    dev = torch.device(device)
-    for name in names:
-        ep = programs[name]
-        if dev.type != "cpu":
-            from torch.export.passes import move_to_device_pass
-
-            ep = move_to_device_pass(ep, dev)
-        parent, _, leaf = name.rpartition(".")
-        setattr(module.get_submodule(parent) if parent else module, leaf, program_module(ep))
-    return module.to(dev)
-
-
-def program_module(ep):
-    """``ep.module()`` inside an ``nn.Module`` that tolerates ``.eval()``/``.train()`` (the
-    unlifted program raises ``NotImplementedError`` on ``train()``; its behaviour is fixed at
-    export time anyway: these programs were exported in eval mode)."""
-    import torch
-
-    class ExportedPart(torch.nn.Module):
-        def __init__(self, program) -> None:
-            super().__init__()
-            self.program = program
-
-        def forward(self, *args, **kwargs):
-            return self.program(*args, **kwargs)
-
-        def train(self, mode: bool = True):
-            self.training = mode
-            return self
-
-    return ExportedPart(ep.module())
-
-
-def _has_submodule(module, name: str) -> bool:
-    try:
-        module.get_submodule(name)
-    except AttributeError:
-        return False
-    return True

@@ -212,6 +212,7 @@ def build_variant(model, card, variant: str, example_images: list, workdir: Path
     k = model.num_keypoints
     name = getattr(model, "name", "")
     if variant == "onnx":
+        from .adapters.onnx_export import ONNX_OPSET
         from .adapters.onnx_format import OnnxDetectionModel
         from .security.guarded_model import GuardedModel
 
@@ -226,19 +227,18 @@ def build_variant(model, card, variant: str, example_images: list, workdir: Path
         return (
             OnnxDetectionModel(path, device, k, name),
             "fp32",
-            f"TorchScript-based exporter, opset {export.ONNX_OPSET}, dynamic H/W; onnxruntime",
+            f"TorchScript-based exporter, opset {ONNX_OPSET}, dynamic H/W; onnxruntime",
         )
     if variant == "exported":
-        programs = export.export_program(model, example_images)
-        path = export.save_programs(programs, workdir / "model.pt2")
-        loaded = export.load_programs(path)
-        if set(loaded) == {export.FULL_PROGRAM}:
-            from .adapters.exported_format import WholeProgram
+        from .adapters.exported_format import program_detector
+        from .adapters.pt2_archive import FULL_PROGRAM, load_programs, save_programs
 
-            module = WholeProgram(loaded[export.FULL_PROGRAM], device)
+        programs = export.export_program(model, example_images)
+        loaded = load_programs(save_programs(programs, workdir / "model.pt2"))
+        module = program_detector(loaded, lambda: export.eager_module(model), device)
+        if set(loaded) == {FULL_PROGRAM}:
             notes = "whole model exported"
         else:
-            module = export.assemble(export.eager_module(model), loaded, device)
             notes = "torch.export of " + ", ".join(sorted(loaded)) + "; detection glue eager"
         return TorchDetectionModel(module, LoadOptions(device=device), k, name), "fp32", notes
     raise KpModelError(f"parity: unknown variant {variant!r}; known: {', '.join(DEFAULT_VARIANTS)}")

@@ -8,7 +8,7 @@ Two layouts, told apart by the program names in the archive:
   ``keypoints``, ``keypoints_scores``), one dict, or a tuple in that order. Called once per
   image. ``[model.architecture]`` is not needed.
 - one program per dense submodule of a torchvision R-CNN, named by its path (``backbone``,
-  ``rpn.head``, ``roi_heads.box_head`` ... — what ``pytest_kpmodel.export`` writes, since a
+  ``rpn.head``, ``roi_heads.box_head`` ... — what ``pytest_kpmodel.bench.export`` writes, since a
   whole torchvision detector cannot be exported: its output sizes depend on the data). The
   card's ``[model.architecture]``/``[model.kwargs]`` build the eager skeleton (no weights are
   read from it: every parameter must live in a program, else the load is refused) and the
@@ -25,9 +25,10 @@ graph itself calls only registered operators (aten, torchvision, custom ops alre
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import AdapterError
+from ..errors import AdapterError, ExportUnavailable
 from .options import LoadOptions
 from .torch_module import TorchDetectionModel
 
@@ -35,7 +36,7 @@ OUTPUT_ORDER = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")
 
 
 def load(card, options: LoadOptions):
-    from ..export import FULL_PROGRAM, ExportUnavailable, assemble, load_programs, program_names
+    from .pt2_archive import FULL_PROGRAM, load_programs, program_names
 
     if not options.allow_code:
         raise AdapterError(
@@ -66,18 +67,25 @@ def load(card, options: LoadOptions):
     except Exception as exc:  # noqa: BLE001 - any reader failure is one message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterError(f"{path}: not a loadable torch.export archive: {first}") from None
-    k = card.keypoints.num_keypoints
-    if whole:
-        module = WholeProgram(programs[FULL_PROGRAM], options.device)
-        return TorchDetectionModel(module, options, k, card.model.name)
     from .builders import build_module
 
-    skeleton = build_module(card)
     try:
-        module = assemble(skeleton, programs, options.device)
+        module = program_detector(programs, lambda: build_module(card), options.device)
     except ExportUnavailable as exc:
         raise AdapterError(f"{path}: {exc}") from None
-    return TorchDetectionModel(module, options, k, card.model.name)
+    return TorchDetectionModel(module, options, card.keypoints.num_keypoints, card.model.name)
+
+
+def program_detector(programs: dict[str, Any], skeleton: Callable[[], Any], device: Any):
+    """The detector ``nn.Module`` of an archive's programs: the whole-model program with
+    torchvision's contract around it, or ``skeleton()`` (an eager R-CNN, asked for only then)
+    with its dense parts replaced by the programs (``ExportUnavailable`` when they do not
+    carry the whole model)."""
+    from .pt2_archive import FULL_PROGRAM, assemble
+
+    if set(programs) == {FULL_PROGRAM}:
+        return WholeProgram(programs[FULL_PROGRAM], device)
+    return assemble(skeleton(), programs, device)
 
 
 def _takes_list(ep) -> bool:
@@ -98,13 +106,9 @@ def WholeProgram(ep, device: Any):  # noqa: N802 - a factory returning an nn.Mod
     """An ``nn.Module`` with torchvision's detection contract around a whole-model program."""
     import torch
 
-    from ..export import program_module
+    from .pt2_archive import on_device, program_module
 
-    dev = torch.device(device)
-    if dev.type != "cpu":
-        from torch.export.passes import move_to_device_pass
-
-        ep = move_to_device_pass(ep, dev)
+    ep = on_device(ep, device)
     takes_list = _takes_list(ep)
 
     class _WholeProgram(torch.nn.Module):

@@ -23,11 +23,12 @@ from kp_factories import TINY_KWARGS, make_dataset, tiny_module, write_card
 from pytest_kpmodel import bench, export, parity
 from pytest_kpmodel.adapters import load_model
 from pytest_kpmodel.adapters.options import LoadOptions
+from pytest_kpmodel.adapters.pt2_archive import FULL_PROGRAM, save_programs
 from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import load_dataset
 from pytest_kpmodel.digests import sha256_file
-from pytest_kpmodel.errors import AdapterError
+from pytest_kpmodel.errors import AdapterError, ExportUnavailable
 
 
 def fake_evaluate(ps):
@@ -215,9 +216,9 @@ def test_exported_whole_program_card(tmp_path):
     eager = TorchDetectionModel(FixedDetector().eval(), LoadOptions(), 17)
     image = torch.rand(3, 32, 40)
     programs = export.export_program(eager, [image])
-    assert set(programs) == {export.FULL_PROGRAM}
+    assert set(programs) == {FULL_PROGRAM}
     folder = tmp_path / "whole"
-    weights = export.save_programs(programs, folder / "model.pt2")
+    weights = save_programs(programs, folder / "model.pt2")
     card = load_card(_card(folder, "exported", weights, arch=False))
     model = load_model(card, LoadOptions(allow_code=True))
     _compare(eager.predict([image, image]), model.predict([image, image]), 1e-5, 1e-5)
@@ -225,7 +226,7 @@ def test_exported_whole_program_card(tmp_path):
 
 def test_exports_of_opaque_models_are_unavailable(tiny):
     scripted = TorchDetectionModel(torch.jit.script(torch.nn.Identity()), LoadOptions(), 17)
-    with pytest.raises(export.ExportUnavailable, match="eager"):
+    with pytest.raises(ExportUnavailable, match="eager"):
         export.export_onnx(scripted, Path("unused.onnx"), torch.rand(3, 8, 8))
     row = parity._run_variant(
         scripted, None, None, "exported", [], Path("/nonexistent/x"), None, None,

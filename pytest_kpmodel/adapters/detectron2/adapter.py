@@ -103,7 +103,7 @@ class Detectron2KeypointModel:
         with this model's resize, so the row measures the export alone."""
         from pathlib import Path
 
-        from ...export import ExportUnavailable
+        from ...errors import ExportUnavailable
         from .onnx_graph import export
         from .onnx_layout import Detectron2OnnxModel, write_metadata
         from .preprocess import network_input, resize, to_uint8_hwc

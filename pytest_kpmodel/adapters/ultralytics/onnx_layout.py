@@ -193,38 +193,20 @@ def export_onnx(module, path: Path, example):
     Ultralytics' export layout) as ONNX with dynamic H and W: the TorchScript-based exporter,
     else the dynamo one. ``ExportUnavailable`` with both reasons when neither works."""
     import copy
-    import warnings
 
     import torch
 
-    from ...export import ONNX_OPSET, ExportUnavailable
+    from ..onnx_export import export_graph
 
     module = copy.deepcopy(module).cpu().eval()
     example = example.detach().float().cpu()
-    reasons = []
-    for dynamo in (False, True):
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                if dynamo:
-                    h, w = torch.export.Dim("height"), torch.export.Dim("width")
-                    torch.onnx.export(
-                        module, (example,), str(path), dynamo=True, input_names=["images"],
-                        output_names=["output0"], dynamic_shapes=({2: h, 3: w},),
-                    )  # fmt: skip
-                else:
-                    torch.onnx.export(
-                        module, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-                        input_names=["images"], output_names=["output0"],
-                        dynamic_axes={"images": {2: "height", 3: "width"}, "output0": {2: "n"}},
-                    )  # fmt: skip
-            return path
-        except Exception as exc:  # noqa: BLE001 - every exporter failure becomes a skip reason
-            text = str(exc).strip()
-            reasons.append(
-                f"{'dynamo' if dynamo else 'legacy'}: {text.splitlines()[0] if text else exc!r}"
-            )
-    raise ExportUnavailable("ONNX export failed: " + "; ".join(reasons))
+    named = {"input_names": ["images"], "output_names": ["output0"]}
+    h, w = torch.export.Dim("height"), torch.export.Dim("width")
+    return export_graph(module, (example,), path, [
+        ("legacy", {**named, "dynamic_axes": {"images": {2: "height", 3: "width"},
+                                              "output0": {2: "n"}}}),
+        ("dynamo", {**named, "dynamic_shapes": ({2: h, 3: w},)}),
+    ])  # fmt: skip
 
 
 def _with_kwargs(card, kwargs: dict[str, Any]):
