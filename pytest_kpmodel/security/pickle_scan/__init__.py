@@ -48,8 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .allowlist import QUANTIZED_STORAGES, Allowed, Allowlist
-from .report import UNSAFE, UNSUPPORTED, UNVERIFIABLE, Collector, ScanLimits
+from ..allowlist import QUANTIZED_STORAGES, Allowed, Allowlist
+from ..report import UNSAFE, UNSUPPORTED, UNVERIFIABLE, Collector, ScanLimits
 
 # --------------------------------------------------------------------------- opcodes
 OPCODES: dict[int, str] = {
