@@ -30,17 +30,10 @@ from typing import Any
 
 from ..errors import RefusedToLoad
 from .allowlist import Allowed, Allowlist
-from .pickle_scan import (
-    _BYNAME,
-    Blob,
-    Container,
-    Global,
-    Obj,
-    Opaque,
-    PickleRules,
-    _BadArgs,
-    _typename,
-)
+from .pickle_scan import Blob, Container, Global, Obj, Opaque, PickleRules
+from .pickle_scan.errors import BadArgs
+from .pickle_scan.opcodes import BYNAME
+from .pickle_scan.values import typename
 from .report import ScanReport, file_identity
 
 KIND = "numpy-pickle"
@@ -112,7 +105,7 @@ _DTYPES = {
 _SPEC = re.compile(r"^[biufc][0-9]{1,2}$")
 
 _OPCODES = frozenset(
-    _BYNAME[n]
+    BYNAME[n]
     for n in (
         "PROTO", "FRAME", "STOP", "MARK", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE",
         "TUPLE1", "TUPLE2", "TUPLE3", "BINPUT", "LONG_BINPUT", "BINGET", "LONG_BINGET", "MEMOIZE",
@@ -142,71 +135,71 @@ def _size(v: Any) -> int | None:
         return v.size
     if isinstance(v, Obj) and v.kind == "np-bytes":
         return v.info
-    raise _BadArgs(f"data is a {_typename(v)}, not raw bytes")
+    raise BadArgs(f"data is a {typename(v)}, not raw bytes")
 
 
 def _dtype_arg(v: Any) -> int:
     if not (isinstance(v, Obj) and v.kind == "np-dtype"):
-        raise _BadArgs(f"dtype argument is a {_typename(v)}, not a numpy dtype")
+        raise BadArgs(f"dtype argument is a {typename(v)}, not a numpy dtype")
     return int(v.info)
 
 
 def _shape(v: Any) -> int:
     if not (isinstance(v, Container) and v.kind == "tuple"):
-        raise _BadArgs(f"shape is a {_typename(v)}, not a tuple")
+        raise BadArgs(f"shape is a {typename(v)}, not a tuple")
     if not all(type(x) is int and x >= 0 for x in v.items):
-        raise _BadArgs("shape holds something other than non-negative ints")
+        raise BadArgs("shape holds something other than non-negative ints")
     n = 1
     for x in v.items:
         n *= x
     if n >= 1 << 62:
-        raise _BadArgs("shape overflows")
+        raise BadArgs("shape overflows")
     return n
 
 
 def _check_data(numel: int, itemsize: int, data: Any) -> None:
     size = _size(data)
     if size is not None and size != numel * itemsize:
-        raise _BadArgs(f"{size} bytes of data for {numel} items of {itemsize} bytes")
+        raise BadArgs(f"{size} bytes of data for {numel} items of {itemsize} bytes")
 
 
 def _c_reconstruct(vm: Any, a: list[Any]) -> Any:
     if len(a) != 3:
-        raise _BadArgs(f"takes 3 arguments, got {len(a)}")
+        raise BadArgs(f"takes 3 arguments, got {len(a)}")
     cls = a[0]
     if not (isinstance(cls, Global) and cls.full == "numpy.ndarray"):
-        raise _BadArgs(f"builds a {_typename(cls)}, not a numpy.ndarray")
+        raise BadArgs(f"builds a {typename(cls)}, not a numpy.ndarray")
     if not (isinstance(a[1], Container) and a[1].kind == "tuple" and a[1].items == [0]):
-        raise _BadArgs("shape argument must be (0,)")
+        raise BadArgs("shape argument must be (0,)")
     if a[2] not in (b"b", "b"):
-        raise _BadArgs("type code must be b'b'")
+        raise BadArgs("type code must be b'b'")
     return Obj("np-array")
 
 
 def _c_dtype(vm: Any, a: list[Any]) -> Any:
     # bools from Python 3, the ints 0 and 1 from Python 2's numpy
     if len(a) != 3 or not all(type(x) in (bool, int) and x in (0, 1) for x in a[1:]):
-        raise _BadArgs("expects (spec, align, copy)")
+        raise BadArgs("expects (spec, align, copy)")
     spec = a[0]
     if not (isinstance(spec, str) and _SPEC.match(spec) and spec in _DTYPES):
-        raise _BadArgs(f"dtype {spec!r} is not a plain numeric dtype")
+        raise BadArgs(f"dtype {spec!r} is not a plain numeric dtype")
     return Obj("np-dtype", _DTYPES[spec])
 
 
 def _c_scalar(vm: Any, a: list[Any]) -> Any:
     if len(a) != 2:
-        raise _BadArgs(f"takes 2 arguments, got {len(a)}")
+        raise BadArgs(f"takes 2 arguments, got {len(a)}")
     _check_data(1, _dtype_arg(a[0]), a[1])
     return Obj("np-scalar")
 
 
 def _c_frombuffer(vm: Any, a: list[Any]) -> Any:
     if len(a) != 4:
-        raise _BadArgs(f"takes 4 arguments, got {len(a)}")
+        raise BadArgs(f"takes 4 arguments, got {len(a)}")
     itemsize = _dtype_arg(a[1])
     numel = _shape(a[2])
     if a[3] not in ("C", "F"):
-        raise _BadArgs(f"order {a[3]!r} is not 'C' or 'F'")
+        raise BadArgs(f"order {a[3]!r} is not 'C' or 'F'")
     _check_data(numel, itemsize, a[0])
     vm.result.tensors += 1
     array = Obj("np-array")
@@ -216,21 +209,21 @@ def _c_frombuffer(vm: Any, a: list[Any]) -> Any:
 
 def _c_encode(vm: Any, a: list[Any]) -> Any:
     if len(a) != 2 or a[1] != "latin1":
-        raise _BadArgs("only encode(str, 'latin1') (protocol 2 bytes) is accepted")
+        raise BadArgs("only encode(str, 'latin1') (protocol 2 bytes) is accepted")
     s = a[0]
     if isinstance(s, str):
         try:
             return s.encode("latin1")
         except UnicodeEncodeError:
-            raise _BadArgs("string is not latin-1 (the unpickler fails here)") from None
+            raise BadArgs("string is not latin-1 (the unpickler fails here)") from None
     if isinstance(s, Blob):
         return Obj("np-bytes", None)  # its byte size is only known after decoding
-    raise _BadArgs(f"encodes a {_typename(s)}, not a str")
+    raise BadArgs(f"encodes a {typename(s)}, not a str")
 
 
 def _c_bytes(vm: Any, a: list[Any]) -> Any:
     if a:
-        raise _BadArgs("only bytes() without arguments (an empty bytes object) is accepted")
+        raise BadArgs("only bytes() without arguments (an empty bytes object) is accepted")
     return b""
 
 
@@ -262,7 +255,7 @@ def _build(vm: Any, inst: Any, state: Any) -> bool:
         else:
             _check_array_state(state)
             vm.result.tensors += 1
-    except _BadArgs as e:
+    except BadArgs as e:
         vm.finding("build-state", f"BUILD of a numpy {inst.kind[3:]}: {e}")
         return True
     inst.built = True
@@ -271,20 +264,20 @@ def _build(vm: Any, inst: Any, state: Any) -> bool:
 
 def _check_dtype_state(state: Any) -> None:
     if not (isinstance(state, Container) and state.kind == "tuple"):
-        raise _BadArgs(f"state is a {_typename(state)}, not a tuple")
+        raise BadArgs(f"state is a {typename(state)}, not a tuple")
     s = state.items
     if len(s) != 8 or s[0] != 3 or type(s[0]) is not int:
-        raise _BadArgs("expects the version-3 state (3, order, None, None, None, -1, -1, 0)")
+        raise BadArgs("expects the version-3 state (3, order, None, None, None, -1, -1, 0)")
     if s[1] not in ("<", ">", "|") or s[2:5] != [None, None, None] or s[5:] != [-1, -1, 0]:
-        raise _BadArgs("only plain numeric dtypes (no fields, subarrays or flags)")
+        raise BadArgs("only plain numeric dtypes (no fields, subarrays or flags)")
 
 
 def _check_array_state(state: Any) -> None:
     if not (isinstance(state, Container) and state.kind == "tuple") or len(state.items) != 5:
-        raise _BadArgs("expects (version, shape, dtype, fortran, data)")
+        raise BadArgs("expects (version, shape, dtype, fortran, data)")
     version, shape, dtype, fortran, data = state.items
     if version != 1 or type(version) is not int or type(fortran) is not bool:
-        raise _BadArgs("expects (1, shape, dtype, bool, data)")
+        raise BadArgs("expects (1, shape, dtype, bool, data)")
     _check_data(_shape(shape), _dtype_arg(dtype), data)
 
 
