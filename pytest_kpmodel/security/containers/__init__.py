@@ -33,9 +33,9 @@ import struct
 import tarfile
 from typing import TYPE_CHECKING, Any
 
-from .allowlist import Allowed, Allowlist
-from .numpy_scan import inflate_member, scan_npz
-from .pickle_scan import (
+from ..allowlist import Allowed, Allowlist
+from ..numpy_scan import inflate_member, scan_npz
+from ..pickle_scan import (
     OPAQUE,
     Container,
     PickleRules,
@@ -43,11 +43,11 @@ from .pickle_scan import (
     make_rules,
     scan_pickle,
 )
-from .report import UNVERIFIABLE, Collector, ScanLimits
-from .zip_scan import CENTRAL_SIG, EOCD_SIG, LOCAL_SIG, Member, ZipInfo, check_crcs, read_zip
+from ..report import UNVERIFIABLE, Collector, ScanLimits
+from ..zip_scan import CENTRAL_SIG, EOCD_SIG, LOCAL_SIG, Member, ZipInfo, check_crcs, read_zip
 
 if TYPE_CHECKING:
-    from .scan import _Ctx
+    from ..scan import _Ctx
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -599,8 +599,8 @@ def _scan_npz(ctx: _Ctx, z: ZipInfo, start: int, end: int, member: str | None) -
     before = ctx.col.fail_count()
     ctx.tensors += scan_npz(ctx, z.members, member)
     if ctx.col.fail_count() == before:
-        from .inert import Inert
-        from .scan import _inert
+        from ..inert import Inert
+        from ..scan import _inert
 
         _inert(ctx, Inert("numpy arrays (.npz)", end), start, end, member, [])
     return "npz"
@@ -641,7 +641,7 @@ def _pairs(v: Container) -> list[tuple[Any, Any]]:
 
 def scan_plain_pickle(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
     """A pickle that is not a torch.save file: one stream, then end of file."""
-    from .numpy_pickle import KIND, scan_numpy_pickle
+    from ..numpy_pickle import KIND, scan_numpy_pickle
 
     if member is None and scan_numpy_pickle(ctx, start, end):
         return KIND
