@@ -7,11 +7,16 @@
 What each metric means, what is refused and what is handled as pycocotools handles it:
 :mod:`.evaluation`. Modules, one job each:
 
-- ``evaluation``: :func:`evaluate`, from COCO dicts to :class:`KeypointMetrics`; flip consistency.
+- ``evaluation``: :func:`evaluate`, from COCO dicts to :class:`KeypointMetrics` (``results``).
+- ``params``: pycocotools' default parameters and stat names.
 - ``engines``: pycocotools, hotcoco and faster-coco-eval behind one call.
-- ``inputs``: ground truth and results checked and turned into arrays (``prepare``).
-- ``matching``: pycocotools' per-image evaluation and accumulation, re-done with numpy.
-- ``bootstrap``, ``analysis``: intervals over images, per-keypoint analyses and error types.
+- ``inputs``: ground truth and results checked and turned into arrays (``prepare``), with
+  ``keypoint_layout``, ``ground_truth``, ``detections`` and ``messages``.
+- ``layout``, ``pairs``, ``matching``, ``accumulate``: pycocotools' per-image evaluation and
+  accumulation re-done with numpy, bit for bit.
+- ``oks``: the OKS formula, written once (the report's gallery and robustness use it too).
+- ``bootstrap``, ``analysis``, ``flip``: intervals over images, per-keypoint analyses and
+  error types, flip consistency.
 - ``synthetic``: seeded COCO sets for parity tests and benchmarks.
 - ``accuracy``: the run's evaluation, bound to a session's predictions, card and data.
 
@@ -22,26 +27,11 @@ package; ``accuracy`` is handed the session and does not import it.
 
 from __future__ import annotations
 
-from .engines import (
-    BBOX_STATS,
-    ENGINES,
-    KEYPOINT_STATS,
-    EngineError,
-    available_engines,
-    resolve_engine,
-)
-from .evaluation import (
-    CocoStats,
-    FlipConsistency,
-    KeypointErrors,
-    KeypointMetrics,
-    PerKeypoint,
-    PRCurves,
-    evaluate,
-    flip_consistency,
-    flip_results,
-    image_widths,
-)
+from .engines import ENGINES, EngineError, available_engines, resolve_engine
+from .evaluation import evaluate
+from .flip import FlipConsistency, flip_consistency, flip_results, image_widths
+from .params import BBOX_STATS, KEYPOINT_STATS
+from .results import CocoStats, KeypointErrors, KeypointMetrics, PerKeypoint, PRCurves
 
 __all__ = [
     "BBOX_STATS",

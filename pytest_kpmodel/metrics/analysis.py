@@ -38,11 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines import IOU_THRS, REC_THRS
-from .inputs import AREA_ALL, EvalInput
-from .matching import Layout, Matches, PairCache, accumulate_sorted, match, oks_terms
+from .accumulate import accumulate_sorted
+from .inputs import EvalInput
+from .layout import Layout
+from .matching import Matches, match
+from .oks import keypoint_exponent
+from .pairs import PairCache
+from .params import AREA_ALL, I50, I75, IOU_THRS, KP_MAX_DET, REC_THRS
 
-KP_MAX_DET = 20
 #: coco-analyze's defaults.
 ERROR_MATCH_OKS = 0.1
 ERROR_AREA_RANGE = (32.0**2, 1e5**2)
@@ -109,8 +112,6 @@ def per_keypoint_ap(cache: PairCache) -> PerKeypointAP:
     assert g.keypoints is not None and d.keypoints is not None
     # per keypoint, per category: precision [T, R] or None (category without ground truth)
     prec: list[list[np.ndarray | None]] = [[] for _ in range(k_count)]
-    i50 = int(np.flatnonzero(IOU_THRS == 0.5)[0])
-    i75 = int(np.flatnonzero(IOU_THRS == 0.75)[0])
     for cat in inp.cat_ids:
         lay = cache.layout(cat, KP_MAX_DET)
         ks_by_k = np.ascontiguousarray(cache.keypoint_similarity(cat, KP_MAX_DET).T)  # [K, P]
@@ -132,17 +133,15 @@ def per_keypoint_ap(cache: PairCache) -> PerKeypointAP:
             if npig == 0:
                 prec[k].append(None)
                 continue
-            matched = m.gt_match >= 0
-            tp = matched & ~m.det_ignore
-            fp = ~matched & ~m.det_ignore
+            tp, fp = m.tp_fp()
             p, _ = accumulate_sorted(tp[:, order], fp[:, order], npig, REC_THRS)
             prec[k].append(p)
     ap, ap50, ap75 = [], [], []
     for k in range(k_count):
         ps = [p for p in prec[k] if p is not None]
         ap.append(_mean_valid(ps))
-        ap50.append(_mean_valid([p[i50] for p in ps]))
-        ap75.append(_mean_valid([p[i75] for p in ps]))
+        ap50.append(_mean_valid([p[I50] for p in ps]))
+        ap75.append(_mean_valid([p[I75] for p in ps]))
     return PerKeypointAP(ap=ap, ap50=ap50, ap75=ap75)
 
 
@@ -194,7 +193,7 @@ def matched_keypoint_stats(
     dk = d.keypoints[dr]
     lab = gk[:, :, 2] > 0  # [n, K]
     count = lab.sum(axis=0)
-    ks = np.exp(-oks_terms(dk, gk, g.area[gr], inp.sigmas))
+    ks = np.exp(-keypoint_exponent(dk, gk, g.area[gr], inp.sigmas))
     dist = np.hypot(dk[:, :, 0] - gk[:, :, 0], dk[:, :, 1] - gk[:, :, 1])
     size = np.maximum(g.bbox[gr, 2], g.bbox[gr, 3])[:, None]
 
@@ -253,10 +252,10 @@ def keypoint_errors(cache: PairCache) -> KeypointErrorCounts:
         gk = g.keypoints[pg]
         area = g.area[pg]
         dk = d.keypoints[pd]
-        ks = np.exp(-oks_terms(dk, gk, area, inp.sigmas))
+        ks = np.exp(-keypoint_exponent(dk, gk, area, inp.sigmas))
         ks = np.where(gk[:, :, 2] > 0, ks, -1.0)
         gkf = gk[:, flip, :]
-        ksf = np.exp(-oks_terms(dk, gkf, area, inp.sigmas))
+        ksf = np.exp(-keypoint_exponent(dk, gkf, area, inp.sigmas))
         ksf = np.where(gkf[:, :, 2] > 0, ksf, -1.0)
         is_own = pg_pos == own_pos[pd_pos]
         # reduce per detection: pair blocks are contiguous per detection

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines import IOU_THRS, MAX_DETS, REC_THRS
-from .inputs import AREA_ALL, EvalInput
-from .matching import PairCache, accumulate_sorted, match
+from .accumulate import accumulate_sorted
+from .inputs import EvalInput
+from .matching import match
+from .pairs import PairCache
+from .params import AREA_ALL, EPS, I50, I75, IOU_THRS, MAX_DETS, REC_THRS
 
 STATS = ("AP", "AP50", "AP75")
 
@@ -89,9 +91,7 @@ def _prepare(cache: PairCache, iou_type: str) -> list[_Category]:
         outside = (da < AREA_ALL[0]) | (da > AREA_ALL[1])
         score = inp.dets.score[lay.det]
         m = match(lay, sim, ignore, g.iscrowd[lay.gt], outside, IOU_THRS, score)
-        matched = m.gt_match >= 0
-        tp = matched & ~m.det_ignore
-        fp = ~matched & ~m.det_ignore
+        tp, fp = m.tp_fp()
         order = np.argsort(-score, kind="mergesort")
         tp, fp, img, det_ig = tp[:, order], fp[:, order], lay.det_img[order], m.det_ignore[:, order]
         keep = ~det_ig.all(axis=0)
@@ -132,7 +132,7 @@ def _replicate_precision(c: _Category, counts: np.ndarray, npig: float) -> np.nd
     ig_cum = np.concatenate([np.zeros((len(ig_cum), 1)), ig_cum], axis=1)
     ig_at = np.take_along_axis(ig_cum, c.ig_before, axis=1)
     fp_cum = valid_cum[c.tp_pos] - tp_cum - ig_at
-    pr = tp_cum / (fp_cum + tp_cum + np.spacing(1))
+    pr = tp_cum / (fp_cum + tp_cum + EPS)
     pr = np.where(c.tp_valid, pr, -np.inf)
     env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
     rc = tp_cum / npig
@@ -146,8 +146,6 @@ def _replicate_precision(c: _Category, counts: np.ndarray, npig: float) -> np.nd
 
 
 def _stats(cats: list[_Category], counts: np.ndarray | None) -> tuple[float, float, float]:
-    i50 = int(np.flatnonzero(IOU_THRS == 0.5)[0])
-    i75 = int(np.flatnonzero(IOU_THRS == 0.75)[0])
     precs = []
     for c in cats:
         if counts is None:
@@ -161,7 +159,7 @@ def _stats(cats: list[_Category], counts: np.ndarray | None) -> tuple[float, flo
     if not precs:
         return -1.0, -1.0, -1.0
     s = np.stack(precs, axis=-1)  # [T, R, K]; present categories have no -1 entries
-    return float(np.mean(s)), float(np.mean(s[i50])), float(np.mean(s[i75]))
+    return float(np.mean(s)), float(np.mean(s[I50])), float(np.mean(s[I75]))
 
 
 def bootstrap(

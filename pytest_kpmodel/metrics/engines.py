@@ -20,7 +20,7 @@ import functools
 import importlib.util
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import KpModelError
 from .inputs import EvalInput
+from .params import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS, stat_names
 
 #: Preference order of ``engine="auto"``: fastest first. All three are pycocotools-exact.
 ENGINES: tuple[str, ...] = ("hotcoco", "faster-coco-eval", "pycocotools")
@@ -37,22 +38,6 @@ _MODULES = {
     "faster-coco-eval": "faster_coco_eval",
     "pycocotools": "pycocotools",
 }
-
-BBOX_STATS: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
-)  # fmt: skip
-KEYPOINT_STATS: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl",
-)  # fmt: skip
-
-# pycocotools' COCOeval.Params defaults, bit for bit.
-IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
-REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
-AREA_RANGES = {
-    "bbox": ([[0, 1e5**2], [0, 32**2], [32**2, 96**2], [96**2, 1e5**2]], ["all", "small", "medium", "large"]),
-    "keypoints": ([[0, 1e5**2], [32**2, 96**2], [96**2, 1e5**2]], ["all", "medium", "large"]),
-}  # fmt: skip
-MAX_DETS = {"bbox": [1, 10, 100], "keypoints": [20]}
 
 
 class EngineError(KpModelError):
@@ -103,18 +88,32 @@ def engine_version(name: str) -> str:
         return "unknown"
 
 
-def stat_names(iou_type: str) -> tuple[str, ...]:
-    return BBOX_STATS if iou_type == "bbox" else KEYPOINT_STATS
-
-
 def run_engine(engine: str, data: EvalInput, iou_types: Sequence[str]) -> dict[str, EngineRun]:
     """Evaluate ``data`` for each of ``iou_types`` with ``engine`` (already resolved)."""
     if data.evaluated_results == 0:  # nothing to evaluate on these images (or no results at all)
         return {t: empty_run(data, t) for t in iou_types}
-    runner = {"pycocotools": _pycocotools, "hotcoco": _hotcoco, "faster-coco-eval": _faster}[engine]
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return runner(data, list(iou_types))
+        make = _LOADERS[engine](data)
+        return {t: _summarized(make(t), t) for t in iou_types}
+
+
+def _summarized(e: Any, iou_type: str) -> EngineRun:
+    """Run a configured COCOeval (any engine: they share pycocotools' interface)."""
+    e.evaluate()
+    e.accumulate()
+    e.summarize()
+    return EngineRun(
+        iou_type=iou_type,
+        stats=np.asarray(e.stats, dtype=np.float64)[: len(stat_names(iou_type))].copy(),
+        precision=np.asarray(e.eval["precision"], dtype=np.float64),
+        recall=np.asarray(e.eval["recall"], dtype=np.float64),
+    )
+
+
+# Each loader reads the inputs once and returns: iou type -> a COCOeval set to the evaluated
+# images and the OKS sigmas, with every other parameter at pycocotools' defaults.
+MakeEval = Callable[[str], Any]
 
 
 def _gt_copy(data: EvalInput) -> dict[str, Any]:
@@ -128,16 +127,7 @@ def _gt_copy(data: EvalInput) -> dict[str, Any]:
     }
 
 
-def _collect(e: Any, iou_type: str) -> EngineRun:
-    return EngineRun(
-        iou_type=iou_type,
-        stats=np.asarray(e.stats, dtype=np.float64)[: len(stat_names(iou_type))].copy(),
-        precision=np.asarray(e.eval["precision"], dtype=np.float64),
-        recall=np.asarray(e.eval["recall"], dtype=np.float64),
-    )
-
-
-def _pycocotools(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+def _pycocotools(data: EvalInput) -> MakeEval:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -145,52 +135,53 @@ def _pycocotools(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
     gt.dataset = _gt_copy(data)
     gt.createIndex()
     dt = gt.loadRes([dict(r) for r in data.results])  # loadRes writes into the dicts
-    out = {}
-    for iou_type in iou_types:
+
+    def make(iou_type: str) -> Any:
         e = COCOeval(gt, dt, iou_type)
         e.params.imgIds = list(data.image_ids)
         if iou_type == "keypoints":
             e.params.kpt_oks_sigmas = data.sigmas.copy()
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-        out[iou_type] = _collect(e, iou_type)
-    return out
+        return e
+
+    return make
 
 
-def _hotcoco(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+def _hotcoco(data: EvalInput) -> MakeEval:
     import hotcoco
 
     gt = hotcoco.COCO(dict(data.gt))  # hotcoco copies; it never writes into the inputs
     dt = gt.load_res(data.results)
-    out = {}
-    for iou_type in iou_types:
+
+    def make(iou_type: str) -> Any:
         e = hotcoco.COCOeval(gt, dt, iou_type)
         e.params.img_ids = list(data.image_ids)
         if iou_type == "keypoints":
             e.params.kpt_oks_sigmas = data.sigmas.tolist()
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-        out[iou_type] = _collect(e, iou_type)
-    return out
+        return e
+
+    return make
 
 
-def _faster(data: EvalInput, iou_types: list[str]) -> dict[str, EngineRun]:
+def _faster(data: EvalInput) -> MakeEval:
     from faster_coco_eval import COCO, COCOeval_faster
 
     gt = COCO(_gt_copy(data))
     dt = gt.loadRes([dict(r) for r in data.results])
-    out = {}
-    for iou_type in iou_types:
+
+    def make(iou_type: str) -> Any:
         sig = data.sigmas.tolist() if iou_type == "keypoints" else None
         e = COCOeval_faster(gt, dt, iou_type, kpt_oks_sigmas=sig)
         e.params.imgIds = list(data.image_ids)
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-        out[iou_type] = _collect(e, iou_type)
-    return out
+        return e
+
+    return make
+
+
+_LOADERS: dict[str, Callable[[EvalInput], MakeEval]] = {
+    "pycocotools": _pycocotools,
+    "hotcoco": _hotcoco,
+    "faster-coco-eval": _faster,
+}
 
 
 def empty_run(data: EvalInput, iou_type: str) -> EngineRun:

@@ -1,286 +1,28 @@
-"""pycocotools' per-image evaluation and accumulation, re-done exactly with numpy arrays.
+"""pycocotools' ``evaluateImg`` (greedy matching at every threshold), re-done exactly with numpy.
 
 The engines give summary stats and accumulated precision; the analyses (per-keypoint AP,
 PCK, error analysis, bootstrap) need what pycocotools keeps per image: which detection
-matched which ground truth at each threshold, and which are ignored. This module computes
-that for all images at once, reproducing ``COCOeval.computeIoU``/``computeOks``,
-``evaluateImg`` and ``accumulate`` operation for operation (same float64 arithmetic, same
-summation order, same stable sorts), so its results equal pycocotools' bit for bit;
-``tests/metrics`` checks this against pycocotools' ``evalImgs`` and ``eval['precision']``.
+matched which ground truth at each threshold, and which are ignored. Given a
+:mod:`.layout` and the pair similarities of :mod:`.pairs`, :func:`match` computes that for
+all images at once, reproducing ``evaluateImg`` operation for operation (same float64
+arithmetic, same stable sorts), and :mod:`.accumulate` turns it into precision and recall as
+``accumulate`` does; so the results equal pycocotools' bit for bit (``tests/metrics`` checks
+this against pycocotools' ``evalImgs`` and ``eval['precision']``).
 
-Order conventions (pycocotools'): detections of an image sorted by descending score, ties
-in results order, cut at ``max_det``; ground truths of an image in annotation order, then
-stably sorted non-ignored first; accumulation concatenates images in ascending image-id
-order and stably sorts all detections by descending score.
+Order conventions (pycocotools'): ground truths of an image in annotation order, then stably
+sorted non-ignored first; accumulation concatenates images in ascending image-id order and
+stably sorts all detections by descending score.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .inputs import DetectionArrays, EvalInput, GroundTruthArrays
-
-_EPS = np.spacing(1)
+from .layout import Bucket, Layout
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Detections and ground truths of one category on the evaluated images."""
-
-    num_images: int
-    det: (
-        np.ndarray
-    )  # [N] rows of DetectionArrays: (image, -score, results order), top max_det per image
-    det_img: np.ndarray  # [N]
-    gt: np.ndarray  # [M] rows of GroundTruthArrays: (image, annotation order)
-    gt_img: np.ndarray  # [M]
-    d_start: np.ndarray  # [I]
-    d_count: np.ndarray  # [I]
-    g_start: np.ndarray  # [I]
-    g_count: np.ndarray  # [I]
-    pair_d: np.ndarray  # [P] position in det; pairs are every (det, gt) of the same image
-    pair_g: np.ndarray  # [P] position in gt
-    buckets: list[_Bucket] = field(default_factory=list)  # images grouped for vectorised matching
-
-    @property
-    def num_dets(self) -> int:
-        return len(self.det)
-
-
-def _starts(img: np.ndarray, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-    count = np.bincount(img, minlength=num_images).astype(np.int64)
-    return np.cumsum(count) - count, count
-
-
-def make_layout(
-    dets: DetectionArrays, gts: GroundTruthArrays, num_images: int, cat: int, max_det: int
-) -> Layout:
-    d_rows = np.flatnonzero(dets.cat == cat)
-    order = np.lexsort((d_rows, -dets.score[d_rows], dets.img[d_rows]))
-    d_rows = d_rows[order]
-    d_img = dets.img[d_rows]
-    start, _ = _starts(d_img, num_images)
-    rank = np.arange(len(d_rows)) - start[d_img]
-    keep = rank < max_det
-    d_rows, d_img = d_rows[keep], d_img[keep]
-    d_start, d_count = _starts(d_img, num_images)
-
-    g_rows = np.flatnonzero(gts.cat == cat)
-    g_rows = g_rows[np.argsort(gts.img[g_rows], kind="stable")]
-    g_img = gts.img[g_rows]
-    g_start, g_count = _starts(g_img, num_images)
-
-    n_pairs = d_count * g_count
-    p_img = np.repeat(np.arange(num_images), n_pairs)
-    p_start = np.cumsum(n_pairs) - n_pairs
-    off = np.arange(int(n_pairs.sum())) - p_start[p_img]
-    gc = g_count[p_img]
-    pair_d = d_start[p_img] + off // np.maximum(gc, 1)
-    pair_g = g_start[p_img] + off % np.maximum(gc, 1)
-    lay = Layout(
-        num_images=num_images,
-        det=d_rows,
-        det_img=d_img,
-        gt=g_rows,
-        gt_img=g_img,
-        d_start=d_start,
-        d_count=d_count,
-        g_start=g_start,
-        g_count=g_count,
-        pair_d=pair_d,
-        pair_g=pair_g,
-    )
-    object.__setattr__(lay, "buckets", _buckets(lay))
-    return lay
-
-
-# ----------------------------------------------------------------------------- similarity
-def box_iou(dbox: np.ndarray, gbox: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """pycocotools' bbIou for paired rows: [P, 4] x [P, 4] -> [P]."""
-    da = dbox[:, 2] * dbox[:, 3]
-    ga = gbox[:, 2] * gbox[:, 3]
-    w = np.fmin(dbox[:, 2] + dbox[:, 0], gbox[:, 2] + gbox[:, 0]) - np.fmax(dbox[:, 0], gbox[:, 0])
-    h = np.fmin(dbox[:, 3] + dbox[:, 1], gbox[:, 3] + gbox[:, 1]) - np.fmax(dbox[:, 1], gbox[:, 1])
-    i = w * h
-    u = np.where(crowd, da, da + ga - i)
-    ok = (w > 0) & (h > 0)
-    out = np.zeros(len(dbox))
-    out[ok] = i[ok] / u[ok]
-    return out
-
-
-def oks_terms(
-    dkp: np.ndarray, gkp: np.ndarray, garea: np.ndarray, sigmas: np.ndarray
-) -> np.ndarray:
-    """computeOks' exponent e for paired rows with labelled keypoints: [P, K]."""
-    var = (sigmas * 2) ** 2
-    dx = dkp[:, :, 0] - gkp[:, :, 0]
-    dy = dkp[:, :, 1] - gkp[:, :, 1]
-    return (dx**2 + dy**2) / var / (garea[:, None] + _EPS) / 2
-
-
-def oks_box_terms(
-    dkp: np.ndarray, gbox: np.ndarray, garea: np.ndarray, sigmas: np.ndarray
-) -> np.ndarray:
-    """computeOks' exponent for ground truths without labelled keypoints (distance to 2x box)."""
-    var = (sigmas * 2) ** 2
-    x0 = (gbox[:, 0] - gbox[:, 2])[:, None]
-    x1 = (gbox[:, 0] + gbox[:, 2] * 2)[:, None]
-    y0 = (gbox[:, 1] - gbox[:, 3])[:, None]
-    y1 = (gbox[:, 1] + gbox[:, 3] * 2)[:, None]
-    xd, yd = dkp[:, :, 0], dkp[:, :, 1]
-    dx = np.maximum(0.0, x0 - xd) + np.maximum(0.0, xd - x1)
-    dy = np.maximum(0.0, y0 - yd) + np.maximum(0.0, yd - y1)
-    return (dx**2 + dy**2) / var / (garea[:, None] + _EPS) / 2
-
-
-def mean_exp(e: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """``np.sum(np.exp(-e[row][use[row]])) / n`` per row, in numpy's own summation order."""
-    out = np.zeros(len(e))
-    n_use = use.sum(axis=1)
-    ex = np.exp(-e)
-    for n in np.unique(n_use):
-        if n == 0:
-            continue
-        rows = np.flatnonzero(n_use == n)
-        vals = ex[rows][use[rows]].reshape(len(rows), int(n))
-        out[rows] = vals.sum(axis=1) / int(n)
-    return out
-
-
-class PairCache:
-    """Layouts and (det, gt) similarities per category, computed once and shared by analyses."""
-
-    def __init__(self, inp: EvalInput) -> None:
-        self.inp = inp
-        self._layouts: dict[tuple[int, int], Layout] = {}
-        self._sims: dict[tuple[str, int, int], np.ndarray] = {}
-        self._ks: dict[tuple[int, int], np.ndarray] = {}
-        self._coords: tuple[np.ndarray, ...] | None = None
-
-    def _keypoint_columns(self) -> tuple[np.ndarray, ...]:
-        """Contiguous detection x, y; ground truth x, y; labelled count; labelled-first order."""
-        if self._coords is None:
-            d, g = self.inp.dets.keypoints, self.inp.gts.keypoints
-            assert d is not None and g is not None
-            vis = g[:, :, 2] > 0
-            self._coords = (
-                np.ascontiguousarray(d[:, :, 0]),
-                np.ascontiguousarray(d[:, :, 1]),
-                np.ascontiguousarray(g[:, :, 0]),
-                np.ascontiguousarray(g[:, :, 1]),
-                vis.sum(axis=1),
-                np.argsort(~vis, axis=1, kind="stable"),  # per gt: labelled keypoints first
-            )
-        return self._coords
-
-    def layout(self, cat: int, max_det: int) -> Layout:
-        key = (cat, max_det)
-        if key not in self._layouts:
-            inp = self.inp
-            self._layouts[key] = make_layout(inp.dets, inp.gts, len(inp.image_ids), cat, max_det)
-        return self._layouts[key]
-
-    def iou(self, cat: int, max_det: int) -> np.ndarray:
-        key = ("bbox", cat, max_det)
-        if key not in self._sims:
-            self._sims[key] = pair_iou(self.inp, self.layout(cat, max_det))
-        return self._sims[key]
-
-    def oks(self, cat: int, max_det: int) -> np.ndarray:
-        """computeOks for every pair of the layout."""
-        key = ("keypoints", cat, max_det)
-        if key not in self._sims:
-            self._sims[key] = self._oks(cat, max_det)
-        return self._sims[key]
-
-    def keypoint_similarity(self, cat: int, max_det: int) -> np.ndarray:
-        """``exp(-e)`` per pair and keypoint [P, K], e being computeOks' exponent."""
-        key = (cat, max_det)
-        if key not in self._ks:
-            inp, lay = self.inp, self.layout(cat, max_det)
-            pd, pg = lay.det[lay.pair_d], lay.gt[lay.pair_g]
-            var = (inp.sigmas * 2) ** 2
-            dxs, dys, gxs, gys, _, _ = self._keypoint_columns()
-            # computeOks' e = (dx**2 + dy**2) / var / (area + eps) / 2, in place (same roundings)
-            e = dxs[pd]
-            e -= gxs[pg]
-            np.square(e, out=e)
-            dy = dys[pd]
-            dy -= gys[pg]
-            np.square(dy, out=dy)
-            e += dy
-            del dy
-            e /= var
-            e /= inp.gts.area[pg][:, None] + _EPS
-            e /= 2
-            np.negative(e, out=e)
-            self._ks[key] = np.exp(e, out=e)
-        return self._ks[key]
-
-    def box_oks(self, cat: int, max_det: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """computeOks for pairs whose ground truth has no labelled keypoint (all pairs or ``rows``)."""
-        inp, lay = self.inp, self.layout(cat, max_det)
-        g = inp.gts
-        pd, pg = lay.det[lay.pair_d], lay.gt[lay.pair_g]
-        if rows is not None:
-            pd, pg = pd[rows], pg[rows]
-        var = (inp.sigmas * 2) ** 2
-        bx, by, bw, bh = (g.bbox[pg, i][:, None] for i in range(4))
-        dxs, dys = self._keypoint_columns()[:2]
-        xd, yd = dxs[pd], dys[pd]
-        # computeOks: distance to the ground truth box doubled on every side
-        dx = np.maximum(0.0, (bx - bw) - xd) + np.maximum(0.0, xd - (bx + bw * 2))
-        dy = np.maximum(0.0, (by - bh) - yd) + np.maximum(0.0, yd - (by + bh * 2))
-        e = (dx**2 + dy**2) / var / (g.area[pg][:, None] + _EPS) / 2
-        return np.exp(-e).sum(axis=1) / e.shape[1]
-
-    def _oks(self, cat: int, max_det: int) -> np.ndarray:
-        lay = self.layout(cat, max_det)
-        ks = self.keypoint_similarity(cat, max_det)
-        pg = lay.gt[lay.pair_g]
-        out = np.zeros(len(pg))
-        labelled, compact = self._keypoint_columns()[4:]
-        n_lab = labelled[pg]
-        for n in np.unique(n_lab):
-            rows = np.flatnonzero(n_lab == n)
-            if n == 0:
-                out[rows] = self.box_oks(cat, max_det, rows)
-                continue
-            # the labelled keypoints in order: np.sum(np.exp(-e[vg > 0])) / k1 of computeOks
-            idx = compact[pg[rows], : int(n)]
-            out[rows] = np.take_along_axis(ks[rows], idx, axis=1).sum(axis=1) / int(n)
-        return out
-
-
-def pair_oks(inp: EvalInput, layout: Layout) -> np.ndarray:
-    """computeOks for every (det, gt) pair of ``layout`` (uncached)."""
-    g, d = inp.gts, inp.dets
-    assert g.keypoints is not None and d.keypoints is not None
-    pd, pg = layout.det[layout.pair_d], layout.gt[layout.pair_g]
-    gkp = g.keypoints[pg]
-    vis = gkp[:, :, 2] > 0
-    labelled = vis.any(axis=1)
-    out = np.empty(len(pd))
-    if labelled.any():
-        e = oks_terms(d.keypoints[pd[labelled]], gkp[labelled], g.area[pg[labelled]], inp.sigmas)
-        out[labelled] = mean_exp(e, vis[labelled])
-    if (~labelled).any():
-        nl = ~labelled
-        e = oks_box_terms(d.keypoints[pd[nl]], g.bbox[pg[nl]], g.area[pg[nl]], inp.sigmas)
-        out[nl] = mean_exp(e, np.ones(e.shape, dtype=bool))
-    return out
-
-
-def pair_iou(inp: EvalInput, layout: Layout) -> np.ndarray:
-    pd = layout.det[layout.pair_d]
-    pg = layout.gt[layout.pair_g]
-    return box_iou(inp.dets.bbox[pd], inp.gts.bbox[pg], inp.gts.iscrowd[pg])
-
-
-# ----------------------------------------------------------------------------- matching
 @dataclass(frozen=True)
 class Matches:
     """evaluateImg's output for every image of a layout, flattened over detections."""
@@ -292,72 +34,14 @@ class Matches:
     gt_ignore: np.ndarray  # [M] bool (gtIgnore: ignore flag or area outside the range)
     score: np.ndarray  # [N]
 
+    def tp_fp(self) -> tuple[np.ndarray, np.ndarray]:
+        """True and false positives [T, N] as accumulate counts them (ignored: neither)."""
+        matched = self.gt_match >= 0
+        return matched & ~self.det_ignore, ~matched & ~self.det_ignore
+
     def npig_per_image(self) -> np.ndarray:
         lay = self.layout
         return np.bincount(lay.gt_img[~self.gt_ignore], minlength=lay.num_images).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class _Bucket:
-    """Images with ground-truth counts in (gp/2, gp], most detections first, and their rows."""
-
-    gp: int  # padded ground truths per image
-    active: np.ndarray  # [max detections] images with more than r detections (a prefix)
-    pair: np.ndarray  # pair rows in this bucket
-    pair_loc: np.ndarray  # image position within the bucket
-    pair_drank: np.ndarray  # the detection's rank in its image
-    det: np.ndarray  # detection positions
-    det_loc: np.ndarray
-    det_rank: np.ndarray
-    gt: np.ndarray  # ground-truth positions
-    gt_loc: np.ndarray
-
-
-def _split(key: np.ndarray, n_keys: int) -> list[np.ndarray]:
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(key, minlength=n_keys + 1)[:n_keys]
-    return np.split(order[: int(counts.sum())], np.cumsum(counts)[:-1])
-
-
-def _buckets(lay: Layout) -> list[_Bucket]:
-    images = np.flatnonzero((lay.d_count > 0) & (lay.g_count > 0))
-    if not len(images):
-        return []
-    gpad = 1 << np.ceil(np.log2(lay.g_count[images])).astype(np.int64)
-    sizes = np.unique(gpad)
-    bucket_of = np.full(lay.num_images, len(sizes), dtype=np.int64)  # len(sizes): no bucket
-    loc = np.zeros(lay.num_images, dtype=np.int64)
-    groups = []
-    for b, size in enumerate(sizes):
-        imgs = images[gpad == size]
-        imgs = imgs[np.argsort(-lay.d_count[imgs], kind="stable")]
-        bucket_of[imgs] = b
-        loc[imgs] = np.arange(len(imgs))
-        groups.append(imgs)
-    pair_img = lay.det_img[lay.pair_d]
-    pairs = _split(bucket_of[pair_img], len(sizes))
-    dets = _split(bucket_of[lay.det_img], len(sizes))
-    gts = _split(bucket_of[lay.gt_img], len(sizes))
-    d_rank = np.arange(lay.num_dets) - lay.d_start[lay.det_img]
-    out = []
-    for b, size in enumerate(sizes):
-        dc = lay.d_count[groups[b]]
-        p, d, g = pairs[b], dets[b], gts[b]
-        out.append(
-            _Bucket(
-                gp=int(size),
-                active=(dc[None, :] > np.arange(int(dc.max()))[:, None]).sum(axis=1),
-                pair=p,
-                pair_loc=loc[pair_img[p]],
-                pair_drank=d_rank[lay.pair_d[p]],
-                det=d,
-                det_loc=loc[lay.det_img[d]],
-                det_rank=d_rank[d],
-                gt=g,
-                gt_loc=loc[lay.gt_img[g]],
-            )
-        )
-    return out
 
 
 def match(
@@ -405,7 +89,7 @@ def match(
 
 def _match_bucket(
     lay: Layout,
-    b: _Bucket,
+    b: Bucket,
     sim: np.ndarray,
     g_rank: np.ndarray,
     gt_ignore: np.ndarray,
@@ -458,54 +142,3 @@ def _match_bucket(
     res = out[b.det_loc, :, b.det_rank]  # [nd, T]
     g_of = np.where(res >= 0, gpos[b.det_loc[:, None], np.maximum(res, 0)], -1)
     gt_match[:, b.det] = g_of.T
-
-
-# ----------------------------------------------------------------------------- accumulate
-def accumulate(
-    score: np.ndarray,
-    tp: np.ndarray,
-    fp: np.ndarray,
-    npig: float,
-    rec_thrs: np.ndarray,
-    weights: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' accumulate for one category/area/maxDet: precision [T, R], recall [T].
-
-    ``score``, ``tp``, ``fp`` are in concatenation order (images ascending, then score);
-    ``weights`` (per detection) count a detection that many times (bootstrap).
-    """
-    order = np.argsort(-score, kind="mergesort")
-    return accumulate_sorted(
-        tp[:, order], fp[:, order], npig, rec_thrs, None if weights is None else weights[order]
-    )
-
-
-def accumulate_sorted(
-    tp: np.ndarray,
-    fp: np.ndarray,
-    npig: float,
-    rec_thrs: np.ndarray,
-    weights: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`accumulate` on detections already in accumulation order."""
-    t_count, nd = tp.shape
-    r_count = len(rec_thrs)
-    if weights is None:
-        tp_sum = np.cumsum(tp, axis=1).astype(float)
-        fp_sum = np.cumsum(fp, axis=1).astype(float)
-    else:
-        tp_sum = np.cumsum(tp * weights, axis=1, dtype=float)
-        fp_sum = np.cumsum(fp * weights, axis=1, dtype=float)
-    precision = np.zeros((t_count, r_count))
-    recall = np.zeros(t_count)
-    if nd == 0:
-        return precision, recall
-    rc = tp_sum / npig
-    pr = tp_sum / (fp_sum + tp_sum + _EPS)
-    env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    recall[:] = rc[:, -1]
-    for t in range(t_count):
-        inds = np.searchsorted(rc[t], rec_thrs, side="left")
-        inside = inds < nd
-        precision[t, inside] = env[t, inds[inside]]
-    return precision, recall

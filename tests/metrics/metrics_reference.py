@@ -11,8 +11,13 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pytest_kpmodel.metrics.engines import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS
-from pytest_kpmodel.metrics.matching import Matches, PairCache, accumulate, match
+from pytest_kpmodel.metrics.accumulate import accumulate_sorted
+from pytest_kpmodel.metrics.inputs import EvalInput
+from pytest_kpmodel.metrics.layout import Layout
+from pytest_kpmodel.metrics.matching import Matches, match
+from pytest_kpmodel.metrics.oks import box_exponent, keypoint_exponent, mean_exp
+from pytest_kpmodel.metrics.pairs import PairCache
+from pytest_kpmodel.metrics.params import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS
 from pytest_kpmodel.metrics.synthetic import make_coco_set, make_sigmas
 
 
@@ -102,6 +107,28 @@ def case(
     return gt, results, sigmas, ids
 
 
+def pair_oks(inp: EvalInput, layout: Layout) -> np.ndarray:
+    """computeOks for every (det, gt) pair of ``layout``, row group by row group: the plain
+    path that PairCache.oks must equal."""
+    g, d = inp.gts, inp.dets
+    assert g.keypoints is not None and d.keypoints is not None
+    pd, pg = layout.det[layout.pair_d], layout.gt[layout.pair_g]
+    gkp = g.keypoints[pg]
+    vis = gkp[:, :, 2] > 0
+    labelled = vis.any(axis=1)
+    out = np.empty(len(pd))
+    if labelled.any():
+        e = keypoint_exponent(
+            d.keypoints[pd[labelled]], gkp[labelled], g.area[pg[labelled]], inp.sigmas
+        )
+        out[labelled] = mean_exp(e, vis[labelled])
+    if (~labelled).any():
+        nl = ~labelled
+        e = box_exponent(d.keypoints[pd[nl]], g.bbox[pg[nl]], g.area[pg[nl]], inp.sigmas)
+        out[nl] = mean_exp(e)
+    return out
+
+
 def our_matches(cache: PairCache, iou_type: str, cat: int, area: list[float]) -> Matches:
     """The numpy evaluateImg for every image, as the analyses run it."""
     inp = cache.inp
@@ -148,13 +175,12 @@ def assert_matches_evalimgs(cache: PairCache, ref: COCOeval, iou_type: str) -> N
                 assert ours == theirs
             if ai or "precision" not in ref.eval:
                 continue
-            matched = m.gt_match >= 0
             npig = int(m.npig_per_image().sum())
             if npig == 0:
                 assert (ref.eval["precision"][:, :, ki, 0, -1] == -1).all()
                 continue
-            p, r = accumulate(
-                m.score, matched & ~m.det_ignore, ~matched & ~m.det_ignore, npig, REC_THRS
-            )
+            order = np.argsort(-m.score, kind="mergesort")  # accumulate's order
+            tp, fp = m.tp_fp()
+            p, r = accumulate_sorted(tp[:, order], fp[:, order], npig, REC_THRS)
             assert np.array_equal(p, ref.eval["precision"][:, :, ki, 0, -1])
             assert np.array_equal(r, ref.eval["recall"][:, ki, 0, -1])

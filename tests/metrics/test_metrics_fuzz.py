@@ -12,7 +12,7 @@ from metrics_reference import assert_matches_evalimgs, pycoco_eval
 from pytest_kpmodel.metrics import bootstrap as metrics_bootstrap
 from pytest_kpmodel.metrics.engines import available_engines, run_engine
 from pytest_kpmodel.metrics.inputs import prepare
-from pytest_kpmodel.metrics.matching import PairCache
+from pytest_kpmodel.metrics.pairs import PairCache
 
 K = 3
 SIGMAS = [0.05, 0.08, 0.11]

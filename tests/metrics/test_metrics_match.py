@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_reference import assert_matches_evalimgs, case, mask_to_keypoint, pycoco_eval
+from metrics_reference import assert_matches_evalimgs, case, mask_to_keypoint, pair_oks, pycoco_eval
 
 from pytest_kpmodel.metrics import analysis as metrics_analysis
 from pytest_kpmodel.metrics import bootstrap as metrics_bootstrap
-from pytest_kpmodel.metrics.engines import AREA_RANGES, REC_THRS
+from pytest_kpmodel.metrics.accumulate import accumulate_sorted
 from pytest_kpmodel.metrics.inputs import prepare
-from pytest_kpmodel.metrics.matching import PairCache, accumulate_sorted, pair_oks
+from pytest_kpmodel.metrics.pairs import PairCache
+from pytest_kpmodel.metrics.params import AREA_RANGES, REC_THRS
 from pytest_kpmodel.metrics.synthetic import make_coco_set
 
 

@@ -15,7 +15,8 @@ from pytest_kpmodel.data_layouts import assemble_wholebody, fill_missing_areas, 
 from pytest_kpmodel.errors import DatasetError
 from pytest_kpmodel.keypoints import COCO17, COCO_WHOLEBODY133, CROWDPOSE14, KeypointSet
 from pytest_kpmodel.metrics import available_engines, evaluate
-from pytest_kpmodel.metrics.inputs import SHOWN_IDS, check_ground_truth
+from pytest_kpmodel.metrics.inputs import check_ground_truth
+from pytest_kpmodel.metrics.messages import SHOWN_IDS
 
 FAST = dict(bootstrap=0, per_keypoint=False, error_analysis=False)
 
