@@ -25,10 +25,11 @@ from .params import EPS
 def exponent(dx: np.ndarray, dy: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """``e`` [..., K] from the offsets ``dx``, ``dy`` [..., K] and the reference's ``area``.
 
-    Works in place: ``dx`` and ``dy`` must be float64 arrays of the caller's own (they are
+    Works in place: float64 ``dx`` and ``dy`` must be arrays of the caller's own (they are
     squared; ``dx`` becomes the result), which keeps the memory of large pair tables at one
-    array.
+    array; others are converted first.
     """
+    dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
     sigmas = np.asarray(sigmas, dtype=np.float64)
     np.square(dx, out=dx)
     np.square(dy, out=dy)

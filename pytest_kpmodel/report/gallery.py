@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..metrics.oks import oks
 from .assets import save_image
 
 GT = (40, 220, 80)
@@ -110,17 +111,6 @@ def _gt_arrays(anns: Sequence[Mapping[str, Any]], k: int):
     return np.asarray(kps).reshape(-1, k, 3), np.asarray(areas, dtype=np.float64)
 
 
-def oks(gt_kp: np.ndarray, area: float, det_kp: np.ndarray, sigmas: np.ndarray) -> float:
-    """COCO OKS of one detection against one ground truth (labelled keypoints only)."""
-    vis = gt_kp[:, 2] > 0
-    if not vis.any():
-        return 0.0
-    var = (2.0 * sigmas) ** 2
-    d2 = ((det_kp[:, :2] - gt_kp[:, :2]) ** 2).sum(-1)
-    e = d2 / var / (area + np.spacing(1)) / 2.0
-    return float(np.exp(-e[vis]).mean())
-
-
 def image_stats(
     anns: Sequence[Mapping[str, Any]],
     pred: Any,
@@ -140,7 +130,7 @@ def image_stats(
     matched_dets = 0
     if dkp.shape[1] == k:
         for d in keep:
-            values = [oks(gkp[g], areas[g], dkp[d], sig) for g in range(len(gkp))]
+            values = list(oks(dkp[d], gkp, areas, sig, gkp[:, :, 2] > 0))  # per ground truth
             best = np.maximum(best, values) if values else best
             cand = [(v, g) for g, v in enumerate(values) if not taken[g]]
             if not cand:

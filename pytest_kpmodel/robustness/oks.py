@@ -1,9 +1,10 @@
 """Object keypoint similarity between detections, and greedy matching by it.
 
-OKS follows pycocotools' ``computeOks``: ``exp(-d^2 / (2 * area * (2 sigma)^2))`` averaged over
-the reference's keypoints, where the reference plays COCO's ground truth. Here the reference is
-usually a clean prediction, whose area is its box area (``w * h``) and whose keypoints all count
-(a prediction has no "not labelled" keypoints).
+OKS is pycocotools' ``computeOks``, from ``metrics.oks`` (where the formula is written once):
+``exp(-d^2 / (2 * area * (2 sigma)^2))`` averaged over the reference's keypoints, where the
+reference plays COCO's ground truth. Here the reference is usually a clean prediction, whose
+area is its box area (``w * h``) and whose keypoints all count (a prediction has no "not
+labelled" keypoints).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-EPS = float(torch.finfo(torch.float64).eps)  # numpy's np.spacing(1), as in pycocotools
+from ..metrics.oks import oks
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
@@ -46,21 +47,14 @@ def oks_matrix(
     n, m = ref_keypoints.shape[0], keypoints.shape[0]
     if n == 0 or m == 0:
         return torch.zeros((n, m), dtype=torch.float64)
-    ref = ref_keypoints[..., :2].to("cpu", torch.float64)
-    det = keypoints[..., :2].to("cpu", torch.float64)
-    sig = torch.as_tensor(sigmas, dtype=torch.float64)
-    if sig.numel() != ref.shape[1]:
-        raise ValueError(f"{sig.numel()} OKS sigmas for {ref.shape[1]} keypoints")
-    var = (2 * sig) ** 2
-    d2 = ((det[None, :, :, :] - ref[:, None, :, :]) ** 2).sum(-1)  # [N, M, K]
-    area = ref_areas.to("cpu", torch.float64).view(n, 1, 1)
-    e = d2 / var / (area + EPS) / 2
-    sim = torch.exp(-e)
-    if ref_visible is None:
-        return sim.mean(-1)
-    vis = ref_visible.to("cpu").bool().view(n, 1, -1).to(torch.float64)
-    count = vis.sum(-1)
-    return torch.where(count > 0, (sim * vis).sum(-1) / count.clamp_min(1), torch.zeros_like(count))
+    ref = ref_keypoints[..., :2].detach().to("cpu", torch.float64).numpy()
+    det = keypoints[..., :2].detach().to("cpu", torch.float64).numpy()
+    sig = torch.as_tensor(sigmas, dtype=torch.float64).numpy()
+    if sig.size != ref.shape[1]:
+        raise ValueError(f"{sig.size} OKS sigmas for {ref.shape[1]} keypoints")
+    area = ref_areas.detach().to("cpu", torch.float64).numpy().reshape(n, 1)
+    vis = None if ref_visible is None else ref_visible.to("cpu").bool().numpy().reshape(n, 1, -1)
+    return torch.from_numpy(oks(det[None], ref[:, None], area, sig, vis))
 
 
 def greedy_match(
