@@ -14,14 +14,15 @@ import sys
 
 from .errors import KpModelError
 
-# subcommand -> module defining register(subparsers); imported lazily so `kpmodel --help` is quick.
+# subcommand -> module defining register(subparsers); each module is imported once, to build the
+# parser (the modules keep their heavy imports inside the commands).
 SUBCOMMANDS: dict[str, str] = {
     "scan": "pytest_kpmodel.security.cli",
-    "card": "pytest_kpmodel.provenance_cli",
-    "sign": "pytest_kpmodel.provenance_cli",
-    "verify": "pytest_kpmodel.provenance_cli",
-    "diff": "pytest_kpmodel.provenance_cli",
-    "keygen": "pytest_kpmodel.provenance_cli",
+    "card": "pytest_kpmodel.provenance.cli",
+    "sign": "pytest_kpmodel.provenance.cli",
+    "verify": "pytest_kpmodel.provenance.cli",
+    "diff": "pytest_kpmodel.provenance.cli",
+    "keygen": "pytest_kpmodel.provenance.cli",
     "report": "pytest_kpmodel.report.cli",
 }
 
@@ -31,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kpmodel", description="Acceptance checks for keypoint models, outside pytest."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    registered: set[str] = set()
     for module_name in dict.fromkeys(SUBCOMMANDS.values()):
         try:
             module = importlib.import_module(module_name)
@@ -40,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # feature not installed in this build
             raise
         module.register(sub)
-        registered.add(module_name)
     return parser
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .card import ModelCard, load_card
-from .digests import sha256_file
+from .provenance.digests import sha256_file
 from .errors import KpModelError
 from .findings import CheckResult
 from .security.policy import SecurityPolicy
@@ -511,7 +511,7 @@ class KpSession:
         """What changed against the baseline model; also the report's ``diff`` section."""
 
         def compute():
-            from .model_diff import session_diff
+            from .provenance.diff import session_diff
 
             d = session_diff(self)
             self.sections["diff"] = d.to_json()

@@ -1,4 +1,4 @@
-"""``kp_license``: may we use this model? Its SPDX license, and optionally those of its dependencies.
+"""``kp_license``: may we use this model? Its SPDX license, and optionally its dependencies'.
 
 ``kp_license(card, ...)`` judges the card's ``[license] spdx`` (or ``spdx=``) against the
 adopter's ``LicensePolicy`` (see :mod:`.spdx` for the license classes and what each flag

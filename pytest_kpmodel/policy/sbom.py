@@ -11,7 +11,6 @@ validator when that is installed (``cyclonedx-python-lib[json-validation]``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from .. import __version__
 from ..errors import KpModelError
+from ..provenance.digests import sha256_file
 from .dist_license import distribution_license
 from .distributions import dist_requirements, installed_distributions, marker_applies
 from .spdx import LicenseSyntaxError, Node, Term, parse, render, terms
@@ -38,14 +38,6 @@ class SbomWritten:
     path: Path
     components: int
     validation: str  # "valid" or "not validated: <reason>"
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _licenses(tree: Term | Node | None, fallback_text: str = ""):
@@ -122,7 +114,7 @@ def build_bom(
         hashes = []
         digest = model_sha256
         if digest is None and m.weights is not None and Path(m.weights).is_file():
-            digest = sha256_of(m.weights)
+            digest = sha256_file(m.weights)
         if digest:
             hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=digest))
         refs, props = [], [Property(name="kpmodel:format", value=m.format)]

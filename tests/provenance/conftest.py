@@ -6,7 +6,8 @@ import pytest
 from prov_helpers import SOURCE
 
 from kp_factories import make_model
-from pytest_kpmodel.signing import generate_keypair, sign_card
+from pytest_kpmodel.provenance.keys import generate_keypair
+from pytest_kpmodel.provenance.signing import sign_card
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ def write_model(folder: Path, state_dict: dict, *, card_extra: str = "", **overr
     """Save ``state_dict`` as safetensors beside a card built for TINY_KWARGS + overrides."""
     from safetensors.torch import save_file
 
-    from pytest_kpmodel.digests import sha256_file
+    from pytest_kpmodel.provenance.digests import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "model.safetensors"
@@ -43,7 +43,7 @@ def repin(card: Path) -> None:
     """Rewrite the card's [model.sha256] to the weights' current digest (what a forger does)."""
     import re
 
-    from pytest_kpmodel.digests import sha256_file
+    from pytest_kpmodel.provenance.digests import sha256_file
 
     text = card.read_text()
     digest = sha256_file(card.parent / "model.safetensors")

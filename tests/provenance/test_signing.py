@@ -11,17 +11,14 @@ from prov_helpers import copy_model
 
 from kp_factories import make_model
 from pytest_kpmodel.card import load_card
-from pytest_kpmodel.signing import (
+from pytest_kpmodel.provenance.keys import SigningError, generate_keypair, key_id, load_public_key
+from pytest_kpmodel.provenance.signing import (
     PAYLOAD_TYPE,
-    SigningError,
     build_manifest,
     canonical_json,
-    generate_keypair,
-    key_id,
-    load_public_key,
     sign_card,
-    verify_card,
 )
+from pytest_kpmodel.provenance.verify import verify_card
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +151,7 @@ def test_keygen_files_and_no_overwrite(tmp_path):
 
 
 def test_demo_key_pair_matches():
-    from pytest_kpmodel.signing import load_private_key
+    from pytest_kpmodel.provenance.keys import load_private_key
 
     keys = Path(__file__).parents[2] / "example_suite" / "keys"
     private = load_private_key(keys / "DEMO-ONLY-vendor-key")

@@ -15,10 +15,10 @@ use these check names:
     The weights file's full sha256 equals the card's ``[model.sha256]``; a card without one fails.
 ``provenance.signature``
     The signature file verifies offline with one of ``trusted_keys`` and covers the card and every
-    file it names (see ``signing``). With ``signature=True`` a missing signature, a missing key
-    list or a failed verification fails; with ``signature=False`` a missing signature is an info
-    finding "unsigned", and a signature that is present is still verified when keys are given (a
-    failure is then a warning).
+    file it names (see :mod:`.signing` and :mod:`.verify`). With ``signature=True`` a missing
+    signature, a missing key list or a failed verification fails; with ``signature=False`` a
+    missing signature is an info finding "unsigned", and a signature that is present is still
+    verified when keys are given (a failure is then a warning).
 ``provenance.source``
     ``[provenance] source`` matches one of ``sources`` (fnmatch patterns). For URL patterns
     (``scheme://host/path``) scheme, host and path are matched separately, so the ``*`` in
@@ -46,11 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .card import ModelCard, load_card, resolve_card_path
-from .digests import sha256_file
-from .errors import KpModelError
-from .findings import CheckResult, Finding
-from .signing import SigningError, symlinks_on_path, verify_card
+from ..card import ModelCard, load_card, resolve_card_path
+from ..errors import KpModelError
+from ..findings import CheckResult, Finding
+from .digests import cached_sha256
+from .keys import SigningError
+from .paths import relative_posix, symlinks_on_path
+from .verify import verify_card
 
 FILES_MODES = ("named", "exact")
 _KEY_SECTIONS = {
@@ -111,7 +113,7 @@ def written_paths(card: ModelCard) -> dict[str, tuple[str, Path]]:
             p = Path(value).expanduser()
             out[key] = (value, p if p.is_absolute() else card.folder / p)
         else:
-            out[key] = (_rel(path, card.folder), path)
+            out[key] = (relative_posix(path, card.folder), path)
     return out
 
 
@@ -167,7 +169,7 @@ def check_files(card: ModelCard, *, exact: bool = False) -> list[Finding]:
                 )
             )
         real = Path(os.path.realpath(written))
-        if not _is_within(real, real_folder):
+        if not real.is_relative_to(real_folder):
             findings.append(
                 Finding(
                     "provenance.files",
@@ -198,15 +200,15 @@ def unexpected_files(card: ModelCard) -> list[str]:
     POSIX paths relative to the folder; a symlinked folder is listed as ``name/`` and not entered.
     """
     folder = card.folder
-    expected = {card.path.name} | {_rel(p, folder) for p in card.named_files().values()}
+    expected = {card.path.name} | {relative_posix(p, folder) for p in card.named_files().values()}
     extra = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         here = Path(dirpath)
         for d in list(dirnames):
             if os.path.islink(here / d):
-                extra.append(_rel(here / d, folder) + "/")
+                extra.append(relative_posix(here / d, folder) + "/")
                 dirnames.remove(d)
-        extra += [r for f in filenames if (r := _rel(here / f, folder)) not in expected]
+        extra += [r for f in filenames if (r := relative_posix(here / f, folder)) not in expected]
     return sorted(extra)
 
 
@@ -223,7 +225,7 @@ def check_sha256(card: ModelCard, digests: dict[Path, str]) -> list[Finding]:
         ]
     if not weights.is_file():
         return []  # reported by provenance.files
-    actual = _digest(weights, digests)
+    actual = cached_sha256(weights, digests)
     pinned = card.model.sha256
     if pinned is None:
         return [
@@ -399,13 +401,7 @@ def _weights_digest(card: ModelCard, digests: dict[Path, str]) -> str | None:
     w = card.model.weights
     if w is None or not w.is_file():
         return None
-    return _digest(w, digests)
-
-
-def _digest(path: Path, digests: dict[Path, str]) -> str:
-    if path not in digests:
-        digests[path] = sha256_file(path)
-    return digests[path]
+    return cached_sha256(w, digests)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -413,39 +409,3 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def _rel(path: Path, folder: Path) -> str:
-    return Path(os.path.relpath(path, folder)).as_posix()
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-# -- the marker, for checks.EVALUATORS -----------------------------------------------------------
-MARKER_ARGS = ("sha256", "signature", "trusted_keys", "sources", "base", "files")
-
-
-def evaluate(session, *args: Any, root: str | Path | None = None, **kwargs: Any) -> CheckResult:
-    """``kp_provenance(...)`` against the run's card: ``EVALUATORS["kp_provenance"]``.
-
-    Marker arguments are keywords only (a typo is an error naming it, never silently ignored).
-    Relative ``trusted_keys``/``base`` resolve against ``root`` (the plugin passes rootdir). The
-    session's cached weights digest is reused.
-    """
-    from .marker_args import check_marker_args
-
-    check_marker_args("kp_provenance", args, kwargs, MARKER_ARGS)
-    card = session.card
-    digests: dict[Path, str] = {}
-    weights = card.model.weights
-    if weights is not None and weights.is_file() and not weights.is_symlink():
-        digests[weights] = session.weights_digest
-    if root is None:
-        root = session.settings.rootdir
-    return check_provenance(card, root=root, digests=digests, **kwargs)

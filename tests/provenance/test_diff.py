@@ -11,7 +11,8 @@ from prov_helpers import write_model
 
 from kp_factories import tiny_module
 from pytest_kpmodel.errors import KpModelError
-from pytest_kpmodel.model_diff import diff_cards, is_mentioned
+from pytest_kpmodel.provenance.diff import diff_cards
+from pytest_kpmodel.provenance.modifications import is_mentioned
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,7 @@ def test_code_formats_need_allow_code(tmp_path, base):
 
 
 def test_session_diff_uses_the_baseline(deeper, base):
-    from pytest_kpmodel.model_diff import session_diff
+    from pytest_kpmodel.provenance.diff import session_diff
     from pytest_kpmodel.session import KpSession
     from pytest_kpmodel.settings import Settings
 

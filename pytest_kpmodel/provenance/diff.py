@@ -17,12 +17,8 @@ values) and, where the module can be built, by parameter count and FLOPs:
   detector's FLOPs depend on how many proposals and detections the heads see, so the number is
   only comparable between runs on the same input and seed; custom ops (``torchvision::roi_align``,
   NMS) are not counted;
-* whether the card's ``[provenance] modifications`` mention what changed: module path words
-  (``roi_heads.keypoint_head`` -> "keypoint", "head") are looked for in the modification text
-  (generic words such as head/body/layer/conv alone do not count; kps -> keypoint, fpn -> "feature
-  pyramid", rpn -> "region proposal"). Unmentioned added/removed/reshaped tensors give a ``warn``
-  finding per component; unmentioned weight-only changes an ``info`` finding, unless a
-  modification speaks of training in general ("trained", "fine-tuned", ...), which covers them.
+* whether the card's ``[provenance] modifications`` mention what changed (see
+  :mod:`.modifications`).
 
 Weights are read with ``adapters.state_dict.read_checked`` (security scan first, then
 safetensors or ``torch.load(weights_only=True)``) and the module is built with
@@ -35,57 +31,20 @@ has no state dict to diff.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .card import ModelCard, load_card
-from .errors import KpModelError
-from .findings import Finding
+from ..card import ModelCard, load_card
+from ..errors import KpModelError
+from ..findings import Finding
+from .diff_text import render_diff
+from .modifications import component, modification_findings
 
 STATE_DICT_FORMATS = ("safetensors", "pytorch")
 CODE_LOADED_FORMATS = ("torchscript", "python", "exported")
 FLOPS_INPUT = (3, 320, 320)
 FLOPS_SEED = 0
-GENERIC_WORDS = frozenset(
-    [
-        "body",
-        "module",
-        "model",
-        "head",
-        "heads",
-        "layer",
-        "layers",
-        "block",
-        "blocks",
-        "features",
-        "feature",
-        "conv",
-        "convs",
-        "weight",
-        "bias",
-        "bn",
-        "norm",
-        "fc",
-        "roi",
-        "predictor",
-        "stage",
-        "stages",
-        "branch",
-        "net",
-        "trunk",
-    ]
-)
-ALIASES = {
-    "kps": ("keypoint",),
-    "kp": ("keypoint",),
-    "fpn": ("fpn", "feature pyramid"),
-    "rpn": ("rpn", "region proposal"),
-    "bbox": ("box",),
-    "cls": ("class", "classifier", "cls"),
-}
-TRAINING_WORDS = ("train", "fine-tun", "finetun", "fine tun", "retrain", "re-train", "distil")
 
 
 @dataclass(frozen=True)
@@ -283,73 +242,7 @@ class ModelDiff:
 
     def render(self, top: int = 8) -> str:
         """A compact text table for the terminal."""
-        m, b = self.model.card.model, self.base.card.model
-        lines = [
-            f"model  {m.name} {m.version}  ({self.model.card.path})".rstrip(),
-            f"base   {b.name} {b.version}  ({self.base.card.path})".rstrip(),
-        ]
-        lines.append(
-            "params "
-            + _vs(self.model.params, self.base.params, _int)
-            + _note(self.model, self.base)
-        )
-        c, h, w = self.flops_input
-        lines.append(
-            "FLOPs  "
-            + _vs(self.model.flops, self.base.flops, _giga)
-            + f"  (one {c}x{h}x{w} image, eval, seed {self.flops_seed})"
-        )
-        s = self.summary()
-        lines.append(
-            f"tensors {s['added']} added, {s['removed']} removed, {s['reshaped']} reshaped, "
-            f"{s['changed']} changed, {s['frozen']} identical; layers: {s['frozen_layers']} of "
-            f"{s['layers']} frozen"
-        )
-        rows = [("component", "params", "Δparams", "added", "removed", "reshaped", "changed",
-                 "frozen", "rel.Δ")]  # fmt: skip
-        for g in self.components():
-            rows.append(
-                (
-                    g["name"],
-                    _int(g["params"]),
-                    _signed(g["params"] - g["base_params"]),
-                    str(g["added"]),
-                    str(g["removed"]),
-                    str(g["reshaped"]),
-                    str(g["changed"]),
-                    str(g["frozen"]),
-                    _rel(g["rel_change"]),
-                )
-            )
-        lines.append("")
-        lines += _table(rows)
-        for label, items in (
-            ("added", [f"{t.name} {_shape(t.shape)}" for t in self.added]),
-            ("removed", [f"{t.name} {_shape(t.base_shape)}" for t in self.removed]),
-            (
-                "reshaped",
-                [f"{t.name} {_shape(t.base_shape)} -> {_shape(t.shape)}" for t in self.reshaped],
-            ),
-        ):
-            if items:
-                lines.append("")
-                lines.append(f"{label} ({len(items)}):")
-                lines += [f"  {i}" for i in items[:top]]
-                if len(items) > top:
-                    lines.append(f"  ... and {len(items) - top} more")
-        moved = sorted(
-            (layer for layer in self.layers if layer.status == "changed"),
-            key=lambda layer: -(layer.rel_change if layer.rel_change is not None else math.inf),
-        )
-        if moved:
-            lines.append("")
-            lines.append(f"most changed layers (of {len(moved)}):")
-            lines += [f"  {_rel(layer.rel_change):>8}  {layer.name}" for layer in moved[:top]]
-        if self._findings:
-            lines.append("")
-            lines.append("modifications check:")
-            lines += [f"  {f.severity:<4}  {f.message}" for f in self._findings]
-        return "\n".join(lines)
+        return render_diff(self, top)
 
 
 # -- building the diff ---------------------------------------------------------------------------
@@ -389,12 +282,12 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
     """(state dict, module or None, note) for ``card``; the module is for params and FLOPs."""
     fmt = card.model.format
     if fmt in STATE_DICT_FORMATS:
-        from .adapters.state_dict import read_checked
+        from ..adapters.state_dict import read_checked
 
         sd = read_checked(card.model.weights)
         try:
-            from .adapters.builders import build_module
-            from .adapters.state_dict import load_into
+            from ..adapters.builders import build_module
+            from ..adapters.state_dict import load_into
 
             module = build_module(card)
             load_into(module, sd, card)
@@ -403,8 +296,8 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
         order = list(module.state_dict())  # the module's order, not the file's (often sorted)
         return {k: sd[k] for k in order}, module.eval(), ""
     if fmt == "detectron2":  # its adapter reads the .pkl/.pth safely (scan first); no code runs
-        from .adapters import load_model
-        from .adapters.options import LoadOptions
+        from ..adapters import load_model
+        from ..adapters.options import LoadOptions
 
         module = load_model(card, LoadOptions(device="cpu")).module
         return dict(module.state_dict()), module.eval(), ""
@@ -415,8 +308,8 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
                 "the model and runs its code: pass allow_code=True (kpmodel diff --allow-code, "
                 "pytest --kp-allow-code)"
             )
-        from .adapters import load_model
-        from .adapters.options import LoadOptions
+        from ..adapters import load_model
+        from ..adapters.options import LoadOptions
 
         model = load_model(card, LoadOptions(device="cpu", allow_code=True))
         module = getattr(model, "module", model)
@@ -429,12 +322,42 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
 
 def compare_state_dicts(sd_a, sd_b, kinds_a=None, kinds_b=None, kinds_known=True):
     """(tensor changes, layer changes, per-component squared norms)."""
+    tensors, sq = _compare_tensors(sd_a, sd_b, kinds_a or {}, kinds_b or {})
+    layers: dict[str, list[TensorChange]] = {}
+    for t in tensors:
+        layers.setdefault(t.layer, []).append(t)
+    out = []
+    norms: dict[str, tuple[float, float]] = {}
+    for name, ts in layers.items():
+        params = [t for t in ts if t.kind == "parameter"] or ts
+        num = sum(sq.get(t.name, (0.0, 0.0))[0] for t in params)
+        den = sum(sq.get(t.name, (0.0, 0.0))[1] for t in params)
+        key = component(name)
+        n0, d0 = norms.get(key, (0.0, 0.0))
+        norms[key] = (n0 + num, d0 + den)
+        same_shaped = [t for t in params if t.status in ("changed", "frozen")]
+        out.append(
+            LayerChange(
+                name,
+                _layer_status({t.status for t in params}),
+                len(ts),
+                sum(math.prod(t.shape) for t in params if t.shape is not None),
+                sum(math.prod(t.base_shape) for t in params if t.base_shape is not None),
+                _ratio(num, den) if same_shaped else None,
+                buffers_changed=kinds_known
+                and any(t.kind == "buffer" and t.status != "frozen" for t in ts),
+            )
+        )
+    return tensors, out, norms
+
+
+def _compare_tensors(sd_a, sd_b, kinds_a, kinds_b):
+    """Tensor changes by name (the model's order, then the base's extra names), and for
+    same-shaped tensors the squared norms (||a-b||^2, ||b||^2)."""
     import torch
 
-    kinds_a = kinds_a or {}
-    kinds_b = kinds_b or {}
     tensors: list[TensorChange] = []
-    sq: dict[str, tuple[float, float]] = {}  # name -> (||a-b||^2, ||b||^2) for same shapes
+    sq: dict[str, tuple[float, float]] = {}
     names = list(sd_a) + [k for k in sd_b if k not in sd_a]
     for name in names:
         a, b = sd_a.get(name), sd_b.get(name)
@@ -459,43 +382,17 @@ def compare_state_dicts(sd_a, sd_b, kinds_a=None, kinds_b=None, kinds_known=True
                              tuple(b.shape), rel, kind)  # fmt: skip
             sq[name] = (diff * diff, base * base)
             tensors.append(t)
-    layers: dict[str, list[TensorChange]] = {}
-    for t in tensors:
-        layers.setdefault(t.layer, []).append(t)
-    out = []
-    norms: dict[str, tuple[float, float]] = {}
-    for name, ts in layers.items():
-        params = [t for t in ts if t.kind == "parameter"] or ts
-        statuses = {t.status for t in params}
-        if statuses == {"added"}:
-            status = "added"
-        elif statuses == {"removed"}:
-            status = "removed"
-        elif statuses & {"added", "removed", "reshaped"}:
-            status = "reshaped"
-        elif "changed" in statuses:
-            status = "changed"
-        else:
-            status = "frozen"
-        num = sum(sq.get(t.name, (0.0, 0.0))[0] for t in params)
-        den = sum(sq.get(t.name, (0.0, 0.0))[1] for t in params)
-        key = component(name)
-        n0, d0 = norms.get(key, (0.0, 0.0))
-        norms[key] = (n0 + num, d0 + den)
-        same_shaped = [t for t in params if t.status in ("changed", "frozen")]
-        out.append(
-            LayerChange(
-                name,
-                status,
-                len(ts),
-                sum(math.prod(t.shape) for t in params if t.shape is not None),
-                sum(math.prod(t.base_shape) for t in params if t.base_shape is not None),
-                _ratio(num, den) if same_shaped else None,
-                buffers_changed=kinds_known
-                and any(t.kind == "buffer" and t.status != "frozen" for t in ts),
-            )
-        )
-    return tensors, out, norms
+    return tensors, sq
+
+
+def _layer_status(statuses: set[str]) -> str:
+    if statuses == {"added"}:
+        return "added"
+    if statuses == {"removed"}:
+        return "removed"
+    if statuses & {"added", "removed", "reshaped"}:
+        return "reshaped"
+    return "changed" if "changed" in statuses else "frozen"
 
 
 def count_flops(module, shape=FLOPS_INPUT, seed: int = FLOPS_SEED) -> tuple[int | None, str]:
@@ -519,100 +416,6 @@ def count_flops(module, shape=FLOPS_INPUT, seed: int = FLOPS_SEED) -> tuple[int 
     finally:
         if was_training and hasattr(module, "train"):
             module.train()
-
-
-# -- modifications text --------------------------------------------------------------------------
-def component(name: str) -> str:
-    """``roi_heads.keypoint_head.0.weight``'s layer -> ``roi_heads.keypoint_head``."""
-    parts = name.split(".")
-    if len(parts) >= 2 and not parts[1].isdigit():
-        return ".".join(parts[:2])
-    return parts[0]
-
-
-def _segment_words(segment: str) -> list[str]:
-    words = []
-    for w in re.findall(r"[a-z]+", segment.lower()):
-        if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]
-        words.append(w)
-    return words
-
-
-def _mentions(text_tokens: list[str], text: str, word: str) -> bool:
-    options = ALIASES.get(word, (word,))
-    for opt in options:
-        if " " in opt:
-            if opt in text:
-                return True
-        elif any(tok.startswith(opt) for tok in text_tokens):
-            return True
-    return False
-
-
-def is_mentioned(name: str, modifications: tuple[str, ...] | list[str]) -> bool:
-    """Does any modification text name a part of ``name``'s module path (non-generic words)?"""
-    text = " ".join(modifications).lower().replace("_", " ").replace("-", " ")
-    tokens = re.findall(r"[a-z0-9]+", text)
-    for segment in name.split(".")[:-1] or [name]:
-        words = [w for w in _segment_words(segment) if w not in GENERIC_WORDS]
-        if words and all(_mentions(tokens, text, w) for w in words):
-            return True
-    return False
-
-
-def modification_findings(d: ModelDiff) -> list[Finding]:
-    mods = tuple(d.model.card.provenance.modifications)
-    structural = [t for t in d.tensors if t.status in ("added", "removed", "reshaped")]
-    weight_only = [layer for layer in d.layers if layer.status == "changed"]
-    findings: list[Finding] = []
-    if not mods and (structural or weight_only):
-        findings.append(
-            Finding(
-                "diff.modifications",
-                f"{d.model.card.path} lists no [provenance] modifications, but against the base "
-                f"{len(structural)} tensors were added, removed or reshaped and "
-                f"{len(weight_only)} layers changed weights",
-                "warn",
-                {"structural": len(structural), "changed_layers": len(weight_only)},
-            )
-        )
-        return findings
-    groups: dict[str, dict[str, int]] = {}
-    for t in structural:
-        if not is_mentioned(t.name, mods):
-            g = groups.setdefault(component(t.layer), {"added": 0, "removed": 0, "reshaped": 0})
-            g[t.status] += 1
-    for comp, counts in groups.items():
-        what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        findings.append(
-            Finding(
-                "diff.modifications",
-                f"unmentioned change: {comp}: tensors {what}; [provenance] modifications do not "
-                "mention it",
-                "warn",
-                {"component": comp, **counts},
-            )
-        )
-    text = " ".join(mods).lower()
-    if any(w in text for w in TRAINING_WORDS):
-        return findings
-    changed: dict[str, list[LayerChange]] = {}
-    for layer in weight_only:
-        if not is_mentioned(layer.name + ".x", mods):
-            changed.setdefault(component(layer.name), []).append(layer)
-    for comp, layers in changed.items():
-        worst = max((x.rel_change or 0.0) for x in layers)
-        findings.append(
-            Finding(
-                "diff.modifications",
-                f"unmentioned change: {comp}: weights of {len(layers)} layer(s) changed (max "
-                f"rel. change {worst:.3g}); [provenance] modifications do not mention it",
-                "info",
-                {"component": comp, "layers": len(layers), "max_rel_change": worst},
-            )
-        )
-    return findings
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -641,49 +444,6 @@ def _json_float(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(x)
-
-
-def _int(x: int | None) -> str:
-    return "-" if x is None else f"{x:,}"
-
-
-def _signed(x: int) -> str:
-    return "0" if x == 0 else f"{x:+,}"
-
-
-def _giga(x: int | None) -> str:
-    return "-" if x is None else f"{x / 1e9:.3f} G"
-
-
-def _rel(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def _shape(s) -> str:
-    return "(" + ", ".join(str(i) for i in s) + ")" if s is not None else "()"
-
-
-def _vs(a, b, fmt) -> str:
-    out = f"{fmt(a)} vs base {fmt(b)}"
-    if a is not None and b is not None and b:
-        out += f" ({(a - b) / b:+.1%})"
-    return out
-
-
-def _note(a: Side, b: Side) -> str:
-    notes = [n for n in (a.note, b.note) if n]
-    return f"  [{'; '.join(notes)}]" if notes else ""
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = [r[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
-        ]
-        out.append("  ".join(cells).rstrip())
-    return out
 
 
 def session_diff(session, **kwargs: Any) -> ModelDiff:

@@ -12,8 +12,9 @@ from prov_helpers import DATA, SOURCE, copy_model, repin
 
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.errors import KpModelError
-from pytest_kpmodel.provenance import check_provenance, source_matches, unexpected_files
-from pytest_kpmodel.signing import sign_card, verify_card
+from pytest_kpmodel.provenance.check import check_provenance, source_matches, unexpected_files
+from pytest_kpmodel.provenance.signing import sign_card
+from pytest_kpmodel.provenance.verify import verify_card
 
 
 def check(card: Path, keys, **kwargs):
@@ -302,7 +303,7 @@ def test_digests_are_shared(signed_card, keys):
 
 
 def test_marker_evaluator_uses_the_session(signed_card, keys):
-    from pytest_kpmodel.provenance import evaluate
+    from pytest_kpmodel.provenance.marker import evaluate
     from pytest_kpmodel.session import KpSession
     from pytest_kpmodel.settings import Settings
 

@@ -14,3 +14,12 @@ def sha256_file(path: str | Path) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def cached_sha256(path: Path, cache: dict[Path, str] | None) -> str:
+    """``sha256_file(path)``, computed once per ``cache`` (no cache: computed every time)."""
+    if cache is None:
+        return sha256_file(path)
+    if path not in cache:
+        cache[path] = sha256_file(path)
+    return cache[path]
