@@ -20,7 +20,8 @@ Text may still carry something that runs: a YAML tag that constructs Python obje
 (``#!`` interpreters) or, since names may flag but never clear a file, by a code suffix
 (``.py``, ``.sh``...).
 
-API: :func:`classify` returns an :class:`Inert` or None (not inert data).
+API: :func:`classify` returns an :class:`Inert` or None (not inert data); :func:`report_inert`
+adds the findings for inert data where the scan found it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import struct
 import tomllib
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .containers.pickles import trailing_data
+from .report import UNSAFE
+
+if TYPE_CHECKING:
+    from .context import ScanContext
 
 MAX_TEXT = 256 << 20  # larger text files are not parsed (unverifiable)
 
@@ -252,3 +259,59 @@ _BINARY_CODE = (b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\
 
 def binary_code(head: bytes) -> bool:
     return head.startswith(_BINARY_CODE)
+
+
+def report_inert(
+    ctx: ScanContext, inert: Inert, start: int, end: int, member: str | None, names: list[str]
+) -> str:
+    """Inert data: fine inside a folder; named explicitly (or inside an archive) it is not a
+    weights format. Code and Python-object YAML tags in text are findings either way."""
+    col = ctx.col
+    if inert.problem:
+        if ctx.allow_code:
+            col.add(
+                "security.code",
+                inert.problem_code,
+                f"{inert.problem} (allowed: code=True)",
+                severity="info",
+                member=member,
+            )
+        else:
+            col.add(
+                "security.code",
+                inert.problem_code,
+                f"{inert.problem}; allow with code=True / --allow-code",
+                verdict=UNSAFE,
+                member=member,
+            )
+    if names:
+        col.add(
+            "security.pickle",
+            "pickle-prefix",
+            f"{inert.kind} that starts like a protocol-0 pickle: pickle.load would import "
+            f"{names[0]} before failing (no call is reached)",
+            severity="info",
+            member=member,
+            name=names[0],
+        )
+    if inert.end < end:
+        trailing_data(
+            ctx,
+            "security.format",
+            f"{end - inert.end} bytes after the end of the {inert.kind} data (appended data, "
+            "a polyglot)",
+            inert.end,
+            end,
+            member,
+            start,
+        )
+    if ctx.explicit or member is not None:
+        col.add(
+            "security.format",
+            "not-weights",
+            f"{inert.kind} data: inert, but not a weights format",
+            member=member,
+        )
+    else:
+        col.add("security.format", "inert", f"inert {inert.kind} data", severity="info")
+    return inert.kind

@@ -1,7 +1,8 @@
 """Entry point of the static scanner: classify a file by its content and check it whole.
 
-Nothing here unpickles, imports from, or executes the file: pickles are read by the symbolic
-machine in :mod:`.pickle_scan`, archives by :mod:`.zip_scan`. Files are memory-mapped; tensor
+Nothing here unpickles, imports from, or executes the file: :mod:`.dispatch` picks the scanner
+by content; pickles are read by the symbolic machine in :mod:`.pickle_scan`, archives by
+:mod:`.zip_scan` and :mod:`.containers`. Files are memory-mapped; tensor
 bytes are never parsed, only CRC-checked (zip) and size-checked.
 
 API (for the plugin, the CLI and the loading helper)::
@@ -30,7 +31,6 @@ code and custom ONNX op domains from failures into info findings.
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import stat
@@ -40,18 +40,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .allowlist import Allowlist
-from .containers import (
-    is_legacy_torch,
-    scan_legacy,
-    scan_plain_pickle,
-    scan_stacked,
-    scan_tar,
-    scan_zip,
-)
-from .inert import PICKLE_SUFFIXES, Inert, binary_code, classify, code_by_name
-from .numpy_scan import looks_like_npy, scan_npy
-from .onnx_scan import looks_like_onnx, onnx_available, parse_onnx, scan_onnx
-from .pickle_scan import make_rules, scan_pickle
+from .containers.legacy import is_legacy_torch
+from .context import ScanContext
+from .dispatch import dispatch
+from .onnx_scan import looks_like_onnx
 from .report import (
     UNSAFE,
     UNVERIFIABLE,
@@ -60,285 +52,10 @@ from .report import (
     ScanReport,
     file_identity,
 )
-from .safetensors_scan import looks_like_safetensors, scan_safetensors
-from .zip_scan import EOCD_SIG, LOCAL_SIG, ZIP64_LOC_SIG, find_eocd
+from .safetensors_scan import looks_like_safetensors
+from .zip_scan import EOCD_SIG, LOCAL_SIG
 
 WEIGHT_KINDS = ("safetensors", "torch-zip", "torch-legacy")
-
-
-class _BufReader(io.RawIOBase):
-    """A read-only file object over bytes or an mmap (for tarfile)."""
-
-    def __init__(self, buf: Any, size: int) -> None:
-        self.buf, self.size, self.pos = buf, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
-        data = self.buf[self.pos : end]
-        self.pos = end
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def seek(self, off: int, whence: int = 0) -> int:
-        self.pos = {0: off, 1: self.pos + off, 2: self.size + off}[whence]
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-
-class _Ctx:
-    def __init__(
-        self,
-        buf: Any,
-        size: int,
-        col: Collector,
-        limits: ScanLimits,
-        allowlist: Allowlist,
-        allow_code: bool,
-        folder: str | None,
-        explicit: bool,
-    ) -> None:
-        self.buf, self.size, self.col, self.limits = buf, size, col, limits
-        self.allowlist, self.allow_code, self.folder = allowlist, allow_code, folder
-        self.explicit = explicit
-        self.globals: dict[str, None] = {}
-        self.tensors = 0
-        self.storages = 0
-        self.depth = 0
-        self.name = ""  # the file's name (names may flag code, never clear a file)
-        self.covered: list[str] = []  # ONNX external data files whose tensors were checked
-
-    def add_globals(self, names: Iterable[str]) -> None:
-        for n in names:
-            self.globals[n] = None
-
-    def fileobj(self) -> Any:
-        return _BufReader(self.buf, self.size)
-
-    def nested(self, start: int, end: int, label: str) -> str:
-        if self.depth >= self.limits.max_nesting:
-            self.col.add(
-                "security.limits",
-                "limit-max-nesting",
-                f"archives nested deeper than max_nesting={self.limits.max_nesting}",
-                verdict=UNVERIFIABLE,
-                member=label,
-            )
-            return "unknown"
-        self.depth += 1
-        try:
-            return _dispatch(self, start, end, label)
-        finally:
-            self.depth -= 1
-
-
-def _probe_pickle(ctx: _Ctx, start: int, end: int) -> tuple[bool, list[str], int]:
-    """Run the pickle machine over the start of a non-pickle file with a scratch collector:
-    (parses as a complete pickle, globals it imports before failing, calls it reaches)."""
-    scratch = Collector("", ScanLimits(max_ops=min(ctx.limits.max_ops, 100_000), max_findings=10))
-    res = scan_pickle(
-        ctx.buf, start, end, scratch, make_rules("plain", ctx.allowlist), scratch.limits, probe=True
-    )
-    return res.complete, res.globals, res.calls
-
-
-def _polyglot(ctx: _Ctx, start: int, end: int, member: str | None, kind: str) -> None:
-    _complete, names, _calls = _probe_pickle(ctx, start, end)
-    for name in names:
-        if ctx.allowlist.lookup(*name.rsplit(".", 1)) is not None:
-            continue
-        ctx.col.add(
-            "security.pickle",
-            "polyglot",
-            f"this {kind} file also parses as a pickle that imports {name} "
-            "(a loader that unpickles it would run that)",
-            member=member,
-            name=name,
-        )
-
-
-def _inert(
-    ctx: _Ctx, inert: Inert, start: int, end: int, member: str | None, names: list[str]
-) -> str:
-    """Inert data: fine inside a folder; named explicitly (or inside an archive) it is not a
-    weights format. Code and Python-object YAML tags in text are findings either way."""
-    col = ctx.col
-    if inert.problem:
-        if ctx.allow_code:
-            col.add(
-                "security.code",
-                inert.problem_code,
-                f"{inert.problem} (allowed: code=True)",
-                severity="info",
-                member=member,
-            )
-        else:
-            col.add(
-                "security.code",
-                inert.problem_code,
-                f"{inert.problem}; allow with code=True / --allow-code",
-                verdict=UNSAFE,
-                member=member,
-            )
-    if names:
-        col.add(
-            "security.pickle",
-            "pickle-prefix",
-            f"{inert.kind} that starts like a protocol-0 pickle: pickle.load would import "
-            f"{names[0]} before failing (no call is reached)",
-            severity="info",
-            member=member,
-            name=names[0],
-        )
-    if inert.end < end:
-        col.add(
-            "security.format",
-            "trailing-data",
-            f"{end - inert.end} bytes after the end of the {inert.kind} data (appended data, "
-            "a polyglot)",
-            member=member,
-            offset=inert.end - start,
-        )
-        scan_stacked(ctx, inert.end, end, member, start)
-    if ctx.explicit or member is not None:
-        col.add(
-            "security.format",
-            "not-weights",
-            f"{inert.kind} data: inert, but not a weights format",
-            member=member,
-        )
-    else:
-        col.add("security.format", "inert", f"inert {inert.kind} data", severity="info")
-    return inert.kind
-
-
-def _dispatch(ctx: _Ctx, start: int, end: int, member: str | None = None) -> str:
-    buf, col = ctx.buf, ctx.col
-    n = end - start
-    if n == 0:
-        if not ctx.explicit and member is None:
-            col.add("security.format", "inert", "empty file", severity="info")
-            return "empty"
-        col.add("security.format", "empty", "empty file", member=member)
-        return "empty"
-    head = buf[start : start + 16]
-    if head[:4] in (LOCAL_SIG, EOCD_SIG):
-        kind = scan_zip(ctx, start, end, member)
-        _polyglot(ctx, start, end, member, "zip")
-        return kind
-    if member is None and n >= 512 and buf[257:262] == b"ustar":
-        kind = scan_tar(ctx)
-        _polyglot(ctx, start, end, member, "tar")
-        return kind
-    if looks_like_safetensors(head, n):
-        ctx.tensors += scan_safetensors(
-            buf if start == 0 else buf[start:end], n, col, ctx.limits, member
-        )
-        _polyglot(ctx, start, end, member, "safetensors")
-        return "safetensors"
-    if is_legacy_torch(head):
-        return scan_legacy(ctx, start, end, member)
-    if head[0] == 0x80 and n > 1 and head[1] <= 5:
-        return scan_plain_pickle(ctx, start, end, member)
-    if looks_like_npy(head):
-        names: list[str] = []
-        arrays, stop = scan_npy(buf, start, end, col, ctx.limits, ctx.allowlist, member, names)
-        ctx.add_globals(names)
-        if stop < end:
-            col.add(
-                "security.numpy",
-                "trailing-data",
-                f"{end - stop} bytes after the array data (np.load ignores them)",
-                member=member,
-                offset=stop - start,
-            )
-            scan_stacked(ctx, stop, end, member, start)
-        if arrays and not col.fail_count():
-            _inert(ctx, Inert("numpy array", end), start, end, member, [])
-        return "npy"
-    if looks_like_onnx(head, n):
-        model = parse_onnx(buf if start == 0 else buf[start:end], n)
-        if model is not None:
-            ctx.tensors += scan_onnx(
-                model,
-                ctx.folder if member is None else None,
-                col,
-                ctx.allow_code,
-                member,
-                covered=ctx.covered,
-            )
-            _polyglot(ctx, start, end, member, "onnx")
-            return "onnx"
-        if not onnx_available():
-            col.add(
-                "security.format",
-                "onnx-missing",
-                "looks like ONNX but the onnx package is not installed to check it",
-                verdict=UNVERIFIABLE,
-                member=member,
-            )
-            return "onnx"
-    # a zip archive with bytes prepended (polyglot): the end record is there, the start is not
-    eocd = find_eocd(buf, end)
-    if eocd >= start and eocd + 22 <= end:
-        cd_size, cd_off = struct.unpack_from("<II", buf, eocd + 12)
-        cd_end = eocd
-        if eocd - 76 >= start and buf[eocd - 20 : eocd - 16] == ZIP64_LOC_SIG:
-            cd_end = eocd - 76
-            cd_size, cd_off = struct.unpack_from("<QQ", buf, cd_end + 40)
-        prefix = (cd_end - start) - (cd_off + cd_size)
-        if 0 < prefix < n and buf[start + prefix : start + prefix + 4] == LOCAL_SIG:
-            col.add(
-                "security.zip",
-                "prepended-data",
-                f"zip archive with {prefix} bytes prepended (polyglot)",
-                member=member,
-                offset=0,
-            )
-            _polyglot(ctx, start, end, member, "zip")
-            ctx.nested(start + prefix, end, (member + "!" if member else "") + f"@{prefix}")
-            return "zip"
-    complete, names, calls = _probe_pickle(ctx, start, end)
-    name = ctx.name if member is None else member
-    inert = classify(buf, start, end, name)
-    # text that merely starts like a protocol-0 pickle ("cat\ndog\n": GLOBAL cat.dog, then the
-    # end) stays text - unless its name says a loader unpickles it; one that parses to STOP or
-    # reaches a call is a pickle
-    pickle_named = name.lower().endswith(PICKLE_SUFFIXES)
-    if complete or calls or (names and (inert is None or pickle_named)):
-        return scan_plain_pickle(ctx, start, end, member)
-    if inert is not None:
-        return _inert(ctx, inert, start, end, member, names)
-    if binary_code(bytes(head)) or code_by_name(name):
-        col.add(
-            "security.code",
-            "binary-code",
-            "an executable, shared library or compiled module (code)",
-            severity="info" if ctx.allow_code else "fail",
-            verdict=None if ctx.allow_code else UNSAFE,
-            member=member,
-        )
-        return "code"
-    col.add(
-        "security.format",
-        "unknown",
-        "unrecognised content: not weights (safetensors, a torch archive, ONNX, a pickle, "
-        "numpy) and not inert data (JSON, TOML, text, PNG/JPEG/GIF/BMP/WebP), so it cannot be "
-        "verified",
-        member=member,
-    )
-    return "unknown"
 
 
 def _report_extensions(col: Collector, allowlist: Allowlist, report: ScanReport) -> None:
@@ -385,7 +102,7 @@ def _report_profiles(col: Collector, allowlist: Allowlist, report: ScanReport) -
             )
 
 
-def _finish(ctx: _Ctx, report: ScanReport, t0: float) -> ScanReport:
+def _finish(ctx: ScanContext, report: ScanReport, t0: float) -> ScanReport:
     report.globals = list(ctx.globals)
     report.tensors = ctx.tensors
     report.storages = ctx.storages
@@ -412,15 +129,15 @@ def scan_bytes(
     data = bytes(data)
     col = Collector(name, limits)
     allowlist = Allowlist(extra_globals, profiles=allowlists)
-    ctx = _Ctx(data, len(data), col, limits, allowlist, allow_code, folder, True)
+    ctx = ScanContext(data, len(data), col, limits, allowlist, allow_code, folder, True, dispatch)
     report = ScanReport(path=name, kind="unknown", size=len(data))
     report.kind = _guarded_dispatch(ctx)
     return _finish(ctx, report, t0)
 
 
-def _guarded_dispatch(ctx: _Ctx) -> str:
+def _guarded_dispatch(ctx: ScanContext) -> str:
     try:
-        return _dispatch(ctx, 0, ctx.size)
+        return dispatch(ctx, 0, ctx.size)
     except (MemoryError, RecursionError) as e:
         ctx.col.add(
             "security.limits",
@@ -482,7 +199,7 @@ def scan_path(
             if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)
         try:
-            ctx = _Ctx(
+            ctx = ScanContext(
                 mm,
                 st.st_size,
                 col,
@@ -491,6 +208,7 @@ def scan_path(
                 allow_code,
                 os.path.dirname(os.path.abspath(p)),
                 _explicit,
+                dispatch,
             )
             ctx.name = os.path.basename(p)
             report.kind = _guarded_dispatch(ctx)

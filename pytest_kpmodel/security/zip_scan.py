@@ -16,7 +16,8 @@ how payloads hide, so this module accepts only what ``torch.save`` writes:
   slices of the mmap'd file) and compared.
 
 API: :func:`read_zip` returns a :class:`ZipInfo` (members in central-directory order) and adds
-findings to the collector; :func:`check_crcs` verifies CRCs.
+findings to the collector; :func:`check_crcs` verifies CRCs; :func:`prepended_bytes` finds an
+archive that does not start where the file does.
 """
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ def find_eocd(buf: Any, size: int) -> int:
     """Offset of the last end-of-central-directory signature in the final 64 KiB (-1: none)."""
     lo = max(0, size - 22 - 0xFFFF)
     return buf.rfind(EOCD_SIG, lo, size)
+
+
+def prepended_bytes(buf: Any, start: int, end: int) -> int:
+    """How many bytes come before a zip archive whose end record closes ``buf[start:end]``
+    (where its central directory says the archive starts); 0 when none, or no such archive."""
+    eocd = find_eocd(buf, end)
+    if eocd < start or eocd + 22 > end:
+        return 0
+    cd_size, cd_off = struct.unpack_from("<II", buf, eocd + 12)
+    cd_end = eocd
+    if eocd - 76 >= start and buf[eocd - 20 : eocd - 16] == ZIP64_LOC_SIG:
+        cd_end = eocd - 76
+        cd_size, cd_off = struct.unpack_from("<QQ", buf, cd_end + 40)
+    prefix = (cd_end - start) - (cd_off + cd_size)
+    if 0 < prefix < end - start and buf[start + prefix : start + prefix + 4] == LOCAL_SIG:
+        return prefix
+    return 0
 
 
 class _Findings:
