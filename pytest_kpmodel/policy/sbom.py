@@ -72,18 +72,9 @@ def build_bom(
     model_sha256: str | None = None,
 ) -> Bom:
     """The SBOM object. ``model_sha256``: a digest already computed (else the file is hashed)."""
-    from cyclonedx.model import (
-        ExternalReference,
-        ExternalReferenceType,
-        HashAlgorithm,
-        HashType,
-        Property,
-        XsUri,
-    )
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.tool import ToolRepository
-    from packageurl import PackageURL
 
     bom = Bom()
     bom.metadata.tools = ToolRepository(
@@ -91,7 +82,27 @@ def build_bom(
             Component(name="pytest-kpmodel", version=__version__, type=ComponentType.APPLICATION)
         ]
     )
-    dists = installed_distributions(paths)
+    libs = _add_libraries(bom, installed_distributions(paths))
+    if card is not None:
+        model = _model_component(card, model_sha256)
+        bom.components.add(model)
+        needed = set()
+        for text in card.dependencies.requires:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if marker_applies(req.marker) and canonicalize_name(req.name) in libs:
+                needed.add(canonicalize_name(req.name))
+        bom.register_dependency(model, [libs[n] for n in sorted(needed)])
+    return bom
+
+
+def _add_libraries(bom: Bom, dists: dict[str, Any]) -> dict[str, Any]:
+    """One ``library`` component per installed distribution, linked to those it requires."""
+    from cyclonedx.model.component import Component, ComponentType
+    from packageurl import PackageURL
+
     libs: dict[str, Any] = {}
     for name, dist in sorted(dists.items()):
         lic = distribution_license(dist)
@@ -108,53 +119,55 @@ def build_bom(
     for name, dist in dists.items():
         deps = {canonicalize_name(r.name) for r in dist_requirements(dist)} & libs.keys()
         bom.register_dependency(libs[name], [libs[d] for d in sorted(deps)])
+    return libs
 
-    if card is not None:
-        m = card.model
-        hashes = []
-        digest = model_sha256
-        if digest is None and m.weights is not None and Path(m.weights).is_file():
-            digest = sha256_file(m.weights)
-        if digest:
-            hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=digest))
-        refs, props = [], [Property(name="kpmodel:format", value=m.format)]
-        if m.architecture:
-            props.append(Property(name="kpmodel:architecture", value=m.architecture))
-        if m.weights is not None:
-            props.append(Property(name="kpmodel:weights", value=Path(m.weights).name))
-        if m.sha256:
-            props.append(Property(name="kpmodel:pinned_sha256", value=m.sha256))
-        for mod in card.provenance.modifications:
-            props.append(Property(name="kpmodel:modification", value=mod))
-        source = card.provenance.source
-        if source:
-            try:
-                refs.append(
-                    ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(source))
-                )
-            except Exception:  # not a URI: keep it as a property rather than lose it
-                props.append(Property(name="kpmodel:source", value=source))
-        model = Component(
-            name=m.name,
-            version=m.version or None,
-            type=ComponentType.MACHINE_LEARNING_MODEL,
-            bom_ref=f"model:{m.name}@{m.version or 'unversioned'}",
-            hashes=hashes,
-            licenses=_model_licenses(card.license.spdx),
-            external_references=refs,
-            properties=props,
-        )
-        bom.components.add(model)
-        needed = set()
-        for text in card.dependencies.requires:
-            try:
-                req = Requirement(text)
-            except InvalidRequirement:
-                continue
-            if marker_applies(req.marker) and canonicalize_name(req.name) in libs:
-                needed.add(canonicalize_name(req.name))
-        bom.register_dependency(model, [libs[n] for n in sorted(needed)])
-    return bom
+
+def _model_component(card: ModelCard, model_sha256: str | None) -> Any:
+    """The ``machine-learning-model`` component: weights digest, license, source, card facts."""
+    from cyclonedx.model import (
+        ExternalReference,
+        ExternalReferenceType,
+        HashAlgorithm,
+        HashType,
+        Property,
+        XsUri,
+    )
+    from cyclonedx.model.component import Component, ComponentType
+
+    m = card.model
+    hashes = []
+    digest = model_sha256
+    if digest is None and m.weights is not None and Path(m.weights).is_file():
+        digest = sha256_file(m.weights)
+    if digest:
+        hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=digest))
+    refs, props = [], [Property(name="kpmodel:format", value=m.format)]
+    if m.architecture:
+        props.append(Property(name="kpmodel:architecture", value=m.architecture))
+    if m.weights is not None:
+        props.append(Property(name="kpmodel:weights", value=Path(m.weights).name))
+    if m.sha256:
+        props.append(Property(name="kpmodel:pinned_sha256", value=m.sha256))
+    for mod in card.provenance.modifications:
+        props.append(Property(name="kpmodel:modification", value=mod))
+    source = card.provenance.source
+    if source:
+        try:
+            refs.append(
+                ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(source))
+            )
+        except Exception:  # not a URI: keep it as a property rather than lose it
+            props.append(Property(name="kpmodel:source", value=source))
+    return Component(
+        name=m.name,
+        version=m.version or None,
+        type=ComponentType.MACHINE_LEARNING_MODEL,
+        bom_ref=f"model:{m.name}@{m.version or 'unversioned'}",
+        hashes=hashes,
+        licenses=_model_licenses(card.license.spdx),
+        external_references=refs,
+        properties=props,
+    )
 
 
 def sbom_json(bom: Bom) -> str:

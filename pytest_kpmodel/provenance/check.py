@@ -119,64 +119,8 @@ def written_paths(card: ModelCard) -> dict[str, tuple[str, Path]]:
 
 def check_files(card: ModelCard, *, exact: bool = False) -> list[Finding]:
     findings = []
-    folder = card.folder
-    real_folder = Path(os.path.realpath(folder))
     for key, (value, written) in written_paths(card).items():
-        where = f"{value!r} named by [{key}]"
-        links = symlinks_on_path(written, folder)
-        if links:
-            target = os.path.realpath(links[0])
-            what = "is a symlink" if links[0] == written else f"passes through symlink {links[0]}"
-            findings.append(
-                Finding(
-                    "provenance.files",
-                    f"{where} {what} (-> {target}); a model's files must be regular files in "
-                    "its own folder",
-                    details={
-                        "key": key,
-                        "path": str(written),
-                        "symlink": str(links[0]),
-                        "target": target,
-                    },
-                )  # fmt: skip
-            )
-        if not os.path.lexists(written):
-            findings.append(
-                Finding(
-                    "provenance.files",
-                    f"{where} is missing: {written}",
-                    details={"key": key, "path": str(written)},
-                )
-            )
-            continue
-        try:
-            mode = os.stat(written).st_mode
-        except OSError as exc:
-            findings.append(
-                Finding(
-                    "provenance.files",
-                    f"{where} cannot be read: {exc.strerror}",
-                    details={"key": key, "path": str(written)},
-                )  # fmt: skip
-            )
-            continue
-        if not stat.S_ISREG(mode):
-            findings.append(
-                Finding(
-                    "provenance.files",
-                    f"{where} is not a regular file: {written}",
-                    details={"key": key, "path": str(written)},
-                )
-            )
-        real = Path(os.path.realpath(written))
-        if not real.is_relative_to(real_folder):
-            findings.append(
-                Finding(
-                    "provenance.files",
-                    f"{where} resolves to {real}, outside the card's folder {folder}",
-                    details={"key": key, "path": str(written), "resolved": str(real)},
-                )
-            )
+        findings += _file_findings(card, key, value, written)
     if exact:
         extra = unexpected_files(card)
         if extra:
@@ -186,11 +130,55 @@ def check_files(card: ModelCard, *, exact: bool = False) -> list[Finding]:
             findings.append(
                 Finding(
                     "provenance.files",
-                    f"{len(extra)} unexpected file(s) in the model folder {folder} "
+                    f"{len(extra)} unexpected file(s) in the model folder {card.folder} "
                     f"(files='exact' allows only the card and the files it names): {shown}",
                     details={"unexpected": extra},
                 )
             )
+    return findings
+
+
+def _file_findings(card: ModelCard, key: str, value: str, written: Path) -> list[Finding]:
+    """One named file: no symlink on its way, present, regular, inside the card's folder."""
+    folder = card.folder
+    where = f"{value!r} named by [{key}]"
+    details: dict[str, Any] = {"key": key, "path": str(written)}
+    findings = []
+    links = symlinks_on_path(written, folder)
+    if links:
+        target = os.path.realpath(links[0])
+        what = "is a symlink" if links[0] == written else f"passes through symlink {links[0]}"
+        findings.append(
+            Finding(
+                "provenance.files",
+                f"{where} {what} (-> {target}); a model's files must be regular files in "
+                "its own folder",
+                details={**details, "symlink": str(links[0]), "target": target},
+            )
+        )
+    if not os.path.lexists(written):
+        return [*findings, Finding("provenance.files", f"{where} is missing: {written}",
+                                   details=details)]  # fmt: skip
+    try:
+        mode = os.stat(written).st_mode
+    except OSError as exc:
+        return [*findings, Finding("provenance.files", f"{where} cannot be read: {exc.strerror}",
+                                   details=details)]  # fmt: skip
+    if not stat.S_ISREG(mode):
+        findings.append(
+            Finding(
+                "provenance.files", f"{where} is not a regular file: {written}", details=details
+            )  # fmt: skip
+        )
+    real = Path(os.path.realpath(written))
+    if not real.is_relative_to(Path(os.path.realpath(folder))):
+        findings.append(
+            Finding(
+                "provenance.files",
+                f"{where} resolves to {real}, outside the card's folder {folder}",
+                details={**details, "resolved": str(real)},
+            )
+        )
     return findings
 
 
