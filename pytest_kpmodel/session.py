@@ -386,7 +386,7 @@ class KpSession:
     @property
     def flip_consistency(self):
         def compute():
-            from .metrics.accuracy import flip_consistency
+            from .robustness.probes import flip_consistency
 
             return flip_consistency(self)
 

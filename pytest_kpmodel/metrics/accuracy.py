@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import KpModelError
+from .evaluation import evaluate
+
 
 def evaluate_predictions(session, predictions, *, confidence: float = 0.95, image_ids=None,
                          analyses: bool = True):  # fmt: skip
     """``metrics.evaluate`` of a ``PredictionSet`` against the run's ground truth."""
-    from .evaluation import evaluate
-
     ds, ks = session.dataset, session.card.keypoints
     metrics = evaluate(
         ds.coco,
@@ -49,8 +50,6 @@ class PrecisionDrop:
 
 def precision_drop(session, precision: str) -> PrecisionDrop:
     """AP at fp32 minus AP at ``precision`` (fp16 needs CUDA; bf16 runs on the CPU too)."""
-    from ..errors import KpModelError
-
     if precision not in ("fp16", "bf16"):
         raise KpModelError(f"precision drop: {precision!r} is not fp16 or bf16")
     if precision == "fp16" and not session.device.startswith("cuda"):
@@ -68,26 +67,3 @@ def precision_drop(session, precision: str) -> PrecisionDrop:
         out.drops[label] = float(a["AP"] - b["AP"])
         out.values[label] = {"fp32": float(a["AP"]), precision: float(b["AP"])}
     return out
-
-
-def flip_consistency(session, n_images: int = 32):
-    """Mean OKS between the model's predictions on a fixed sample of images and on their mirror
-    images mapped back with the card's flip pairs (``metrics.flip_consistency``)."""
-    from ..predictions import PredictionSet
-    from ..robustness.probes import Sample, predict_images
-    from .evaluation import flip_consistency as measure
-
-    sample = Sample(session, n_images)
-    ks, cat = session.card.keypoints, session.dataset.category_id
-    flipped = predict_images(session.model, [im.flip(-1) for im in sample.images])
-    result = measure(
-        PredictionSet(sample.image_ids, sample.clean).to_coco_results(cat),
-        PredictionSet(sample.image_ids, flipped).to_coco_results(cat),
-        widths={i: im.shape[-1] for i, im in zip(sample.image_ids, sample.images, strict=True)},
-        flip_index=ks.flip_index(),
-        sigmas=ks.sigmas,
-        names=ks.names,
-    )
-    if session.parent is None:
-        session.sections.setdefault("metrics", {})["flip_consistency"] = result.to_json()
-    return result

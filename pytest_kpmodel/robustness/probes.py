@@ -1,7 +1,7 @@
-"""The run's robustness probes: stability under a perturbation, the corruption sweep and the
-trigger scan, bound to the session's model, data and settings.
+"""The run's robustness probes: stability under a perturbation, flip consistency, the
+corruption sweep and the trigger scan, bound to the session's model, data and settings.
 
-All three work on a fixed sample of the evaluation set (seeded by ``--kp-seed``), so a probe's
+All four work on a fixed sample of the evaluation set (seeded by ``--kp-seed``), so a probe's
 cost is bounded and its result reproducible. ``kp_corruptions(...)`` on a test or module sets
 the sweep; the defaults are the 15 standard corruptions at severities 1-5 on 50 images.
 """
@@ -123,6 +123,29 @@ class StabilityProbe:
         section = self.session.sections.setdefault("robustness", {})
         section.setdefault("stability", []).append(entry)
         return entry
+
+
+def flip_consistency(session, n_images: int = 32):
+    """``kp_flip_consistency``: mean OKS between the model's predictions on a fixed sample of
+    images and on their mirror images mapped back with the card's flip pairs
+    (``metrics.flip_consistency``); recorded in the report's ``metrics`` section."""
+    from ..metrics import flip_consistency as measure
+    from ..predictions import PredictionSet
+
+    sample = Sample(session, n_images)
+    ks, cat = session.card.keypoints, session.dataset.category_id
+    flipped = predict_images(session.model, [im.flip(-1) for im in sample.images])
+    result = measure(
+        PredictionSet(sample.image_ids, sample.clean).to_coco_results(cat),
+        PredictionSet(sample.image_ids, flipped).to_coco_results(cat),
+        widths={i: im.shape[-1] for i, im in zip(sample.image_ids, sample.images, strict=True)},
+        flip_index=ks.flip_index(),
+        sigmas=ks.sigmas,
+        names=ks.names,
+    )
+    if session.parent is None:
+        session.sections.setdefault("metrics", {})["flip_consistency"] = result.to_json()
+    return result
 
 
 def corruption_eval(session, config: CorruptionConfig):
