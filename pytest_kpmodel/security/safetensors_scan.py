@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .report import UNVERIFIABLE, Collector, ScanLimits
@@ -27,6 +29,9 @@ DTYPE_BITS: dict[str, int] = {
     "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
     "U64": 64,
 }  # fmt: skip
+
+# col.add with the check and member bound: (code, why, *, verdict=, name=, offset=)
+_Add = Callable[..., None]
 
 
 def looks_like_safetensors(buf: Any, size: int) -> bool:
@@ -58,27 +63,34 @@ def scan_safetensors(
     buf: Any, size: int, col: Collector, limits: ScanLimits, member: str | None = None
 ) -> int:
     """Validate a safetensors file; returns the number of tensors."""
-
-    def add(
-        code: str,
-        why: str,
-        verdict: str | None = None,
-        name: str | None = None,
-        offset: int | None = None,
-    ) -> None:
-        col.add(
-            "security.safetensors",
-            code,
-            why,
-            verdict=verdict,
-            member=member,
-            name=name,
-            offset=offset,
-        )
-
-    if size < 8:
-        add("truncated", "shorter than the 8-byte header size", UNVERIFIABLE)
+    add = partial(col.add, "security.safetensors", member=member)
+    found = _read_header(buf, size, col, limits, member, add)
+    if found is None:
         return 0
+    header, n = found
+    meta = header.pop("__metadata__", None)
+    if meta is not None and (
+        not isinstance(meta, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    ):
+        add("metadata", "__metadata__ must map strings to strings")
+    buffer_len = size - 8 - n
+    spans = [
+        span
+        for name, entry in header.items()
+        if (span := _tensor_span(name, entry, buffer_len, add)) is not None
+    ]
+    _check_tiling(spans, buffer_len, 8 + n, add)
+    return len(header)
+
+
+def _read_header(
+    buf: Any, size: int, col: Collector, limits: ScanLimits, member: str | None, add: _Add
+) -> tuple[dict[str, Any], int] | None:
+    """The JSON header and its length (None: it cannot be read)."""
+    if size < 8:
+        add("truncated", "shorter than the 8-byte header size", verdict=UNVERIFIABLE)
+        return None
     n = struct.unpack_from("<Q", buf, 0)[0]
     if n > limits.max_header:
         col.add(
@@ -87,10 +99,10 @@ def scan_safetensors(
             f"header size {n} exceeds max_header={limits.max_header}",
             member=member,
         )
-        return 0
+        return None
     if 8 + n > size:
         add("header-bounds", f"header size {n} runs past the end of the file ({size} bytes)")
-        return 0
+        return None
     raw = buf[8 : 8 + n]
     try:
         text = raw.decode("utf-8")
@@ -106,62 +118,62 @@ def scan_safetensors(
             f"duplicate key {e.args[0]!r} in the header (readers disagree)",
             name=str(e.args[0])[:200],
         )
-        return 0
+        return None
     except (ValueError, RecursionError) as e:
-        add("header-json", f"header is not valid JSON: {str(e)[:200]}", UNVERIFIABLE)
-        return 0
+        add("header-json", f"header is not valid JSON: {str(e)[:200]}", verdict=UNVERIFIABLE)
+        return None
     if not isinstance(header, dict):
-        add("header-json", "header is not a JSON object", UNVERIFIABLE)
-        return 0
-    meta = header.pop("__metadata__", None)
-    if meta is not None and (
-        not isinstance(meta, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
-    ):
-        add("metadata", "__metadata__ must map strings to strings")
-    buffer_len = size - 8 - n
-    spans: list[tuple[int, int, str]] = []
-    for name, entry in header.items():
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            add(
-                "entry",
-                f"tensor {name!r} must have exactly dtype, shape, data_offsets",
-                name=name[:200],
-            )
-            continue
-        dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
-        bits = DTYPE_BITS.get(dtype) if isinstance(dtype, str) else None
-        if bits is None:
-            add("dtype", f"tensor {name!r} has unknown dtype {dtype!r}", name=name[:200])
-            continue
-        if not isinstance(shape, list) or not all(_is_uint(s) for s in shape):
-            add("shape", f"tensor {name!r} has an invalid shape {shape!r:.80}", name=name[:200])
-            continue
-        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_uint(o) for o in offs)):
-            add(
-                "offsets", f"tensor {name!r} has invalid data_offsets {offs!r:.80}", name=name[:200]
-            )
-            continue
-        begin, end = offs
-        numel = 1
-        for s in shape:
-            numel *= s
-        nbits = numel * bits
-        if begin > end or end > buffer_len:
-            add(
-                "offsets",
-                f"tensor {name!r} data [{begin}, {end}) is outside the {buffer_len}-byte buffer",
-                name=name[:200],
-            )
-            continue
-        if nbits % 8 or nbits // 8 != end - begin:
-            add(
-                "size",
-                f"tensor {name!r} is {dtype}{shape} = {nbits / 8:g} bytes but its "
-                f"data_offsets span {end - begin}",
-                name=name[:200],
-            )
-        spans.append((begin, end, name))
+        add("header-json", "header is not a JSON object", verdict=UNVERIFIABLE)
+        return None
+    return header, n
+
+
+def _tensor_span(name: str, entry: Any, buffer_len: int, add: _Add) -> tuple[int, int, str] | None:
+    """A tensor entry's data range in the buffer (None: the entry is malformed)."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        add(
+            "entry",
+            f"tensor {name!r} must have exactly dtype, shape, data_offsets",
+            name=name[:200],
+        )
+        return None
+    dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
+    bits = DTYPE_BITS.get(dtype) if isinstance(dtype, str) else None
+    if bits is None:
+        add("dtype", f"tensor {name!r} has unknown dtype {dtype!r}", name=name[:200])
+        return None
+    if not isinstance(shape, list) or not all(_is_uint(s) for s in shape):
+        add("shape", f"tensor {name!r} has an invalid shape {shape!r:.80}", name=name[:200])
+        return None
+    if not (isinstance(offs, list) and len(offs) == 2 and all(_is_uint(o) for o in offs)):
+        add("offsets", f"tensor {name!r} has invalid data_offsets {offs!r:.80}", name=name[:200])
+        return None
+    begin, end = offs
+    numel = 1
+    for s in shape:
+        numel *= s
+    nbits = numel * bits
+    if begin > end or end > buffer_len:
+        add(
+            "offsets",
+            f"tensor {name!r} data [{begin}, {end}) is outside the {buffer_len}-byte buffer",
+            name=name[:200],
+        )
+        return None
+    if nbits % 8 or nbits // 8 != end - begin:
+        add(
+            "size",
+            f"tensor {name!r} is {dtype}{shape} = {nbits / 8:g} bytes but its "
+            f"data_offsets span {end - begin}",
+            name=name[:200],
+        )
+    return begin, end, name
+
+
+def _check_tiling(
+    spans: list[tuple[int, int, str]], buffer_len: int, data_start: int, add: _Add
+) -> None:
+    """The tensors' data ranges, sorted, cover the buffer exactly."""
     spans.sort()
     pos = 0
     for begin, end, name in spans:
@@ -173,13 +185,14 @@ def scan_safetensors(
             )
         elif begin > pos:
             add(
-                "gap", f"{begin - pos} unaccounted bytes before tensor {name!r}", offset=8 + n + pos
+                "gap",
+                f"{begin - pos} unaccounted bytes before tensor {name!r}",
+                offset=data_start + pos,
             )
         pos = max(pos, end)
     if pos < buffer_len:
         add(
             "trailing-data",
             f"{buffer_len - pos} bytes after the last tensor (appended data)",
-            offset=8 + n + pos,
+            offset=data_start + pos,
         )
-    return len(header)
