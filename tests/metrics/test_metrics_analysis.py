@@ -1,19 +1,22 @@
-"""Per-keypoint OKS/PCK, coco-analyze error types, flip consistency, JSON layout."""
+"""Per-keypoint AP/OKS/PCK and coco-analyze error types."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
-import json
 
 import numpy as np
 import pytest
+from metrics_reference import mask_to_keypoint, pycoco_eval
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from pytest_kpmodel.keypoints import COCO17, COCO_SIGMAS
-from pytest_kpmodel.metrics import evaluate, flip_consistency, flip_results, image_widths
+from pytest_kpmodel.metrics import analysis as metrics_analysis
+from pytest_kpmodel.metrics import evaluate
+from pytest_kpmodel.metrics.inputs import prepare
+from pytest_kpmodel.metrics.pairs import PairCache
 from pytest_kpmodel.metrics.synthetic import flip_index, make_coco_set
 
 SIG = np.asarray(COCO_SIGMAS)
@@ -220,82 +223,15 @@ def test_pck_uses_distance_against_ground_truth_box_size():
     )
 
 
-def test_flip_consistency():
-    gt, results = make_coco_set(33, num_images=8)
-    widths = image_widths(gt)
-    perm = FLIP
-    # an exactly flip-equivariant model: its mirrored-image predictions are the mirror of these
-    mirrored = flip_results(results, widths, perm)  # mapping is its own inverse
-    fc = flip_consistency(
-        results, mirrored, widths=widths, flip_index=perm, names=COCO17.names, min_score=0.0
+def test_per_keypoint_ap_equals_pycocotools_on_masked_ground_truth():
+    gt, results = make_coco_set(
+        11, num_images=25, num_keypoints=4, crowd_rate=0.15, zero_kp_rate=0.2
     )
-    assert fc.mean_oks == pytest.approx(1.0) and fc.unpaired == fc.unpaired_flipped == 0
-    assert fc.pairs == len(results) and all(v == pytest.approx(1.0) for v in fc.per_keypoint)
-    # forgetting to swap left and right when mapping back shows up as a lower OKS
-    no_swap = flip_results(results, widths, list(range(17)))
-    fc2 = flip_consistency(results, no_swap, widths=widths, flip_index=perm, min_score=0.0)
-    assert fc2.mean_oks < 0.9
-    fc3 = flip_consistency(results, mirrored, widths=widths, flip_index=perm, min_score=0.5)
-    assert fc3.pairs == sum(r["score"] >= 0.5 for r in results)
-    json.dumps(fc3.to_json())
-
-
-def test_to_json_layout_and_serialisable():
-    gt, results = make_coco_set(34, num_images=15)
-    m = evaluate(gt, results, bootstrap=25, seed=3)
-    js = m.to_json()
-    text = json.dumps(js, allow_nan=False)
-    assert json.loads(text) == js
-    assert set(js) == {
-        "engine",
-        "dataset",
-        "bbox",
-        "keypoints",
-        "per_keypoint",
-        "pck",
-        "pr_curves",
-        "bootstrap",
-        "keypoint_errors",
-    }
-    assert list(js["bbox"]) == [
-        "AP",
-        "AP50",
-        "AP75",
-        "APs",
-        "APm",
-        "APl",
-        "AR1",
-        "AR10",
-        "AR100",
-        "ARs",
-        "ARm",
-        "ARl",
-    ]
-    assert set(js["per_keypoint"]["kp0"]) == {
-        "sigma",
-        "ap",
-        "ap50",
-        "ap75",
-        "oks",
-        "pck@0.05",
-        "pck@0.1",
-        "pck@0.2",
-        "n",
-    }
-    assert len(js["pr_curves"]["recall"]) == 101 and set(js["pr_curves"]["keypoints"]) == {
-        "iou50",
-        "iou75",
-        "mean",
-    }
-    assert js["bootstrap"]["replicates"] == 25 and set(js["bootstrap"]["bbox"]["AP"]) == {
-        "estimate",
-        "low",
-        "high",
-        "std",
-    }
-    assert js["bootstrap"]["keypoints"]["AP"]["estimate"] == js["keypoints"]["AP"]
-    # the PR curve at IoU 0.5 averages to AP50, as in pycocotools' summarize
-    assert np.mean(js["pr_curves"]["bbox"]["iou50"]) == pytest.approx(js["bbox"]["AP50"], abs=1e-12)
-    assert np.mean(js["pr_curves"]["keypoints"]["mean"]) == pytest.approx(
-        js["keypoints"]["AP"], abs=1e-12
-    )
+    sigmas = [0.03, 0.05, 0.08, 0.1]
+    inp = prepare(gt, results, sigmas=sigmas)
+    ours = metrics_analysis.per_keypoint_ap(PairCache(inp))
+    for k in range(4):
+        ref = pycoco_eval(mask_to_keypoint(gt, k), results, "keypoints", sigmas)
+        assert abs(ours.ap[k] - ref.stats[0]) <= 1e-12
+        assert abs(ours.ap50[k] - ref.stats[1]) <= 1e-12
+        assert abs(ours.ap75[k] - ref.stats[2]) <= 1e-12
