@@ -16,6 +16,11 @@ from pathlib import Path
 
 from ..card import load_card, resolve_card_path
 from ..errors import KpModelError
+from .card_init import init_card
+from .check import check_provenance
+from .diff import diff_cards
+from .keys import generate_keypair, load_public_key
+from .signing import sign_card
 
 
 class UsageError(KpModelError):
@@ -97,8 +102,6 @@ def register(subparsers) -> None:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_card_init(args) -> int:
-    from .card_init import init_card
-
     path = init_card(args.checkpoint, name=args.name, force=args.force)
     print(f"wrote {path}")
     print("review every TODO in it, then: kpmodel sign " + str(path) + " --key PRIVATE")
@@ -106,8 +109,6 @@ def cmd_card_init(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from .signing import sign_card
-
     _require_file(args.key, "private key")
     sig = sign_card(args.card, args.key, force=args.force)
     print(f"signed {args.card} -> {sig}")
@@ -115,9 +116,6 @@ def cmd_sign(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .check import check_provenance
-    from .keys import load_public_key
-
     card_path = resolve_card_path(args.card)
     for k in args.key:
         load_public_key(k)  # a missing or unreadable key is a usage error (2), not a finding
@@ -146,8 +144,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from .diff import diff_cards
-
     if args.top < 1:
         raise UsageError("--top must be >= 1")
     d = diff_cards(args.card_a, args.card_b, allow_code=args.allow_code, flops=not args.no_flops)
@@ -162,8 +158,6 @@ def cmd_diff(args) -> int:
 
 
 def cmd_keygen(args) -> int:
-    from .keys import generate_keypair
-
     private, public = generate_keypair(args.out, force=args.force)
     print(f"private key: {private}  (keep secret; kpmodel sign --key {private})")
     print(f"public key:  {public}  (share; kpmodel verify --key {public})")
