@@ -30,6 +30,7 @@ from .distributions import (
     parse_requirement,
 )
 from .machine import Platform, probe_platform
+from .osv import check_vulnerabilities
 from .result import Assembler, PolicyResult, SkipCheck
 
 if TYPE_CHECKING:
@@ -153,8 +154,6 @@ def _looks_like_model(obj: Any) -> bool:
 
 
 def _vulnerabilities(osv_db, ignore: Sequence[str], paths) -> list[Finding]:
-    from .osv import check_vulnerabilities
-
     if osv_db is None:
         raise SkipCheck(
             "no vulnerability database: pass --kp-osv-db=PATH (a local OSV export, e.g. the "
