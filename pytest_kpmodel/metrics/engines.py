@@ -127,6 +127,17 @@ def _gt_copy(data: EvalInput) -> dict[str, Any]:
     }
 
 
+def _with_params(
+    e: Any, data: EvalInput, iou_type: str, ids_attr: str = "imgIds", sigmas: Any = None
+) -> Any:
+    """``e`` set to the evaluated images and, for keypoints, the OKS ``sigmas`` (None: the
+    engine took them already)."""
+    setattr(e.params, ids_attr, list(data.image_ids))
+    if sigmas is not None and iou_type == "keypoints":
+        e.params.kpt_oks_sigmas = sigmas
+    return e
+
+
 def _pycocotools(data: EvalInput) -> MakeEval:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -135,15 +146,7 @@ def _pycocotools(data: EvalInput) -> MakeEval:
     gt.dataset = _gt_copy(data)
     gt.createIndex()
     dt = gt.loadRes([dict(r) for r in data.results])  # loadRes writes into the dicts
-
-    def make(iou_type: str) -> Any:
-        e = COCOeval(gt, dt, iou_type)
-        e.params.imgIds = list(data.image_ids)
-        if iou_type == "keypoints":
-            e.params.kpt_oks_sigmas = data.sigmas.copy()
-        return e
-
-    return make
+    return lambda t: _with_params(COCOeval(gt, dt, t), data, t, sigmas=data.sigmas.copy())
 
 
 def _hotcoco(data: EvalInput) -> MakeEval:
@@ -151,15 +154,9 @@ def _hotcoco(data: EvalInput) -> MakeEval:
 
     gt = hotcoco.COCO(dict(data.gt))  # hotcoco copies; it never writes into the inputs
     dt = gt.load_res(data.results)
-
-    def make(iou_type: str) -> Any:
-        e = hotcoco.COCOeval(gt, dt, iou_type)
-        e.params.img_ids = list(data.image_ids)
-        if iou_type == "keypoints":
-            e.params.kpt_oks_sigmas = data.sigmas.tolist()
-        return e
-
-    return make
+    return lambda t: _with_params(
+        hotcoco.COCOeval(gt, dt, t), data, t, "img_ids", sigmas=data.sigmas.tolist()
+    )
 
 
 def _faster(data: EvalInput) -> MakeEval:
@@ -167,14 +164,13 @@ def _faster(data: EvalInput) -> MakeEval:
 
     gt = COCO(_gt_copy(data))
     dt = gt.loadRes([dict(r) for r in data.results])
-
-    def make(iou_type: str) -> Any:
-        sig = data.sigmas.tolist() if iou_type == "keypoints" else None
-        e = COCOeval_faster(gt, dt, iou_type, kpt_oks_sigmas=sig)
-        e.params.imgIds = list(data.image_ids)
-        return e
-
-    return make
+    return lambda t: _with_params(
+        COCOeval_faster(
+            gt, dt, t, kpt_oks_sigmas=data.sigmas.tolist() if t == "keypoints" else None
+        ),
+        data,
+        t,
+    )
 
 
 _LOADERS: dict[str, Callable[[EvalInput], MakeEval]] = {
