@@ -37,7 +37,8 @@ FORMAT_OF_KIND: dict[str, tuple[str, str]] = {
     "torchscript": ("torchscript", "a TorchScript zip (code/ members)"),
     "torch-export": ("exported", "a torch.export .pt2 archive"),
     "onnx": ("onnx", "an ONNX ModelProto (protobuf: ir_version, graph)"),
-    # pickles that are not a torch.save zip: the legacy (pre-zip) format, or a plain pickle
+    # pickles that are not a torch.save zip: the legacy (pre-zip) format, a plain pickle, or a
+    # pickle of numpy arrays (what a detectron2 model-zoo .pkl is; no detectron2 starter card yet)
     "torch-legacy": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
     "pickle": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
     "numpy-pickle": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
