@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from pytest_kpmodel.robustness.corruptions import SEVERITIES
-from pytest_kpmodel.robustness.perturbations import CORRUPTIONS, Perturbation
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS
+from pytest_kpmodel.robustness.perturbations import Perturbation
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 480, 640

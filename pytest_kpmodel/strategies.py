@@ -33,17 +33,16 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from pytest_kpmodel.robustness.perturbations import (
+from pytest_kpmodel.robustness.kinds import (
     CORRUPTIONS,
     GROUPS,
     KINDS,
     MAX_SEVERITY,
-    Compose,
     FreeParam,
-    Perturbation,
     params_for,
     resolve_kinds,
 )
+from pytest_kpmodel.robustness.perturbations import Compose, Perturbation
 
 __all__ = [
     "PROFILE",

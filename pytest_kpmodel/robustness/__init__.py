@@ -2,9 +2,11 @@
 
 Modules (import them directly; this package imports nothing, so importing it never pulls torch):
 
-- ``perturbations``: the ``Perturbation`` dataclass, the registry of kinds and their severity
-  tables, ``Compose``, and ``Perturbed`` (images + transformed targets/predictions + the exact
-  inverse for geometric kinds). Torch-free at import time.
+- ``kinds``: the registry of perturbation kinds, their severity tables and free parameters,
+  ``params_for`` (data and pure Python).
+- ``perturbations``: the ``Perturbation`` dataclass, ``Compose``, and ``Perturbed`` (images +
+  transformed targets/predictions + the exact inverse for geometric kinds). Torch-free at
+  import time.
 - ``ops``: the batched torch kernels behind every kind (noise, blur, weather, digital ...).
 - ``geometry``: affine maps of boxes and keypoints (pixel-centre convention, left/right swap).
 - ``corruptions``: the 15 ImageNet-C / COCO-C corruptions at severities 1-5.

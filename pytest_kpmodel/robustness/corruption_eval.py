@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_kpmodel.robustness.perturbations import CORRUPTIONS
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS
 
 if TYPE_CHECKING:
     import torch

@@ -58,7 +58,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pytest_kpmodel.robustness.perturbations import CORRUPTIONS, Perturbation
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS
+from pytest_kpmodel.robustness.perturbations import Perturbation
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,7 @@ from kp_robust_helpers import natural_image
 
 from pytest_kpmodel.adapters.base import Prediction
 from pytest_kpmodel.robustness import corruption_eval
-from pytest_kpmodel.robustness.perturbations import CORRUPTIONS
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS
 
 
 class DigestModel:

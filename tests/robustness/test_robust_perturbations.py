@@ -10,15 +10,8 @@ from kp_robust_helpers import natural_image
 
 from pytest_kpmodel.robustness import ops
 from pytest_kpmodel.robustness.corruptions import REFERENCE, corrupt, corruption
-from pytest_kpmodel.robustness.perturbations import (
-    CORRUPTIONS,
-    GROUPS,
-    KINDS,
-    Compose,
-    Perturbation,
-    params_for,
-    resolve_kinds,
-)
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS, GROUPS, KINDS, params_for, resolve_kinds
+from pytest_kpmodel.robustness.perturbations import Compose, Perturbation
 
 ALL = tuple(KINDS)
 PHOTOMETRIC = tuple(k for k in ALL if not KINDS[k].geometric)

@@ -10,13 +10,8 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 import pytest_kpmodel.strategies as kps
-from pytest_kpmodel.robustness.perturbations import (
-    CORRUPTIONS,
-    GROUPS,
-    KINDS,
-    Compose,
-    Perturbation,
-)
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS, GROUPS, KINDS
+from pytest_kpmodel.robustness.perturbations import Compose, Perturbation
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
