@@ -52,7 +52,7 @@ def make_set(root: Path, n: int, seed: int = 0) -> Path:
     from PIL import Image
     from safetensors.torch import save_file
 
-    from pytest_kpmodel.digests import sha256_file
+    from pytest_kpmodel.provenance.digests import sha256_file
     from pytest_kpmodel.keypoints import COCO_NAMES
     from pytest_kpmodel.zoo import keypointrcnn_compact
 

@@ -195,7 +195,7 @@ class _Parser:
         p = Path(value).expanduser()
         resolved = (self.path.parent / p) if not p.is_absolute() else p
         resolved = Path(_normpath(resolved))
-        if inside and not _is_within(resolved, self.path.parent):
+        if inside and not resolved.is_relative_to(self.path.parent):
             raise self.fail(
                 f"{section}.{key}",
                 f"path {value!r} escapes the card's folder {self.path.parent}; "
@@ -485,11 +485,3 @@ def _normpath(p: Path) -> str:
     import os
 
     return os.path.normpath(str(p))
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True

@@ -15,7 +15,7 @@ from .findings import CheckResult
 
 # marker -> "module:function"; functions have the signature (session, *args, **kwargs).
 EVALUATORS: dict[str, str] = {
-    "kp_provenance": "pytest_kpmodel.provenance:evaluate",
+    "kp_provenance": "pytest_kpmodel.provenance.marker:evaluate",
     "kp_security": "pytest_kpmodel.security.marker:evaluate",
     "kp_thresholds": "pytest_kpmodel.gates:thresholds",
     "kp_no_regression": "pytest_kpmodel.gates:no_regression",

@@ -559,5 +559,5 @@ def kp_trigger_scan(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def kp_diff(request: pytest.FixtureRequest):
-    """What changed against the base model (``pytest_kpmodel.model_diff.ModelDiff``)."""
+    """What changed against the base model (``pytest_kpmodel.provenance.diff.ModelDiff``)."""
     return _get(request, "diff")

@@ -44,7 +44,7 @@ def make_model(
     """Write a random-weight tiny model and its card; returns the card path."""
     import torch
 
-    from pytest_kpmodel.digests import sha256_file
+    from pytest_kpmodel.provenance.digests import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
     module = tiny_module(seed)

@@ -27,7 +27,7 @@ from pytest_kpmodel.adapters.pt2_archive import FULL_PROGRAM, save_programs
 from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import load_dataset
-from pytest_kpmodel.digests import sha256_file
+from pytest_kpmodel.provenance.digests import sha256_file
 from pytest_kpmodel.errors import AdapterError, ExportUnavailable
 
 

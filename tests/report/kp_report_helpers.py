@@ -280,12 +280,12 @@ def checks() -> list[dict[str, Any]]:
 def diff_section(folder: Path) -> dict[str, Any]:
     """``ModelDiff.to_json()`` of two tiny models (the base and one with a wider keypoint head)."""
     from kp_factories import TINY_KWARGS, tiny_module
-    from pytest_kpmodel.model_diff import diff_cards
+    from pytest_kpmodel.provenance.diff import diff_cards
 
     def write(sub: str, seed: int, extra: str, **overrides) -> Path:
         from safetensors.torch import save_file
 
-        from pytest_kpmodel.digests import sha256_file
+        from pytest_kpmodel.provenance.digests import sha256_file
 
         d = folder / sub
         d.mkdir(parents=True, exist_ok=True)

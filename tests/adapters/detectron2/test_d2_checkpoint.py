@@ -148,7 +148,7 @@ def test_pth_with_a_bare_state_dict(tmp_path):
 
 def test_kp_diff_between_two_detectron2_checkpoints(tmp_path):
     """The mission's case: a modified keypoint_rcnn_R_50_FPN_3x against its base."""
-    from pytest_kpmodel.model_diff import diff_cards
+    from pytest_kpmodel.provenance.diff import diff_cards
 
     base = load_card(make_card(tmp_path / "base"))
     data = _zoo()
