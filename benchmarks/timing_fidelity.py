@@ -73,19 +73,20 @@ def main() -> None:
     import torch
     from torch.utils.benchmark import Timer
 
-    from pytest_kpmodel import bench
+    from pytest_kpmodel.bench.measure import measure, prepare_images
+    from pytest_kpmodel.bench.settings import BenchSettings
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     model, image, label = load_model_and_image(args.card, args.device)
-    x = bench.prepare_images([image], None)[0].to(model.device)
-    settings = bench.BenchSettings(
+    x = prepare_images([image], None)[0].to(model.device)
+    settings = BenchSettings(
         iters=args.iters, warmup=args.warmup, image_size=None, num_images=1, stage_iters=0
     )
 
     def plugin_ms() -> float:
-        return bench.measure(model, images=[x], settings=settings).latency.p50
+        return measure(model, images=[x], settings=settings).latency.p50
 
     timer = Timer(
         stmt="model.predict(batch)",

@@ -30,8 +30,7 @@ hanging, and a rank that never arrives fails the others after the timeout.
 entry is computed by one worker while the others wait on its lock and then read it
 (:func:`cache_lock`); with several GPUs visible, worker ``gwK`` uses ``cuda:K % count``; workers
 send their checks and report sections to the controller, which writes the one report
-(:func:`worker_output`, :func:`merge_worker_output`); :func:`pytest_kpmodel.bench.xdist_reason` gives speed tests their
-skip reason.
+(:func:`worker_output`, :func:`merge_worker_output`); :func:`xdist_reason` gives speed tests their skip reason.
 
 Nothing here imports pytest, and torch is imported inside functions only.
 """
@@ -732,6 +731,30 @@ class ShardedSweep:
 
 # -- pytest-xdist ---------------------------------------------------------------------------------------
 WORKER_OUTPUT_KEY = "kpmodel"
+XDIST_REASON = (
+    "speed tests do not run under pytest-xdist: parallel workers share the CPU/GPU and distort "
+    "every timing; run them with -p no:xdist or -n 0"
+)
+
+
+def xdist_reason(config: Any = None) -> str | None:
+    """The skip reason for speed tests when running under pytest-xdist, else None.
+
+    ``config`` is pytest's config (or anything with ``workerinput`` / ``option.numprocesses``
+    / ``option.dist``); the ``PYTEST_XDIST_WORKER`` environment variable is checked as well.
+    """
+    if xdist_worker() is not None:
+        return XDIST_REASON
+    if config is None:
+        return None
+    if getattr(config, "workerinput", None) is not None:
+        return XDIST_REASON
+    option = getattr(config, "option", None)
+    n = getattr(option, "numprocesses", None)
+    dist = getattr(option, "dist", "no")
+    if (n not in (None, 0, "0")) or (dist not in (None, "no")):
+        return XDIST_REASON
+    return None
 
 
 def worker_output(session) -> str:

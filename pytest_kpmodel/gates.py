@@ -107,7 +107,7 @@ def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
             )
     speed = {k: v for k, v in asked.items() if k in SPEED}
     if speed:
-        from .bench import missing_gates, speed_gates
+        from .bench.thresholds import missing_gates, speed_gates
 
         bench = session.bench_default()
         result.gates += speed_gates(bench, speed)

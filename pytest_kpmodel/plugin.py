@@ -238,7 +238,7 @@ def _needs_speed(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kp = _session(config)
-    from .bench import xdist_reason
+    from .distributed import xdist_reason
 
     reason = xdist_reason(config)
     if reason and kp.has_model:
@@ -324,7 +324,7 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine."""
     if _session(config).has_model:
-        from .bench import machine_info_extra
+        from .bench.machine import machine_info_extra
 
         machine_info.update(machine_info_extra())
 
@@ -517,7 +517,7 @@ def kp_bench(request: pytest.FixtureRequest):
     unused = [lambda: request.getfixturevalue("benchmark")]
 
     def measure(**kwargs):
-        from .bench import BenchUnavailable
+        from .bench.precision import BenchUnavailable
 
         try:
             return session.bench(unused.pop() if unused else None, **kwargs)

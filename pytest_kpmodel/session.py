@@ -422,7 +422,8 @@ class KpSession:
         setting is measured once per run and added to the report's ``bench`` list.
         ``benchmark``: a callable giving pytest-benchmark's fixture, asked for only when this
         call really measures (so a cached result leaves the fixture unused and unrequested)."""
-        from .bench import BenchSettings, measure
+        from .bench.measure import measure
+        from .bench.settings import BenchSettings
 
         settings = BenchSettings.from_kwargs(**{**self.bench_marker, **kwargs})
         key = "_bench_" + repr(sorted(settings.to_json().items()))
@@ -452,9 +453,9 @@ class KpSession:
     @property
     def parity(self):
         def compute():
-            from .bench import BenchSettings
+            from .bench.settings import BenchSettings
             from .metrics.accuracy import evaluate_predictions
-            from .parity import run
+            from .bench.parity import run
 
             self.check_ground_truth()  # refuse a bad ground truth before predicting
 

@@ -1,7 +1,7 @@
 """``format = "onnx"``: an ONNX detection model run by ONNX Runtime.
 
 Convention (what ``torch.onnx.export`` of a torchvision detector produces, and what
-``pytest_kpmodel.export.export_onnx`` writes):
+``pytest_kpmodel.bench.export.export_onnx`` writes):
 
 - input: the model's first input, one float32 image in [0, 1] at its own size, ``[3, H, W]``
   (torchvision's export, named ``images``) or ``[1, 3, H, W]``; one image per call — the

@@ -35,9 +35,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .adapters.onnx_export import export_graph, first_line
-from .adapters.pt2_archive import FULL_PROGRAM
-from .errors import ExportUnavailable
+from ..adapters.onnx_export import export_graph, first_line
+from ..adapters.pt2_archive import FULL_PROGRAM
+from ..errors import ExportUnavailable
 
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")

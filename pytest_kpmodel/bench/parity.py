@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import KpModelError
+from ..errors import KpModelError
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "fp16", "onnx", "exported")
 PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
@@ -51,7 +51,7 @@ def match_oks(ref, other, sigmas, min_score: float = 0.0) -> list[float]:
     order = keep[torch.argsort(ref.scores[keep], descending=True, stable=True)]
     boxes = ref.boxes[order].double()
     areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-    from .robustness.oks import oks_matrix
+    from ..robustness.oks import oks_matrix
 
     m = oks_matrix(ref.keypoints[order].cpu(), areas.cpu(), other.keypoints.cpu(), sigmas)
     if m.shape[1]:
@@ -197,10 +197,10 @@ def _pick(metrics: dict[str, Any], flat: str, nested: tuple[str, str]) -> float 
 def build_variant(model, card, variant: str, example_images: list, workdir: Path):
     """(KeypointModel, precision, notes) for ``variant``; raises ``KpModelError`` subclasses
     (``BenchUnavailable``, ``ExportUnavailable``, ``AdapterError``) with the skip reason."""
+    from ..adapters.options import LoadOptions
+    from ..adapters.torch_module import TorchDetectionModel
     from . import export
-    from .adapters.options import LoadOptions
-    from .adapters.torch_module import TorchDetectionModel
-    from .bench import with_precision
+    from .precision import with_precision
 
     if variant in PRECISION_VARIANTS:
         return (
@@ -212,9 +212,9 @@ def build_variant(model, card, variant: str, example_images: list, workdir: Path
     k = model.num_keypoints
     name = getattr(model, "name", "")
     if variant == "onnx":
-        from .adapters.onnx_export import ONNX_OPSET
-        from .adapters.onnx_format import OnnxDetectionModel
-        from .security.guarded_model import GuardedModel
+        from ..adapters.onnx_export import ONNX_OPSET
+        from ..adapters.onnx_format import OnnxDetectionModel
+        from ..security.guarded_model import GuardedModel
 
         # a family adapter that exports itself in its own layout (ultralytics: yolo-pose)
         inner = model.inner if isinstance(model, GuardedModel) else model
@@ -230,8 +230,8 @@ def build_variant(model, card, variant: str, example_images: list, workdir: Path
             f"TorchScript-based exporter, opset {ONNX_OPSET}, dynamic H/W; onnxruntime",
         )
     if variant == "exported":
-        from .adapters.exported_format import program_detector
-        from .adapters.pt2_archive import FULL_PROGRAM, load_programs, save_programs
+        from ..adapters.exported_format import program_detector
+        from ..adapters.pt2_archive import FULL_PROGRAM, load_programs, save_programs
 
         programs = export.export_program(model, example_images)
         loaded = load_programs(save_programs(programs, workdir / "model.pt2"))
@@ -259,26 +259,28 @@ def run(
 ) -> ParityTable:
     """The parity table of ``model`` (a ``KeypointModel`` on its device) over ``dataset``.
 
-    ``settings``: ``bench.BenchSettings`` for the speed columns (its precision is replaced by
+    ``settings``: ``BenchSettings`` for the speed columns (its precision is replaced by
     each variant's); ``card``: for the OKS sigmas (``card.keypoints.sigmas``; COCO's when None).
     Variants that cannot run here are rows with ``status="skipped"`` and the reason; a variant
     that fails unexpectedly is ``status="failed"`` with the error, and the others still run.
     """
-    from . import bench
-    from .data import load_images
-    from .keypoints import COCO17
-    from .predictions import predict_dataset
+    from ..data import load_images
+    from ..keypoints import COCO17
+    from ..predictions import predict_dataset
+    from .measure import prepare_images
+    from .precision import with_precision
+    from .settings import BenchSettings
 
-    settings = settings or bench.BenchSettings()
+    settings = settings or BenchSettings()
     sigmas = card.keypoints.sigmas if card is not None else COCO17.sigmas
     unknown = [v for v in variants if v not in DEFAULT_VARIANTS]
     if unknown:
         raise KpModelError(
             f"parity: unknown variant(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_VARIANTS)}"
         )
-    reference_model = bench.with_precision(model, "fp32")
+    reference_model = with_precision(model, "fp32")
     reference = predict_dataset(reference_model, dataset, batch_size)
-    examples = bench.prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
+    examples = prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="kp-parity-") as tmp:
@@ -314,8 +316,8 @@ def _run_variant(
     model, card, dataset, variant, examples, workdir, reference, evaluate_fn, settings,
     batch_size, sigmas, min_score, measure_speed,
 ) -> ParityRow:  # fmt: skip
-    from . import bench
-    from .predictions import predict_dataset
+    from ..predictions import predict_dataset
+    from .measure import measure
 
     row = ParityRow(variant=variant, status="ok", device=str(getattr(model, "device", "cpu")))
     t0 = time.perf_counter()
@@ -342,7 +344,7 @@ def _run_variant(
             row.box_ap = _pick(row.metrics, "box_ap", ("bbox", "AP"))
             row.kp_ap = _pick(row.metrics, "kp_ap", ("keypoints", "AP"))
         if measure_speed:
-            result = bench.measure(vmodel, dataset, replace(settings, precision=precision))
+            result = measure(vmodel, dataset, replace(settings, precision=precision))
             row.bench = result.to_json()
             row.latency_ms_p50 = result.latency.p50
             row.latency_ms_p90 = result.latency.p90

@@ -1,4 +1,4 @@
-"""Latency statistics and the honest timing loop behind ``bench.measure``.
+"""Latency statistics and the honest timing loop behind ``measure.measure``.
 
 Everything here is torch-free at import time and takes its clock and its device
 synchronisation as arguments, so the arithmetic and the call order are unit-tested with a fake

@@ -8,10 +8,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pytest_kpmodel import bench
-from pytest_kpmodel.bench_memory import MIB, RssSampler, rss_reader
-from pytest_kpmodel.bench_stages import STAGES, StageTimer, detection_module, measure_stages
-from pytest_kpmodel.bench_timing import summarize
+from pytest_kpmodel.bench.machine import machine_info_extra
+from pytest_kpmodel.bench.measure import measure
+from pytest_kpmodel.bench.memory import MIB, RssSampler, rss_reader
+from pytest_kpmodel.bench.result import BenchResult
+from pytest_kpmodel.bench.settings import BenchSettings
+from pytest_kpmodel.bench.stages import STAGES, StageTimer, detection_module, measure_stages
+from pytest_kpmodel.bench.thresholds import speed_check, speed_gates
+from pytest_kpmodel.bench.timing import summarize
+from pytest_kpmodel.distributed import XDIST_REASON, xdist_reason
 
 
 def test_rss_sampler_peak_minus_before_with_a_fake_reader():
@@ -114,9 +119,9 @@ def test_stage_timer_with_a_fake_clock_attributes_time_to_stages(tiny_model):
 
 
 def test_stage_pass_in_measure(tiny_model):
-    settings = bench.BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1,
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1,
                                    stage_iters=2)  # fmt: skip
-    r = bench.measure(tiny_model, images=[torch.rand(3, 72, 96)], settings=settings)
+    r = measure(tiny_model, images=[torch.rand(3, 72, 96)], settings=settings)
     assert r.stages["stage_kind"] == "torchvision-rcnn"
     assert r.to_json()["stages_ms"]["backbone"] > 0
     assert r.detections["per_image"] == [5]  # the tiny model keeps 5 detections per image
@@ -125,8 +130,8 @@ def test_stage_pass_in_measure(tiny_model):
 def _result(p50=30.0, p90=40.0, vram=None, wall_s=0.3):
     lat = summarize([p50 / 1000] * 5 + [p90 / 1000] * 5, 1, wall_s)
     memory = {"peak_vram_mib": vram}
-    return bench.BenchResult(
-        settings=bench.BenchSettings(), device="cuda:0" if vram is not None else "cpu",
+    return BenchResult(
+        settings=BenchSettings(), device="cuda:0" if vram is not None else "cpu",
         device_name="x", latency=lat, warmup=10, images=1, image_sizes=[[800, 1333]],
         cpu_threads=1, interop_threads=1, cudnn_benchmark_restored_to=False, memory=memory,
     )  # fmt: skip
@@ -134,7 +139,7 @@ def _result(p50=30.0, p90=40.0, vram=None, wall_s=0.3):
 
 def test_speed_gates_directions_and_all_misses_at_once():
     r = _result(p50=30.0, p90=40.0, vram=900.0, wall_s=1.0)  # 10 images / 1 s = 10 FPS
-    gates = bench.speed_gates(
+    gates = speed_gates(
         r, {"fps": 20, "latency_p50_ms": 25, "latency_p90_ms": 50, "vram_mib": 1000, "kp_ap": 0.5}
     )
     by_name = {g.name.split(" (")[0]: g for g in gates}
@@ -142,33 +147,33 @@ def test_speed_gates_directions_and_all_misses_at_once():
     assert by_name["FPS"].op == ">=" and not by_name["FPS"].passed
     assert by_name["latency p50"].op == "<=" and not by_name["latency p50"].passed
     assert by_name["latency p90"].passed and by_name["peak VRAM"].passed
-    check = bench.speed_check(r, {"fps": 20, "latency_p50_ms": 25})
+    check = speed_check(r, {"fps": 20, "latency_p50_ms": 25})
     assert len(check.failures) == 2 and check.skipped is None
     assert "FPS" in check.failures[0] and "10.000 FPS < 20.000 FPS" in check.failures[0]
 
 
 def test_vram_gate_on_cpu_skips_with_reason_unless_something_fails():
     r = _result(vram=None, wall_s=0.1)  # 100 FPS
-    assert bench.speed_gates(r, {"vram_mib": 100}) == []
-    check = bench.speed_check(r, {"vram_mib": 100, "fps": 10})
+    assert speed_gates(r, {"vram_mib": 100}) == []
+    check = speed_check(r, {"vram_mib": 100, "fps": 10})
     assert check.skipped and "vram_mib" in check.skipped and not check.failures
-    check = bench.speed_check(r, {"vram_mib": 100, "fps": 1000})
+    check = speed_check(r, {"vram_mib": 100, "fps": 1000})
     assert check.failures and check.skipped is None
 
 
 def test_xdist_reason(monkeypatch):
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    assert bench.xdist_reason(SimpleNamespace(workerinput={"workerid": "gw0"}))
-    assert bench.xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=2)))
-    assert bench.xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=0))) is None
-    assert bench.xdist_reason(SimpleNamespace()) is None
+    assert xdist_reason(SimpleNamespace(workerinput={"workerid": "gw0"}))
+    assert xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=2)))
+    assert xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=0))) is None
+    assert xdist_reason(SimpleNamespace()) is None
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    assert bench.xdist_reason(None) == bench.XDIST_REASON
+    assert xdist_reason(None) == XDIST_REASON
 
 
 def test_machine_info_extra_is_json():
     import json
 
-    info = bench.machine_info_extra()
+    info = machine_info_extra()
     json.dumps(info)
     assert info["torch"] == torch.__version__ and "gpu" in info and "gpu_driver" in info

@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from pytest_kpmodel import bench
+from pytest_kpmodel.bench.measure import measure
+from pytest_kpmodel.bench.settings import BenchError, BenchSettings
 
 
 class Pred:
@@ -30,30 +31,30 @@ class Model:
         return [Pred() for _ in images]
 
 
-SETTINGS = bench.BenchSettings(iters=7, warmup=2, image_size=(16, 16), batch_size=2,
+SETTINGS = BenchSettings(iters=7, warmup=2, image_size=(16, 16), batch_size=2,
                                num_images=2, stage_iters=0)
 IMAGES = [torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(3, 8, 8, dtype=torch.uint8)]
 
 
 def test_speed(benchmark):
     Model.calls = 0
-    r = bench.measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
+    r = measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
     assert r.driver == ("kpmodel" if benchmark.disabled else "pytest-benchmark")
     assert Model.calls == 2 + 7  # warm-up rounds + timed rounds, nothing else
     assert r.latency.iterations == 7 and r.latency.p50 >= 2.0
 
 
 def test_second_use_is_a_clear_error(benchmark):
-    bench.measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
+    measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
     if benchmark.disabled:
         return
-    with pytest.raises(bench.BenchError, match="once per test"):
-        bench.measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
+    with pytest.raises(BenchError, match="once per test"):
+        measure(Model(), images=IMAGES, settings=SETTINGS, benchmark=benchmark)
 """
 
 CONFTEST = """
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from pytest_kpmodel.bench import machine_info_extra
+    from pytest_kpmodel.bench.machine import machine_info_extra
 
     machine_info.update(machine_info_extra())
 """
@@ -97,7 +98,8 @@ def test_disabled_benchmark_falls_back_to_our_loop():
     once; measure() runs its own loop instead and still fills extra_info."""
     import torch
 
-    from pytest_kpmodel import bench
+    from pytest_kpmodel.bench.measure import measure
+    from pytest_kpmodel.bench.settings import BenchSettings
 
     class Disabled:
         disabled = True
@@ -114,7 +116,7 @@ def test_disabled_benchmark_falls_back_to_our_loop():
             return [[] for _ in images]
 
     pb = Disabled()
-    settings = bench.BenchSettings(iters=3, warmup=1, image_size=(8, 8), stage_iters=0)
-    r = bench.measure(Model(), images=[torch.zeros(3, 8, 8)], settings=settings, benchmark=pb)
+    settings = BenchSettings(iters=3, warmup=1, image_size=(8, 8), stage_iters=0)
+    r = measure(Model(), images=[torch.zeros(3, 8, 8)], settings=settings, benchmark=pb)
     assert r.driver == "kpmodel" and r.latency.iterations == 3
     assert pb.extra_info["iters"] == 3

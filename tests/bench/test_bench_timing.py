@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_kpmodel import bench
-from pytest_kpmodel.bench_timing import TimedLoop, percentile, summarize
+from pytest_kpmodel.bench import measure as measure_module
+from pytest_kpmodel.bench.measure import measure, prepare_images
+from pytest_kpmodel.bench.precision import BenchUnavailable, with_precision
+from pytest_kpmodel.bench.settings import BenchError, BenchSettings
+from pytest_kpmodel.bench.timing import TimedLoop, percentile, summarize
 
 
 class FakeClock:
@@ -80,10 +83,8 @@ def test_measure_with_fake_clock_gives_exact_statistics():
     clock = FakeClock()
     durations = [10.0, 50.0, 20.0, 40.0, 30.0]
     model = FakeModel(clock, [999.0] * 2 + durations)  # two warm-up calls, then the timed ones
-    settings = bench.BenchSettings(
-        iters=5, warmup=2, image_size=(8, 8), num_images=1, stage_iters=0
-    )
-    r = bench.measure(model, images=images((8, 8)), settings=settings, clock=clock)
+    settings = BenchSettings(iters=5, warmup=2, image_size=(8, 8), num_images=1, stage_iters=0)
+    r = measure(model, images=images((8, 8)), settings=settings, clock=clock)
     assert r.warmup == 2 and r.latency.iterations == 5
     assert r.times_ms == pytest.approx(durations)
     assert r.latency.p50 == pytest.approx(30.0)
@@ -105,8 +106,8 @@ def test_measure_with_fake_clock_gives_exact_statistics():
 def test_stage_pass_for_opaque_models_is_one_stage():
     clock = FakeClock()
     model = FakeModel(clock, [5.0])
-    settings = bench.BenchSettings(iters=3, warmup=0, image_size=(8, 8), stage_iters=4)
-    r = bench.measure(model, images=images((8, 8)), settings=settings, clock=clock)
+    settings = BenchSettings(iters=3, warmup=0, image_size=(8, 8), stage_iters=4)
+    r = measure(model, images=images((8, 8)), settings=settings, clock=clock)
     assert r.stages["stage_kind"] == "opaque"
     assert r.stages["stages_ms"] == {"model": pytest.approx(5.0)}
     assert r.stages["stage_iters"] == 4
@@ -116,10 +117,10 @@ def test_warmup_covers_every_shape_and_batch():
     log: list = []
     model = FakeModel(log=log)
     raw = images((8, 8), (8, 12), (12, 8))
-    settings = bench.BenchSettings(
+    settings = BenchSettings(
         iters=4, warmup=1, batch_size=2, image_size=None, num_images=3, stage_iters=0
     )
-    r = bench.measure(model, images=raw, settings=settings)
+    r = measure(model, images=raw, settings=settings)
     # 3 images in batches of 2 -> 2 distinct batches; warm-up raised from 1 to 2
     assert r.warmup == 2
     warm = [shapes for _, shapes, _ in log[: r.warmup]]
@@ -136,10 +137,10 @@ def test_warmup_covers_every_shape_and_batch():
 def test_image_size_resizes_real_content():
     img = torch.zeros(3, 10, 20, dtype=torch.uint8)
     img[:, :, 10:] = 255
-    out = bench.prepare_images([img], (20, 40))[0]
+    out = prepare_images([img], (20, 40))[0]
     assert out.shape == (3, 20, 40) and out.dtype == torch.float32
     assert out[:, :, :18].max() < 0.05 and out[:, :, 22:].min() > 0.95  # content kept
-    assert bench.prepare_images([img], None)[0].shape == (3, 10, 20)
+    assert prepare_images([img], None)[0].shape == (3, 10, 20)
 
 
 def test_cudnn_benchmark_forced_off_and_restored():
@@ -148,8 +149,8 @@ def test_cudnn_benchmark_forced_off_and_restored():
     before = torch.backends.cudnn.benchmark
     try:
         torch.backends.cudnn.benchmark = True
-        settings = bench.BenchSettings(iters=2, warmup=1, image_size=(8, 8), stage_iters=1)
-        bench.measure(model, images=images((8, 8)), settings=settings)
+        settings = BenchSettings(iters=2, warmup=1, image_size=(8, 8), stage_iters=1)
+        measure(model, images=images((8, 8)), settings=settings)
         assert torch.backends.cudnn.benchmark is True
         assert log and all(flag is False for _, _, flag in log)
         with pytest.raises(RuntimeError):  # restored on errors too
@@ -158,7 +159,7 @@ def test_cudnn_benchmark_forced_off_and_restored():
                 def predict(self, images):
                     raise RuntimeError("boom")
 
-            bench.measure(Boom(), images=images((8, 8)), settings=settings)
+            measure(Boom(), images=images((8, 8)), settings=settings)
         assert torch.backends.cudnn.benchmark is True
     finally:
         torch.backends.cudnn.benchmark = before
@@ -178,7 +179,7 @@ def test_cuda_path_call_order(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda *a: 512 * 2**20)
     monkeypatch.setattr(torch.cuda, "device_memory_used", lambda *a: 900 * 2**20, raising=False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
-    monkeypatch.setattr(bench, "_to_device", lambda t, device: t)
+    monkeypatch.setattr(measure_module, "_to_device", lambda t, device: t)
 
     class Logged(FakeModel):
         def predict(self, images):
@@ -186,8 +187,8 @@ def test_cuda_path_call_order(monkeypatch):
             return super().predict(images)
 
     model = Logged(device="cuda:0")
-    settings = bench.BenchSettings(iters=3, warmup=2, image_size=(8, 8), stage_iters=0)
-    r = bench.measure(model, images=images((8, 8)), settings=settings)
+    settings = BenchSettings(iters=3, warmup=2, image_size=(8, 8), stage_iters=0)
+    r = measure(model, images=images((8, 8)), settings=settings)
 
     predicts = [i for i, e in enumerate(events) if e == "predict"]
     assert len(predicts) == 5
@@ -218,7 +219,7 @@ def test_cuda_path_through_pytest_benchmark_pedantic_keeps_the_order(monkeypatch
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 0)
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda *a: 0)
     monkeypatch.setattr(torch.cuda, "device_memory_used", lambda *a: 0, raising=False)
-    monkeypatch.setattr(bench, "_to_device", lambda t, device: t)
+    monkeypatch.setattr(measure_module, "_to_device", lambda t, device: t)
 
     class Pedantic:
         """What pytest-benchmark's pedantic does with setup/target/rounds/warmup_rounds."""
@@ -240,8 +241,8 @@ def test_cuda_path_through_pytest_benchmark_pedantic_keeps_the_order(monkeypatch
             return super().predict(images)
 
     pb = Pedantic()
-    settings = bench.BenchSettings(iters=2, warmup=1, image_size=(8, 8), stage_iters=0)
-    r = bench.measure(Logged(device="cuda:0"), images=images((8, 8)), settings=settings,
+    settings = BenchSettings(iters=2, warmup=1, image_size=(8, 8), stage_iters=0)
+    r = measure(Logged(device="cuda:0"), images=images((8, 8)), settings=settings,
                       benchmark=pb)  # fmt: skip
     assert r.driver == "pytest-benchmark"
     first_timed = [i for i, e in enumerate(events) if e == "predict"][1]
@@ -271,7 +272,7 @@ def test_timed_loop_is_driven_identically_by_run_and_pedantic():
 
 
 def test_settings_validation_names_the_bad_value():
-    assert bench.BenchSettings.from_kwargs(image_size=[64, 96]).image_size == (64, 96)
+    assert BenchSettings.from_kwargs(image_size=[64, 96]).image_size == (64, 96)
     for bad, word in [
         ({"batch_size": 0}, "batch_size"),
         ({"precision": "int8"}, "precision"),
@@ -279,8 +280,8 @@ def test_settings_validation_names_the_bad_value():
         ({"iters": 1.5}, "iters"),
         ({"warmpu": 3}, "warmpu"),
     ]:
-        with pytest.raises(bench.BenchError, match=word):
-            bench.BenchSettings.from_kwargs(**bad)
+        with pytest.raises(BenchError, match=word):
+            BenchSettings.from_kwargs(**bad)
 
 
 def test_fp16_on_cpu_and_opaque_precision_are_unavailable():
@@ -288,9 +289,9 @@ def test_fp16_on_cpu_and_opaque_precision_are_unavailable():
     from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
 
     tdm = TorchDetectionModel(torch.nn.Identity(), LoadOptions(), 17)
-    with pytest.raises(bench.BenchUnavailable, match="CUDA"):
-        bench.with_precision(tdm, "fp16")
-    assert bench.with_precision(tdm, "bf16").precision == "bf16"
-    assert bench.with_precision(tdm, "fp32") is tdm
-    with pytest.raises(bench.BenchUnavailable, match="precision"):
-        bench.with_precision(FakeModel(), "bf16")
+    with pytest.raises(BenchUnavailable, match="CUDA"):
+        with_precision(tdm, "fp16")
+    assert with_precision(tdm, "bf16").precision == "bf16"
+    assert with_precision(tdm, "fp32") is tdm
+    with pytest.raises(BenchUnavailable, match="precision"):
+        with_precision(FakeModel(), "bf16")

@@ -20,15 +20,17 @@ import pytest
 import torch
 
 from kp_factories import TINY_KWARGS, make_dataset, tiny_module, write_card
-from pytest_kpmodel import bench, export, parity
 from pytest_kpmodel.adapters import load_model
 from pytest_kpmodel.adapters.options import LoadOptions
 from pytest_kpmodel.adapters.pt2_archive import FULL_PROGRAM, save_programs
 from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
+from pytest_kpmodel.bench import export, parity
+from pytest_kpmodel.bench.measure import measure
+from pytest_kpmodel.bench.settings import BenchSettings
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import load_dataset
-from pytest_kpmodel.provenance.digests import sha256_file
 from pytest_kpmodel.errors import AdapterError, ExportUnavailable
+from pytest_kpmodel.provenance.digests import sha256_file
 
 
 def fake_evaluate(ps):
@@ -45,7 +47,7 @@ def tiny():
 def parity_run(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("parity")
     dataset = load_dataset(make_dataset(root / "data", n=2))
-    settings = bench.BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1,
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1,
                                    stage_iters=1)  # fmt: skip
     table = parity.run(
         tiny, None, dataset, evaluate_fn=fake_evaluate, settings=settings, workdir=root / "work"
@@ -171,7 +173,7 @@ def test_exported_parts_card_needs_allow_code_and_matches_eager(parity_run, tiny
     _compare(tiny.predict(IMAGES), model.predict(IMAGES), 1e-5, 1e-5)
     # batched like the eager model, and the stage hooks see the exported parts
     assert len(model.predict(IMAGES)) == 2
-    r = bench.measure(model, images=IMAGES[:1], settings=bench.BenchSettings(
+    r = measure(model, images=IMAGES[:1], settings=BenchSettings(
         iters=1, warmup=0, image_size=None, stage_iters=1))  # fmt: skip
     assert r.stages["stage_kind"] == "torchvision-rcnn"
 
@@ -230,7 +232,7 @@ def test_exports_of_opaque_models_are_unavailable(tiny):
         export.export_onnx(scripted, Path("unused.onnx"), torch.rand(3, 8, 8))
     row = parity._run_variant(
         scripted, None, None, "exported", [], Path("/nonexistent/x"), None, None,
-        bench.BenchSettings(), 1, (), 0.0, False,
+        BenchSettings(), 1, (), 0.0, False,
     )  # fmt: skip
     assert row.status == "skipped"
 

@@ -152,8 +152,10 @@ def synthetic_metrics(seed: int, jitter: float = 0.0) -> dict[str, Any]:
 def bench_entries(world: TinyWorld) -> list[dict[str, Any]]:
     """``BenchResult.to_json()`` from a real measurement (of the fake model: an opaque
     stage), plus one entry from synthetic GPU-like timings through the same statistics code."""
-    from pytest_kpmodel.bench import BenchResult, BenchSettings, measure
-    from pytest_kpmodel.bench_timing import summarize
+    from pytest_kpmodel.bench.measure import measure
+    from pytest_kpmodel.bench.result import BenchResult
+    from pytest_kpmodel.bench.settings import BenchSettings
+    from pytest_kpmodel.bench.timing import summarize
 
     settings = BenchSettings(batch_size=2, image_size=None, warmup=2, iters=10, num_images=2,
                              stage_iters=3)  # fmt: skip
@@ -182,7 +184,7 @@ def bench_entries(world: TinyWorld) -> list[dict[str, Any]]:
 
 
 def parity_table() -> dict[str, Any]:
-    from pytest_kpmodel.parity import ParityRow, ParityTable
+    from pytest_kpmodel.bench.parity import ParityRow, ParityTable
 
     rows = [
         ParityRow("fp32", "ok", device="cuda:0", precision="fp32", latency_ms_p50=41.2,
