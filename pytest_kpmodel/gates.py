@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .bench.thresholds import SPEED, speed_value
 from .errors import KpModelError
 from .findings import CheckResult, Finding, Gate
 from .marker_args import check_marker_args
@@ -41,22 +42,7 @@ ACCURACY: dict[str, tuple[str, str, str]] = {
     "kp_ap75": ("keypoints", "AP75", "keypoints AP75"),
     "kp_ar": ("keypoints", "AR", "keypoints AR"),
 }
-# name -> (label, op, unit); values come from bench.BenchResult (see _speed_value)
-SPEED: dict[str, tuple[str, str, str]] = {
-    "fps": ("throughput FPS", ">=", " FPS"),
-    "latency_p50_ms": ("latency p50", "<=", " ms"),
-    "latency_p90_ms": ("latency p90", "<=", " ms"),
-    "vram_mib": ("peak VRAM", "<=", " MiB"),
-}
 
-
-def _speed_value(bench, name: str) -> float | None:
-    return {
-        "fps": bench.fps,
-        "latency_p50_ms": bench.latency.p50,
-        "latency_p90_ms": bench.latency.p90,
-        "vram_mib": bench.peak_vram_mib,
-    }[name]
 
 
 DROPS = ("max_drop_fp16", "max_drop_bf16")
@@ -225,7 +211,7 @@ def claims(session, *args: Any, tolerance: float = 0.01, speed_tolerance: float 
         for name in speed_claims:
             label, op, unit = SPEED[name]
             claimed = card_claims[name]
-            value = _speed_value(bench, name)
+            value = speed_value(bench, name)
             if value is None:
                 result.findings.append(Finding(f"claims.{name}", f"{label}: not measured", "info"))
                 continue
