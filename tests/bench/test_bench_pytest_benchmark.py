@@ -120,3 +120,13 @@ def test_disabled_benchmark_falls_back_to_our_loop():
     r = measure(Model(), images=[torch.zeros(3, 8, 8)], settings=settings, benchmark=pb)
     assert r.driver == "kpmodel" and r.latency.iterations == 3
     assert pb.extra_info["iters"] == 3
+
+
+def test_machine_info_extra_is_json():
+    import torch
+
+    from pytest_kpmodel.bench.machine import machine_info_extra
+
+    info = machine_info_extra()
+    json.dumps(info)
+    assert info["torch"] == torch.__version__ and "gpu" in info and "gpu_driver" in info

@@ -47,8 +47,7 @@ def tiny():
 def parity_run(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("parity")
     dataset = load_dataset(make_dataset(root / "data", n=2))
-    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1,
-                                   stage_iters=1)  # fmt: skip
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1, stage_iters=1)
     table = parity.run(
         tiny, None, dataset, evaluate_fn=fake_evaluate, settings=settings, workdir=root / "work"
     )

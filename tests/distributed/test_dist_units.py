@@ -185,6 +185,16 @@ def test_xdist_worker_index(monkeypatch):
     assert D.xdist_worker_index() == 0
 
 
+def test_xdist_reason(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert D.xdist_reason(SimpleNamespace(workerinput={"workerid": "gw0"}))
+    assert D.xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=2)))
+    assert D.xdist_reason(SimpleNamespace(option=SimpleNamespace(numprocesses=0))) is None
+    assert D.xdist_reason(SimpleNamespace()) is None
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert D.xdist_reason(None) == D.XDIST_REASON
+
+
 def test_worker_outputs_merge_deterministically():
     def worker(checks, sections, warnings):
         s = SimpleNamespace(checks=checks, sections=sections, warnings=warnings)
