@@ -232,11 +232,11 @@ def _apply_steps(
     keypoint_set: KeypointSet | None,
     indices: Sequence[int] | None,
 ) -> Perturbed:
-    from pytest_kpmodel.robustness import ops
     from pytest_kpmodel.robustness.geometry import (
         transform_prediction,
         transform_target,
     )
+    from pytest_kpmodel.robustness.ops.apply import apply_kind
 
     images = list(images)
     n = len(images)
@@ -261,7 +261,7 @@ def _apply_steps(
         if step.kind == "occlusion":
             source = targets if targets is not None else predictions
             boxes = None if source is None else [_boxes_of(t) for t in source]
-        images, step_transforms = ops.apply_kind(
+        images, step_transforms = apply_kind(
             step.kind, step.p, images, seed=step.seed, indices=indices, boxes=boxes
         )
         if not spec.geometric:

@@ -8,9 +8,10 @@ import pytest
 import torch
 from kp_robust_helpers import natural_image
 
-from pytest_kpmodel.robustness import ops
 from pytest_kpmodel.robustness.corruptions import REFERENCE, corrupt, corruption
 from pytest_kpmodel.robustness.kinds import CORRUPTIONS, GROUPS, KINDS, params_for, resolve_kinds
+from pytest_kpmodel.robustness.ops.blur import zoom_factors
+from pytest_kpmodel.robustness.ops.filters import disk_kernel, fft_conv, pad
 from pytest_kpmodel.robustness.perturbations import Compose, Perturbation
 
 ALL = tuple(KINDS)
@@ -229,7 +230,7 @@ def test_integer_severities_reproduce_imagecorruptions_constants(name):
             import numpy as np
 
             expected = np.arange(1, ref[0], ref[1])
-            zooms = ops.zoom_factors(p["max_zoom"], p["step"])
+            zooms = zoom_factors(p["max_zoom"], p["step"])
             assert len(zooms) == len(expected)
             assert max(abs(a - b) for a, b in zip(zooms, expected, strict=True)) < 1e-9
             continue
@@ -263,11 +264,11 @@ def test_occlusion_follows_the_people(image):
 
 def test_fft_and_direct_convolution_agree():
     x = natural_image(40, 52, seed=9)[None]
-    k = ops.disk_kernel(4.0, 0.5, x.device)
-    direct = ops.F.conv2d(
-        ops.pad(x.reshape(3, 1, 40, 52), 8, 8, "reflect101"), k.view(1, 1, 17, 17)
+    k = disk_kernel(4.0, 0.5, x.device)
+    direct = torch.nn.functional.conv2d(
+        pad(x.reshape(3, 1, 40, 52), 8, 8, "reflect101"), k.view(1, 1, 17, 17)
     )
-    torch.testing.assert_close(ops.fft_conv(x, k[None], "reflect101")[0], direct[:, 0],
+    torch.testing.assert_close(fft_conv(x, k[None], "reflect101")[0], direct[:, 0],
                                atol=1e-5, rtol=0)  # fmt: skip
 
 
@@ -278,5 +279,5 @@ def test_padding_modes_match_numpy():
     x = torch.arange(5.0).view(1, 1, 1, 5)
     for mode, np_mode in (("replicate", "edge"), ("reflect101", "reflect"),
                           ("symmetric", "symmetric")):  # fmt: skip
-        got = ops.pad(x, 0, 7, mode).flatten().numpy()
+        got = pad(x, 0, 7, mode).flatten().numpy()
         assert np.array_equal(got, np.pad(a, 7, mode=np_mode)), mode

@@ -1,0 +1,90 @@
+"""What a kernel is given besides its batch: one random stream per image (``Rng``, seeded by
+:func:`image_seed` from the perturbation's seed, the image's index and the kind, so a batch
+equals its images processed one by one) and the people's boxes (``Ctx``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def image_seed(seed: int, index: int, salt: str) -> int:
+    """A 63-bit seed for image ``index`` of a perturbation with ``seed`` (stable across runs)."""
+    h = _splitmix64(seed & _MASK64)
+    h = _splitmix64(h ^ (index & _MASK64))
+    for ch in salt.encode():
+        h = _splitmix64(h ^ ch)
+    return h >> 1
+
+
+class Rng:
+    """One generator per image; every draw returns a ``[B, *shape]`` tensor."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
+        self.device = device
+        self.gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def normal(self, shape: Sequence[int], mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+        out = torch.stack(
+            [torch.randn(tuple(shape), generator=g, device=self.device) for g in self.gens]
+        )
+        return out * std + mean if (mean, std) != (0.0, 1.0) else out
+
+    def uniform(self, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+        out = torch.stack(
+            [torch.rand(tuple(shape), generator=g, device=self.device) for g in self.gens]
+        )
+        return out * (high - low) + low if (low, high) != (0.0, 1.0) else out
+
+    def randint(self, low: int, high: int, shape: Sequence[int]) -> torch.Tensor:
+        return torch.stack(
+            [
+                torch.randint(low, high, tuple(shape), generator=g, device=self.device)
+                for g in self.gens
+            ]
+        )
+
+    def poisson(self, rates: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [torch.poisson(r, generator=g) for r, g in zip(rates, self.gens, strict=True)]
+        )
+
+
+@dataclass
+class Ctx:
+    """What a kernel may need besides the batch: randomness and the people in each image."""
+
+    seeds: list[int]
+    device: torch.device
+    boxes: list[torch.Tensor | None] | None = None
+    _rng: Rng | None = None
+
+    @property
+    def rng(self) -> Rng:
+        if self._rng is None:
+            self._rng = Rng(self.seeds, self.device)
+        return self._rng
+
+
+def kernel_angles(ctx: Ctx, n: int, angle: float | None, low: float, high: float) -> torch.Tensor:
+    """One angle per image: ``angle`` for all, or drawn per image in ``[low, high)`` when None."""
+    if angle is None:
+        return ctx.rng.uniform((), low, high)
+    return torch.full((n,), float(angle), device=ctx.device)
+
+
+# (batch [B, C, H, W], params, context) -> batch, or (batch, AffineTransform) for geometric kinds
+Kernel = Callable[[torch.Tensor, dict[str, Any], Ctx], Any]

@@ -1,0 +1,100 @@
+"""Digital kernels: JPEG round trip, pixelate, downscale, elastic transform."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .context import Kernel
+from .filters import gaussian_blur
+
+
+def _jpeg_compression(x, p, ctx):
+    quality = int(min(max(p["quality"], 1), 100))
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    channels = u8.shape[1]
+    if channels not in (1, 3):
+        raise ValueError(f"jpeg_compression needs 1 or 3 channels, got {channels}")
+    if u8.is_cuda:
+        try:  # nvjpeg round trip on the device
+            import warnings
+
+            from torchvision.io import decode_jpeg, encode_jpeg
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg(encode_jpeg(list(u8), quality=quality), device=u8.device)
+            return torch.stack(decoded).to(x.dtype) / 255
+        except (ImportError, RuntimeError, NotImplementedError):
+            pass  # no nvjpeg: PIL on the CPU below
+    return _pil_jpeg(u8.cpu(), quality).to(x.device).to(x.dtype).div_(255)
+
+
+def _pil_jpeg(u8: torch.Tensor, quality: int) -> torch.Tensor:
+    """PIL's libjpeg round trip, exactly what imagecorruptions does (baseline, 4:2:0)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for arr in u8.permute(0, 2, 3, 1).contiguous().numpy():
+        pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+        buf = io.BytesIO()
+        pil.save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        back = Image.open(buf)
+        back.load()
+        if back.mode != pil.mode:
+            back = back.convert(pil.mode)
+        a = np.array(back)
+        out.append(torch.from_numpy(a[..., None] if a.ndim == 2 else a))
+    return torch.stack(out).permute(0, 3, 1, 2)
+
+
+def _pixelate(x, p, ctx):
+    f = p["factor"]
+    h, w = x.shape[-2:]
+    size = (max(1, int(h * f)), max(1, int(w * f)))
+    if size == (h, w):
+        return x
+    small = F.interpolate(x, size=size, mode="area")
+    return F.interpolate(small, size=(h, w), mode="nearest-exact")
+
+
+def _downscale(x, p, ctx):
+    f = p["factor"]
+    h, w = x.shape[-2:]
+    size = (max(1, round(h * f)), max(1, round(w * f)))
+    if size == (h, w):
+        return x
+    small = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def _elastic_transform(x, p, ctx):
+    alpha = p["alpha"]
+    if alpha == 0:
+        return x
+    b, _, h, w = x.shape
+    max_d = h * 0.005
+    sigma = (h * 0.01, w * 0.01)
+    field = ctx.rng.uniform((2, h, w), -max_d, max_d)  # dx, dy
+    field = gaussian_blur(field, sigma, mode="symmetric", truncate=3.0) * alpha
+    rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
+    # map_coordinates(order=1, mode='reflect') reads pixel-index coordinates (centre = index);
+    # grid_sample(align_corners=False, reflection) uses the same half-sample reflection.
+    gx = (2 * (cols + field[:, 0]) + 1) / w - 1
+    gy = (2 * (rows + field[:, 1]) + 1) / h - 1
+    grid = torch.stack((gx, gy), dim=-1)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return y.clamp(0, 1)
+
+
+KERNELS: dict[str, Kernel] = {
+    "jpeg_compression": _jpeg_compression,
+    "pixelate": _pixelate,
+    "downscale": _downscale,
+    "elastic_transform": _elastic_transform,
+}

@@ -1,0 +1,210 @@
+"""Padding, convolution and resampling shared by the kernels. Large or per-image kernels
+(defocus disk, motion-blur lines) are applied with FFT convolution on explicitly padded images,
+which reproduces the border modes of the reference implementations: ``replicate`` (skimage
+``gaussian`` mode 'nearest', numpy edge shifts), ``reflect101`` (OpenCV's default
+BORDER_REFLECT_101) and ``symmetric`` (scipy 'reflect').
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+
+def _pad_index(n: int, p: int, mode: str, device: torch.device) -> torch.Tensor:
+    i = torch.arange(-p, n + p, device=device)
+    if mode == "replicate" or n == 1:
+        return i.clamp(0, n - 1)
+    if mode == "reflect101":  # d c b | a b c d | c b a  (OpenCV default, torch 'reflect')
+        period = 2 * (n - 1)
+        i = i.remainder(period)
+        return torch.where(i > n - 1, period - i, i)
+    if mode == "symmetric":  # c b a | a b c d | d c b  (scipy 'reflect')
+        period = 2 * n
+        i = i.remainder(period)
+        return torch.where(i > n - 1, period - 1 - i, i)
+    raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
+    """Pad the last two dims by ``ph`` rows and ``pw`` columns on each side."""
+    h, w = x.shape[-2:]
+    if (
+        (ph or pw)
+        and x.ndim == 4
+        and (mode == "replicate" or (mode == "reflect101" and ph < h and pw < w))
+    ):
+        return F.pad(x, (pw, pw, ph, ph), mode="replicate" if mode == "replicate" else "reflect")
+    if ph:
+        x = x.index_select(-2, _pad_index(h, ph, mode, x.device))
+    if pw:
+        x = x.index_select(-1, _pad_index(w, pw, mode, x.device))
+    return x
+
+
+@lru_cache(maxsize=256)
+def _good_fft_size(n: int) -> int:
+    """Smallest m >= n whose prime factors are 2, 3, 5 and 7 (fast for pocketfft and cuFFT)."""
+    m = n
+    while True:
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+def fft_conv(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Same-size 2-D convolution of ``[B, C, H, W]`` with ``[1 or B, kh, kw]`` (odd) kernels,
+    centred, after padding the image with ``mode``."""
+    h, w = x.shape[-2:]
+    kh, kw = kernel.shape[-2:]
+    ph, pw = kh // 2, kw // 2
+    xp = pad(x, ph, pw, mode)
+    fh, fw = _good_fft_size(xp.shape[-2]), _good_fft_size(xp.shape[-1])
+    spectrum = torch.fft.rfft2(xp, s=(fh, fw))
+    spectrum *= torch.fft.rfft2(kernel.to(x.dtype), s=(fh, fw)).unsqueeze(1)
+    y = torch.fft.irfft2(spectrum, s=(fh, fw))
+    return y[..., 2 * ph : 2 * ph + h, 2 * pw : 2 * pw + w].contiguous()
+
+
+def conv_same(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Depthwise same-size convolution with one 2-D kernel; direct for small kernels."""
+    kh, kw = kernel.shape[-2:]
+    if kh * kw > 81:
+        return fft_conv(x, kernel.reshape(1, kh, kw), mode)
+    b, c, h, w = x.shape
+    xp = pad(x.reshape(b * c, 1, h, w), kh // 2, kw // 2, mode)
+    k = kernel.flip(-2, -1).reshape(1, 1, kh, kw).to(x.dtype)  # conv2d correlates
+    return F.conv2d(xp, k).reshape(b, c, h, w)
+
+
+def gaussian_kernel1d(sigma: float, truncate: float, device: torch.device) -> torch.Tensor:
+    """scipy.ndimage's Gaussian taps: radius ``int(truncate * sigma + 0.5)``."""
+    radius = int(truncate * float(sigma) + 0.5)
+    t = torch.arange(-radius, radius + 1, device=device, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).to(torch.float32)
+
+
+SHIFT_SUM_MAX_TAPS = 17
+
+
+def _shift_sum(x: torch.Tensor, k: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
+    """1-D same-size convolution along ``dim`` (-2 or -1) with a symmetric kernel, as a sum of
+    shifted slices (far faster than a single-channel conv2d on CPUs)."""
+    r = k.numel() // 2
+    n = x.shape[dim]
+    xp = pad(x, r, 0, mode) if dim == -2 else pad(x, 0, r, mode)
+    taps = k.tolist()
+    out = xp.narrow(dim, r, n) * taps[r]
+    for i in range(1, r + 1):
+        out += (xp.narrow(dim, r - i, n) + xp.narrow(dim, r + i, n)) * taps[r + i]
+    return out
+
+
+def separable_conv(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str) -> torch.Tensor:
+    """Same-size separable convolution with symmetric kernels, column pass then row pass:
+    shifted sums for short kernels, one FFT convolution with the outer product otherwise."""
+    if max(ky.numel(), kx.numel()) > SHIFT_SUM_MAX_TAPS:
+        return fft_conv(x, torch.outer(ky, kx).unsqueeze(0), mode)
+    y = x
+    if ky.numel() > 1:
+        y = _shift_sum(y, ky.to(y.dtype), -2, mode)
+    if kx.numel() > 1:
+        y = _shift_sum(y, kx.to(y.dtype), -1, mode)
+    return y
+
+
+def gaussian_blur(
+    x: torch.Tensor, sigma: float | tuple[float, float], mode: str = "replicate",
+    truncate: float = 4.0,
+) -> torch.Tensor:  # fmt: skip
+    """skimage.filters.gaussian: per-axis sigma (rows, columns), default mode 'nearest'."""
+    sy, sx = (sigma, sigma) if isinstance(sigma, int | float) else sigma
+    if sy <= 0 and sx <= 0:
+        return x
+    one = torch.ones(1, device=x.device)
+    ky = gaussian_kernel1d(sy, truncate, x.device) if sy > 0 else one
+    kx = gaussian_kernel1d(sx, truncate, x.device) if sx > 0 else one
+    return separable_conv(x, ky, kx, mode)
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma (OpenCV RGB2GRAY), ``[B, 1, H, W]``."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x[:, :3] * w).sum(1, keepdim=True)
+
+
+def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+    """ImageNet-C's clipped_zoom: centre crop of ceil(n / zoom), scipy ``zoom(order=1)`` back
+    (corner-aligned linear interpolation to ``round(crop * zoom)``), top-left ``n`` kept."""
+    h, w = x.shape[-2:]
+    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top : top + ch, left : left + cw]
+    size = (int(round(ch * zoom)), int(round(cw * zoom)))
+    if size == (ch, cw):
+        return crop[..., :h, :w]
+    y = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
+    return y[..., :h, :w]
+
+
+def next_pow2(n: int) -> int:
+    return 1 if n == 0 else 2 ** (n - 1).bit_length()
+
+
+def motion_kernels(radius: int, sigma: float, angles_deg: torch.Tensor) -> torch.Tensor:
+    """ImageNet-C's shift-and-add motion blur as explicit kernels ``[B, 4r+1, 4r+1]``.
+
+    Tap ``i`` (weight ``exp(-i^2 / 2 sigma^2)``, normalised) shifts by
+    ``(-ceil(i cos a - 0.5), -ceil(i sin a - 0.5))``; shifts replicate the edge, i.e. the
+    convolution runs on an edge-replicated image.
+    """
+    width = 2 * radius + 1
+    i = torch.arange(width, dtype=torch.float64, device=angles_deg.device)
+    weights = torch.exp(-(i**2) / (2 * sigma**2))
+    weights = weights / weights.sum()
+    a = torch.deg2rad(angles_deg.to(torch.float64)).unsqueeze(1)
+    dy = -torch.ceil(i * torch.sin(a) - 0.5).long()
+    dx = -torch.ceil(i * torch.cos(a) - 0.5).long()
+    size = 2 * (width - 1) + 1
+    c = width - 1
+    b = angles_deg.shape[0]
+    k = torch.zeros(b, size * size, dtype=torch.float64, device=angles_deg.device)
+    flat = (c + dy) * size + (c + dx)
+    k.scatter_add_(1, flat, weights.expand(b, -1).contiguous())
+    return k.view(b, size, size).to(torch.float32)
+
+
+def motion_blur_batch(
+    x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
+) -> torch.Tensor:
+    if radius <= 0:
+        return x
+    return fft_conv(x, motion_kernels(radius, sigma, angles_deg), "replicate")
+
+
+def disk_kernel(radius: float, alias_blur: float, device: torch.device) -> torch.Tensor:
+    """ImageNet-C's anti-aliased disk: a binary disk on a 17x17 (or 2r+1) grid, normalised,
+    then ``cv2.GaussianBlur`` with a 3x3 (5x5 when r > 8) kernel and reflect-101 borders."""
+    if radius <= 8:
+        half, ksize = 8, 3
+    else:
+        half, ksize = math.ceil(radius), 5
+    t = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    disk = ((xx**2 + yy**2) <= radius**2).to(torch.float64)
+    disk = disk / disk.sum()
+    g = torch.arange(ksize, dtype=torch.float64, device=device) - (ksize - 1) / 2
+    g = torch.exp(-(g**2) / (2 * alias_blur**2))
+    g = g / g.sum()
+    blurred = separable_conv(disk.view(1, 1, *disk.shape), g, g, "reflect101")
+    return blurred.view(disk.shape).to(torch.float32)

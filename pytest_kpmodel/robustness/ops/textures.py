@@ -1,0 +1,70 @@
+"""Procedural textures: ImageNet-C's plasma fractal (fog) and a stand-in for its frost
+photographs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .context import Rng
+from .filters import motion_blur_batch, next_pow2
+
+
+def plasma_fractal(
+    rng: Rng, mapsize: int, decay: float, crop: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """ImageNet-C's diamond-square height map, ``[B, mapsize, mapsize]`` in [0, 1], normalised
+    by the whole map's range; ``crop=(h, w)`` returns only the top-left ``[B, h, w]``.
+
+    Same recursion as ``imagecorruptions.plasma_fractal`` (square and diamond means of the
+    coarser lattice plus ``wibble * U(-wibble, wibble)``, wrap-around neighbours, ``wibble /=
+    decay`` per level), built level by level as contiguous lattices that interleave into the
+    next one, which is much faster than strided writes into the full map.
+    """
+    b = len(rng.gens)
+    ul = torch.zeros(b, 1, 1, device=rng.device)
+    wibble, n = 100.0, 1
+    while n < mapsize:
+        amp = wibble * wibble
+        noise = rng.uniform((3, n, n), -1.0, 1.0)
+        sq = ul + ul.roll(-1, dims=1)
+        dr = (sq + sq.roll(-1, dims=2)) / 4 + amp * noise[:, 0]  # cell centres
+        d1 = (dr + dr.roll(1, dims=1) + ul + ul.roll(-1, dims=2)) / 4 + amp * noise[:, 1]
+        d2 = (dr + dr.roll(1, dims=2) + ul + ul.roll(-1, dims=1)) / 4 + amp * noise[:, 2]
+        top = torch.stack((ul, d1), dim=-1)  # rows on the coarse lattice: corner, edge centre
+        bottom = torch.stack((d2, dr), dim=-1)  # rows between: edge centre, cell centre
+        ul = torch.stack((top, bottom), dim=2).reshape(b, 2 * n, 2 * n)
+        n *= 2
+        wibble /= decay
+    flat = ul.flatten(1)
+    lo = flat.amin(1).view(-1, 1, 1)
+    span = (flat.amax(1).view(-1, 1, 1) - lo).clamp_min(1e-12)
+    if crop is not None:
+        ul = ul[:, : crop[0], : crop[1]]
+    return (ul - lo) / span
+
+
+FROST_TINT = (0.90, 0.98, 1.07)
+
+
+def frost_texture(rng: Rng, h: int, w: int, channels: int) -> torch.Tensor:
+    """A procedural stand-in for ImageNet-C's frost photographs, ``[B, C, h, w]`` in [0, 1].
+
+    Cloudy plasma (low frequencies) plus a rough plasma grain and short crystal streaks, tinted
+    blue-white. Calibrated to the shipped photographs' statistics: mean grey about 0.65, standard
+    deviation about 0.1, mean absolute neighbour difference about 0.04, blue > green > red.
+    """
+    mapsize = next_pow2(max(h, w))
+    # the clouds are smooth: half resolution, upsampled
+    hh, hw = (h + 1) // 2, (w + 1) // 2
+    cloud = plasma_fractal(rng, max(1, mapsize // 2), 1.7, (hh, hw)).unsqueeze(1)
+    cloud = F.interpolate(cloud, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+    grain = plasma_fractal(rng, mapsize, 1.05, (h, w))
+    seeds = (rng.uniform((1, h, w)) > 0.985).to(torch.float32)
+    angles = rng.uniform((), 0.0, 180.0)
+    streaks = motion_blur_batch(seeds, 4, 3.0, angles)[:, 0]
+    streaks = streaks / streaks.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1)
+    tex = 0.46 + 0.4 * cloud + 0.6 * (grain - grain.mean((1, 2), keepdim=True)) + 0.35 * streaks
+    tint = torch.tensor(FROST_TINT[:channels] if channels == 3 else (1.0,), device=tex.device)
+    return (tex.unsqueeze(1) * tint.view(1, -1, 1, 1)).clamp(0, 1)

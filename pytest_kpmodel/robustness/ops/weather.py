@@ -1,0 +1,49 @@
+"""Weather kernels: fog, frost and snow."""
+
+from __future__ import annotations
+
+import torch
+
+from .context import Kernel, kernel_angles
+from .filters import clipped_zoom, motion_blur_batch, next_pow2, to_gray
+from .textures import frost_texture, plasma_fractal
+
+
+def _fog(x, p, ctx):
+    amount = p["amount"]
+    if amount == 0:
+        return x
+    b, c, h, w = x.shape
+    mapsize = next_pow2(max(h, w, c))
+    haze = plasma_fractal(ctx.rng, mapsize, p["decay"], (h, w)).unsqueeze(1)
+    max_val = x.flatten(1).amax(1).view(-1, 1, 1, 1)
+    y = x + amount * haze
+    return (y * max_val / (max_val + amount)).clamp(0, 1)
+
+
+def _frost(x, p, ctx):
+    if p["frost"] == 0 and p["image"] == 1:
+        return x
+    tex = frost_texture(ctx.rng, x.shape[2], x.shape[3], x.shape[1])
+    return (p["image"] * x + p["frost"] * tex).clamp(0, 1)
+
+
+def _snow(x, p, ctx):
+    b, c, h, w = x.shape
+    layer = ctx.rng.normal((1, h, w), mean=p["loc"], std=p["scale"])
+    layer = clipped_zoom(layer, p["zoom"])
+    layer = torch.where(layer < p["threshold"], torch.zeros_like(layer), layer).clamp(0, 1)
+    angles = kernel_angles(ctx, b, p["angle"], -135.0, -45.0)
+    layer = motion_blur_batch(layer, p["radius"], p["sigma"], angles)
+    layer = torch.round(layer.clamp(0, 1) * 255) / 255
+    blend = p["blend"]
+    whitened = torch.maximum(x, to_gray(x) * 1.5 + 0.5)
+    y = blend * x + (1 - blend) * whitened
+    return (y + layer + layer.flip(-2, -1)).clamp(0, 1)
+
+
+KERNELS: dict[str, Kernel] = {
+    "fog": _fog,
+    "frost": _frost,
+    "snow": _snow,
+}
