@@ -14,7 +14,8 @@ Convention (what ``torch.onnx.export`` of a torchvision detector produces, and w
 Device: ``CPUExecutionProvider``; ``CUDAExecutionProvider`` when the device is CUDA (an error
 when this onnxruntime build lacks it: install onnxruntime-gpu or use --kp-device=cpu). The
 session uses ``torch.get_num_threads()`` intra-op threads, so CPU timings compare with torch's.
-Precision: the model runs in the precision it was exported in; only ``fp32`` is accepted.
+Precision: the model runs in the precision it was exported in; only ``fp32`` is accepted. (What
+the three output layouts share is in :mod:`.onnx_runtime`.)
 
 Safety: ONNX is a graph of standard operators read from protobuf; loading runs no code from the
 file (custom operator domains fail to load unless a library was registered on purpose). Tensors
@@ -29,6 +30,7 @@ from typing import Any
 
 from ..errors import AdapterError
 from .base import Prediction
+from .onnx_runtime import check_external_data, open_session, require_fp32
 from .options import LoadOptions
 
 TORCHVISION_ORDER = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")
@@ -44,45 +46,10 @@ def load(card, options: LoadOptions):
         from .detectron2.onnx_layout import load_detectron2_onnx
 
         return load_detectron2_onnx(card, options)
-    if options.precision != "fp32":
-        raise AdapterError(
-            f"{card.path}: [model.format] 'onnx' runs in the precision it was exported in; "
-            f"--kp-precision={options.precision} is not available for it (use fp32)"
-        )
+    require_fp32(card, options)
     path = Path(card.model.weights)
     check_external_data(path, card.folder)
     return OnnxDetectionModel(path, options.device, card.keypoints.num_keypoints, card.model.name)
-
-
-def check_external_data(path: Path, folder: Path) -> None:
-    """Refuse external-data tensors whose files lie outside ``folder`` (needs ``onnx``)."""
-    try:
-        import onnx
-    except ImportError:
-        return
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001
-        raise AdapterError(f"{path}: not a readable ONNX model: {_first(exc)}") from None
-    root = folder.resolve()
-    tensors = list(proto.graph.initializer)
-    for node in proto.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    for t in tensors:
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in t.external_data if e.key == "location"), "")
-        target = (path.parent / location).resolve()
-        if not target.is_relative_to(root):
-            raise AdapterError(
-                f"{path}: tensor {t.name!r} reads external data from {location!r}, outside "
-                f"the card's folder {root}"
-            )
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class OnnxDetectionModel:
@@ -93,38 +60,11 @@ class OnnxDetectionModel:
     def __init__(self, path: str | Path, device: Any, num_keypoints: int, name: str = "") -> None:
         import torch
 
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise AdapterError(
-                f"{path}: [model.format] 'onnx' needs onnxruntime (pip install onnxruntime, or "
-                "onnxruntime-gpu for CUDA)"
-            ) from None
         self.path = Path(path)
         self.device = torch.device(device)
         self.num_keypoints = num_keypoints
         self.name = name
-        available = ort.get_available_providers()
-        if self.device.type == "cuda":
-            if "CUDAExecutionProvider" not in available:
-                raise AdapterError(
-                    f"{path}: device {self.device} requested but this onnxruntime has no "
-                    f"CUDAExecutionProvider (has: {', '.join(available)}); install "
-                    "onnxruntime-gpu or pass --kp-device=cpu"
-                )
-            providers: list[Any] = [
-                ("CUDAExecutionProvider", {"device_id": self.device.index or 0}),
-                "CPUExecutionProvider",
-            ]
-        else:
-            providers = ["CPUExecutionProvider"]
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = torch.get_num_threads()
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            raise AdapterError(f"{path}: onnxruntime cannot load it: {_first(exc)}") from None
+        self.session = open_session(path, self.device)
         inputs = self.session.get_inputs()
         if not inputs:
             raise AdapterError(f"{path}: the ONNX model has no input")

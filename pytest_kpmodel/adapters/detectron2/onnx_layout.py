@@ -21,6 +21,7 @@ from typing import Any
 
 from ...errors import AdapterError, CardError
 from ..base import Prediction
+from ..onnx_runtime import check_external_data, open_session, require_fp32
 from ..options import LoadOptions
 from .onnx_graph import OUTPUT_NAMES
 
@@ -29,13 +30,7 @@ META_PREFIX = "detectron2:"
 
 
 def load_detectron2_onnx(card, options: LoadOptions):
-    from ..onnx_format import check_external_data
-
-    if options.precision != "fp32":
-        raise AdapterError(
-            f"{card.path}: [model.format] 'onnx' runs in the precision it was exported in; "
-            f"--kp-precision={options.precision} is not available for it (use fp32)"
-        )
+    require_fp32(card, options)
     path = Path(card.model.weights)
     check_external_data(path, card.folder)
     settings = card_settings(card)
@@ -62,36 +57,6 @@ def card_settings(card) -> dict[str, Any]:
     return out
 
 
-def _session(path: Path, device: Any):
-    import torch
-
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AdapterError(
-            f"{path}: [model.format] 'onnx' needs onnxruntime (pip install onnxruntime, or "
-            "onnxruntime-gpu for CUDA)"
-        ) from None
-    dev = torch.device(device)
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if dev.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise AdapterError(
-                f"{path}: device {dev} requested but this onnxruntime has no "
-                "CUDAExecutionProvider; install onnxruntime-gpu or pass --kp-device=cpu"
-            )
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": dev.index or 0}))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = torch.get_num_threads()
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), so, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise AdapterError(f"{path}: onnxruntime cannot load it: {first}") from None
-
-
 class Detectron2OnnxModel:
     """ONNX Runtime session behind ``KeypointModel.predict``, one image per run."""
 
@@ -113,7 +78,7 @@ class Detectron2OnnxModel:
         self.device = torch.device(device)
         self.num_keypoints = num_keypoints
         self.name = name
-        self.session = _session(self.path, device)
+        self.session = open_session(self.path, device)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or (inputs[0].shape is not None and len(inputs[0].shape) != 3):
             raise AdapterError(

@@ -22,47 +22,13 @@ from typing import Any
 
 from ...errors import AdapterError
 from ..base import Prediction
+from ..onnx_runtime import check_external_data, open_session, require_fp32
 from ..options import LoadOptions
 
 
 def load_yolo_pose(card, options: LoadOptions):
-    if options.precision != "fp32":
-        raise AdapterError(
-            f"{card.path}: [model.format] 'onnx' runs in the precision it was exported in; "
-            f"--kp-precision={options.precision} is not available for it (use fp32)"
-        )
+    require_fp32(card, options)
     return YoloPoseOnnxModel(Path(card.model.weights), options.device, card)
-
-
-def open_session(path: Path, device: Any):
-    """An ONNX Runtime session on ``device`` (CUDA provider when it is a CUDA device)."""
-    import torch
-
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AdapterError(
-            f"{path}: [model.format] 'onnx' needs onnxruntime (pip install onnxruntime, or "
-            "onnxruntime-gpu for CUDA)"
-        ) from None
-    device = torch.device(device)
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise AdapterError(
-                f"{path}: device {device} requested but this onnxruntime has no "
-                "CUDAExecutionProvider; install onnxruntime-gpu or pass --kp-device=cpu"
-            )
-        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), *providers]
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = torch.get_num_threads()
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), so, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise AdapterError(f"{path}: onnxruntime cannot load it: {first}") from None
 
 
 def _literal(meta: dict[str, str], key: str) -> Any:
@@ -92,7 +58,6 @@ class YoloPoseOnnxModel:
         it exports itself; read from the export and the card otherwise."""
         import torch
 
-        from ..onnx_format import check_external_data
         from .adapter import settings
 
         check_external_data(path, card.folder)
