@@ -31,3 +31,10 @@ class RefusedToLoad(KpModelError):
 
 class ExportUnavailable(KpModelError):
     """The model could not be exported to a format; the message is the exporter's reason."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error says about a failure deep inside a library."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

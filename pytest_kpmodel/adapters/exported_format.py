@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import AdapterError, ExportUnavailable
+from ..errors import AdapterError, ExportUnavailable, first_line
 from .options import LoadOptions
 from .torch_module import TorchDetectionModel
 
@@ -65,8 +65,9 @@ def load(card, options: LoadOptions):
     try:
         programs = load_programs(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is one message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AdapterError(f"{path}: not a loadable torch.export archive: {first}") from None
+        raise AdapterError(
+            f"{path}: not a loadable torch.export archive: {first_line(exc)}"
+        ) from None
     from .builders import build_module
 
     try:

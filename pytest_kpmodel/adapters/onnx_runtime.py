@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import AdapterError
+from ..errors import AdapterError, first_line
 from .options import LoadOptions
 
 
@@ -77,8 +77,3 @@ def open_session(path: str | Path, device: Any) -> Any:
         return ort.InferenceSession(str(path), so, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise AdapterError(f"{path}: onnxruntime cannot load it: {first_line(exc)}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import AdapterError
+from ..errors import AdapterError, first_line
 from .builders import build_module
 from .options import LoadOptions
 from .torch_module import TorchDetectionModel
@@ -34,8 +34,9 @@ def read_checked(path, options: LoadOptions | None = None) -> dict[str, Any]:
     except KpModelError:
         raise
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AdapterError(f"{path}: could not be read as a state dict: {first}") from None
+        raise AdapterError(
+            f"{path}: could not be read as a state dict: {first_line(exc)}"
+        ) from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(obj.get(key), dict):
@@ -50,24 +51,34 @@ def read_checked(path, options: LoadOptions | None = None) -> dict[str, Any]:
 
 def load_into(module, state_dict: dict[str, Any], card) -> None:
     """``load_state_dict(strict=True)``, reporting mismatches by name instead of torch's dump."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    reshaped = [
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-    if reshaped:
-        problems.append(f"{len(reshaped)} with other shapes (e.g. {'; '.join(reshaped[:3])})")
+    problems = fit_problems(state_dict, module.state_dict())
     if problems:
         raise AdapterError(
             f"{card.model.weights}: weights do not fit [model.architecture] "
             f"{card.model.architecture} with [model.kwargs] in {card.path}: " + "; ".join(problems)
         )
     module.load_state_dict(state_dict, strict=True)
+
+
+def fit_problems(weights: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """Why ``weights`` would not load strictly into a module whose ``state_dict()`` is
+    ``expected``: names missing, unexpected, or of another shape (empty: they fit)."""
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = [
+        f"{k} {tuple(weights[k].shape)} in the file, {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({_some(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({_some(unexpected)})")
+    if reshaped:
+        problems.append(f"{len(reshaped)} with other shapes ({'; '.join(reshaped[:3])})")
+    return problems
+
+
+def _some(keys: list[str], n: int = 4) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")

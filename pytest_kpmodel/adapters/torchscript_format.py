@@ -3,7 +3,7 @@ allow code (``--kp-allow-code`` or ``kp_security(code=True)``)."""
 
 from __future__ import annotations
 
-from ..errors import AdapterError
+from ..errors import AdapterError, first_line
 from .options import LoadOptions
 from .torch_module import TorchDetectionModel
 
@@ -19,8 +19,7 @@ def load(card, options: LoadOptions):
     try:
         module = torch.jit.load(str(card.model.weights), map_location=options.device)
     except (RuntimeError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterError(
-            f"{card.model.weights}: not a loadable TorchScript file: {first}"
+            f"{card.model.weights}: not a loadable TorchScript file: {first_line(exc)}"
         ) from None
     return TorchDetectionModel(module, options, card.keypoints.num_keypoints, card.model.name)

@@ -38,7 +38,7 @@ import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..errors import RefusedToLoad
+from ..errors import RefusedToLoad, first_line
 from .allowlist import DEFAULT_ALLOWLIST, Allowlist, parse_global
 from .report import ScanLimits, ScanReport, file_identity
 from .scan import detect_kind, scan_path
@@ -133,9 +133,8 @@ def load_state_dict_safely(
         except RefusedToLoad:
             raise
         except Exception as e:  # an UnpicklingError from weights_only, a corrupt archive
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RefusedToLoad(
-                f"refused to load: {p}: torch.load(weights_only=True) failed: {msg}"
+                f"refused to load: {p}: torch.load(weights_only=True) failed: {first_line(e)}"
             ) from None
 
 

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import RefusedToLoad
+from ..errors import RefusedToLoad, first_line
 from .allowlist import Allowed, Allowlist
 from .pickle_scan import Blob, Container, Global, Obj, Opaque, PickleRules
 from .pickle_scan.errors import BadArgs
@@ -406,8 +406,9 @@ def load_numpy_pickle(path: str | os.PathLike[str], report: ScanReport) -> Any:
         except RefusedToLoad:
             raise
         except Exception as e:  # a malformed stream: one message, never a traceback
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RefusedToLoad(f"refused to load: {p}: unpickling failed: {msg}") from None
+            raise RefusedToLoad(
+                f"refused to load: {p}: unpickling failed: {first_line(e)}"
+            ) from None
 
 
 def scan_numpy_pickle(ctx: Any, start: int, end: int) -> bool:

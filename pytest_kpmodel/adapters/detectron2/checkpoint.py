@@ -29,7 +29,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...errors import AdapterError, KpModelError
+from ...errors import AdapterError, KpModelError, first_line
+from ..state_dict import fit_problems
 from .c2_names import align, convert_c2
 
 # recomputed by detectron2 (cell anchors, pixel mean/std), or a BatchNorm counter that
@@ -138,29 +139,12 @@ def _match(weights: dict[str, Any], model_keys: list[str], c2: bool, path: Path)
 
 
 def _check_fit(weights: dict[str, Any], expected: dict[str, Any], path: Path, card_path: Path):
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    reshaped = [
-        f"{k} {tuple(weights[k].shape)} in the file, {tuple(v.shape)} in the model"
-        for k, v in expected.items()
-        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing ({_some(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected ({_some(unexpected)})")
-    if reshaped:
-        problems.append(f"{len(reshaped)} with other shapes ({'; '.join(reshaped[:3])})")
+    problems = fit_problems(weights, expected)
     if problems:
         raise AdapterError(
             f"{path}: the checkpoint does not fit the detectron2 config of {card_path} "
             f"([model.architecture] + [model.kwargs]): " + "; ".join(problems)
         )
-
-
-def _some(keys: list[str], n: int = 4) -> str:
-    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def load_weights(module, path: Path, scan_report, card_path: Path, extra_globals=()) -> None:
@@ -170,9 +154,8 @@ def load_weights(module, path: Path, scan_report, card_path: Path, extra_globals
     except KpModelError:
         raise
     except (OSError, ValueError, EOFError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterError(
-            f"{path}: could not be read as a detectron2 checkpoint: {first}"
+            f"{path}: could not be read as a detectron2 checkpoint: {first_line(exc)}"
         ) from None
     expected = module.state_dict()
     weights = state_dict_for(checkpoint, expected, path, card_path)

@@ -31,7 +31,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ...errors import AdapterError, KpModelError
+from ...errors import AdapterError, KpModelError, first_line
 from ..base import Prediction
 from ..options import LoadOptions
 
@@ -109,8 +109,9 @@ def read_checkpoint(path: Path, options: LoadOptions, profiles: tuple[str, ...])
     except KpModelError:
         raise
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AdapterError(f"{path}: not a readable Ultralytics checkpoint: {first}") from None
+        raise AdapterError(
+            f"{path}: not a readable Ultralytics checkpoint: {first_line(exc)}"
+        ) from None
 
 
 def load(card, options: LoadOptions):
