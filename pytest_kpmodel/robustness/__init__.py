@@ -15,4 +15,10 @@ Modules (import them directly; this package imports nothing, so importing it nev
 - ``corruption_eval``: ``run()`` the corruption sweep; mPC and rPC.
 - ``trigger``: ``scan()`` for a patch trigger (data-poisoning probe) with hypothesis.
 - ``draw``: clean vs perturbed renderings with skeletons.
+- ``probes``: the run's probes (stability, flip consistency, corruption sweep, trigger scan)
+  bound to the session's model, data and settings.
+
+A feature package: it may import ``adapters`` (the ``Prediction``/``KeypointModel`` interface),
+``keypoints``, ``predictions``, ``metrics`` (OKS, evaluation), ``marker_args`` and ``errors``;
+never pytest, the session or the plugin.
 """
