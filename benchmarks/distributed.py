@@ -52,8 +52,8 @@ def make_set(root: Path, n: int, seed: int = 0) -> Path:
     from PIL import Image
     from safetensors.torch import save_file
 
-    from pytest_kpmodel.provenance.digests import sha256_file
     from pytest_kpmodel.keypoints import COCO_NAMES
+    from pytest_kpmodel.provenance.digests import sha256_file
     from pytest_kpmodel.zoo import keypointrcnn_compact
 
     rng = np.random.default_rng(seed)
@@ -121,7 +121,7 @@ def worker(card: Path, batch_size: int, out: Path) -> None:
         out.write_text(json.dumps({"predict_s": t1 - t0, "eval_s": t2 - t1, "sweep_s": t3 - t2,
                                    "inference_s": preds.seconds, "digest": digest,
                                    "world": kp.dist.world_size}))  # fmt: skip
-    from pytest_kpmodel.distributed import shutdown
+    from pytest_kpmodel.distributed.process_group import shutdown
 
     shutdown()
 
@@ -147,9 +147,9 @@ def per_image_costs(card: Path) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
-    from pytest_kpmodel import distributed as D
     from pytest_kpmodel.adapters.base import Prediction
     from pytest_kpmodel.data import decode_image, load_dataset
+    from pytest_kpmodel.distributed.wire import merge_shards, pack_predictions
     from pytest_kpmodel.keypoints import COCO_SIGMAS
     from pytest_kpmodel.metrics import evaluate
     from pytest_kpmodel.metrics.synthetic import flip_index, make_coco_set
@@ -168,8 +168,8 @@ def per_image_costs(card: Path) -> dict[str, float]:
                             torch.ones(20, dtype=torch.int64), torch.rand(20, 17, 3, generator=g)))
              for i in range(500)]  # fmt: skip
     t = time.perf_counter()
-    blob = D.pack_predictions(items)
-    D.merge_shards([blob], list(range(500)))
+    blob = pack_predictions(items)
+    merge_shards([blob], list(range(500)))
     pack_ms = (time.perf_counter() - t) / 500 * 1e3
 
     gt, results = make_coco_set(0, num_images=500, people_per_image=3.0, dets_per_person=1.5)

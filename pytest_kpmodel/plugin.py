@@ -207,7 +207,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _is_main(config: pytest.Config) -> bool:
     """Not an xdist worker, and rank 0 (or the only rank) under torchrun: the process that
     prints kpmodel's header and summary and writes reports; pytest's own output is per rank."""
-    from .distributed import is_main_process
+    from .distributed.environment import is_main_process
 
     return not hasattr(config, "workerinput") and is_main_process()
 
@@ -238,7 +238,7 @@ def _needs_speed(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kp = _session(config)
-    from .distributed import xdist_reason
+    from .distributed.xdist import xdist_reason
 
     reason = xdist_reason(config)
     if reason and kp.has_model:
@@ -356,7 +356,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     kp = _session(session.config)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and kp.has_model:  # xdist worker: the controller reports
-        from .distributed import WORKER_OUTPUT_KEY, worker_output
+        from .distributed.xdist import WORKER_OUTPUT_KEY, worker_output
 
         workeroutput[WORKER_OUTPUT_KEY] = worker_output(kp)
     if not _is_main(session.config) or not kp.has_model:
@@ -378,14 +378,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: merge a finished worker's checks and report sections."""
     output = getattr(node, "workeroutput", None) or {}
-    from .distributed import WORKER_OUTPUT_KEY, merge_worker_output
+    from .distributed.xdist import WORKER_OUTPUT_KEY, merge_worker_output
 
     if WORKER_OUTPUT_KEY in output:
         merge_worker_output(_session(node.config), output[WORKER_OUTPUT_KEY])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from .distributed import shutdown
+    from .distributed.process_group import shutdown
 
     shutdown()  # the torchrun process group, if the run created one
 

@@ -96,7 +96,7 @@ class KpSession:
 
     @cached_property
     def device(self) -> str:
-        from .distributed import rank_device
+        from .distributed.environment import rank_device
 
         # cuda -> cuda:LOCAL_RANK under torchrun, cuda:K for xdist worker gwK (several GPUs).
         return rank_device(self.settings.device)
@@ -107,7 +107,7 @@ class KpSession:
         by the baseline and variant sessions, which run the same collectives on every rank."""
         if self.parent is not None:
             return self.parent.dist
-        from .distributed import Group
+        from .distributed.process_group import Group
 
         return Group.from_env(self.device)
 
@@ -306,7 +306,8 @@ class KpSession:
         )
 
     def _predict(self):
-        from . import distributed as D
+        from .distributed.cache import cached_predictions
+        from .distributed.sharding import predict_sharded
 
         self.check_ground_truth()  # refuse a bad ground truth before predicting
         key = self.prediction_key()
@@ -316,12 +317,12 @@ class KpSession:
         # merged set; rank 0 reads/writes the cache entry under a lock (xdist workers wait).
         def compute():
             with progress_bar(len(self.dataset), f"predict {self.card.model.name}") as bar:
-                return D.predict_sharded(self.dist, lambda: self.model, self.dataset,
-                                         self.settings.batch_size, self.settings.workers, bar,
-                                         tag=f"predict {key[:12]}")  # fmt: skip
+                return predict_sharded(self.dist, lambda: self.model, self.dataset,
+                                       self.settings.batch_size, self.settings.workers, bar,
+                                       tag=f"predict {key[:12]}")  # fmt: skip
 
-        return D.cached_predictions(self.dist, path, key, self.dataset.image_ids, compute,
-                                    read=not self.settings.no_cache)  # fmt: skip
+        return cached_predictions(self.dist, path, key, self.dataset.image_ids, compute,
+                                  read=not self.settings.no_cache)  # fmt: skip
 
     # -- baseline ---------------------------------------------------------------------------------
     @property

@@ -46,7 +46,7 @@ def build(session) -> dict[str, Any]:
         "seed": session.settings.seed,
     }
     report["checks"] = list(session.checks)
-    _security_section(session)
+    add_security_section(session)
     for key in ("metrics", "bench", "robustness", "diff"):
         report[key] = session.sections.get(key, [] if key == "bench" else {})
     for key, value in session.sections.items():
@@ -55,7 +55,7 @@ def build(session) -> dict[str, Any]:
     return report
 
 
-def _security_section(session) -> None:
+def add_security_section(session) -> None:
     """The static scan and what the runtime guard recorded, when the run produced them."""
     scan = session.__dict__.get("_scan")
     guard = session.__dict__.get("guard")

@@ -167,7 +167,7 @@ def corruption_eval(session, config: CorruptionConfig):
     model, images, evaluate_fn = session.model, sample.images, evaluate
     group = session.dist
     if group.enabled:  # torchrun: each rank predicts its shard, rank 0 evaluates, broadcasts
-        from ..distributed import ShardedSweep
+        from ..distributed.sweep import ShardedSweep
 
         sweep = ShardedSweep(group, model, images, evaluate, config.batch_size,
                              session.card.keypoints.num_keypoints)  # fmt: skip

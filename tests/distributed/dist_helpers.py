@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from pytest_kpmodel.adapters.base import Prediction
+
 # Variables of the test run itself (xdist worker ids, a torchrun around us) must not leak into
 # the runs the tests start.
 _LEAKY = ("PYTEST_", "RANK", "LOCAL_", "WORLD_SIZE", "GROUP_", "ROLE_", "MASTER_", "TORCHELASTIC",
@@ -75,3 +79,24 @@ def make_varied_dataset(folder: Path, n: int = 8) -> Path:
     coco["annotations"] = anns
     ann.write_text(json.dumps(coco))
     return ann
+
+
+def make_prediction(seed: int, n: int, dtype=torch.float32) -> Prediction:
+    g = torch.Generator().manual_seed(seed)
+    return Prediction(
+        torch.rand(n, 4, generator=g).to(dtype),
+        torch.rand(n, generator=g).to(dtype),
+        torch.randint(0, 3, (n,), generator=g),
+        torch.rand(n, 17, 3, generator=g).to(dtype),
+    )
+
+
+def same_prediction(a: Prediction, b: Prediction) -> bool:
+    return all(
+        x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+        for x, y in zip(
+            (a.boxes, a.scores, a.labels, a.keypoints),
+            (b.boxes, b.scores, b.labels, b.keypoints),
+            strict=True,
+        )  # fmt: skip
+    )

@@ -1,5 +1,5 @@
 """Run under ``torchrun --nproc_per_node=2`` (gloo, CPU) by test_dist_collectives.py: exercises
-``pytest_kpmodel.distributed.Group`` with real collectives and writes what each rank saw to
+``pytest_kpmodel.distributed.process_group.Group`` with real collectives and writes what each rank saw to
 ``$KP_DIST_OUT/rank<N>.json``.
 
 Scenarios, in this order (every rank runs them all):
@@ -19,8 +19,11 @@ from pathlib import Path
 
 import torch
 
-from pytest_kpmodel import distributed as D
 from pytest_kpmodel.adapters.base import Prediction
+from pytest_kpmodel.distributed.cache import cached_predictions
+from pytest_kpmodel.distributed.environment import DistributedError, detect
+from pytest_kpmodel.distributed.process_group import Group, default_timeout
+from pytest_kpmodel.distributed.sweep import ShardedSweep
 from pytest_kpmodel.errors import KpModelError
 from pytest_kpmodel.predictions import PredictionSet
 
@@ -48,8 +51,8 @@ class FakeModel:
 
 def main() -> None:
     out_dir = Path(os.environ["KP_DIST_OUT"])
-    env = D.detect()
-    g = D.Group(env, "cpu")
+    env = detect()
+    g = Group(env, "cpu")
     seen: dict[str, object] = {"rank": env.rank, "world": env.world_size}
 
     # 1. bytes of different sizes (rank 1 sends nothing)
@@ -87,8 +90,8 @@ def main() -> None:
         preds = FakeModel().predict([torch.full((3, 4, 4), float(i)) for i in ids])
         return PredictionSet(ids, preds)
 
-    first = D.cached_predictions(g, cache, "k" * 64, ids, compute)
-    second = D.cached_predictions(g, cache, "k" * 64, ids, compute)
+    first = cached_predictions(g, cache, "k" * 64, ids, compute)
+    second = cached_predictions(g, cache, "k" * 64, ids, compute)
     seen["cache"] = {
         "computed": len(computed),
         "first_from_cache": first.from_cache,
@@ -111,7 +114,7 @@ def main() -> None:
 
     kwargs = {"severities": (1, 3), "corruptions": ("gaussian_noise", "contrast"), "seed": 0}
     alone = run(FakeModel(), images, evaluate, batch_size=2, **kwargs).to_dict()
-    sweep = D.ShardedSweep(g, FakeModel(), images, evaluate, batch_size=2)
+    sweep = ShardedSweep(g, FakeModel(), images, evaluate, batch_size=2)
     sharded = run(sweep.model, sweep.images, sweep.evaluate, batch_size=2, **kwargs).to_dict()
     alone.pop("timing_s"), sharded.pop("timing_s")
     seen["sweep_equal"] = alone == sharded
@@ -120,26 +123,26 @@ def main() -> None:
     # 6. ranks at different steps fail with a message, and the group stays failed
     try:
         g.agree("kp_eval" if env.rank == 0 else "kp_corruption_eval")
-    except D.DistributedError as exc:
+    except DistributedError as exc:
         seen["mismatch"] = str(exc)
     try:
         g.on_main("after", lambda: 1)
-    except D.DistributedError as exc:
+    except DistributedError as exc:
         seen["after_mismatch"] = str(exc)[:40]
 
     # 7. a rank that never arrives: the others fail after the timeout ($KPMODEL_DIST_TIMEOUT)
-    late = D.Group(env, "cpu")
+    late = Group(env, "cpu")
     start = time.perf_counter()
     if env.rank == 0:
         try:
             late.all_gather_bytes(b"x")
-        except D.DistributedError as exc:
+        except DistributedError as exc:
             seen["timeout"] = str(exc)[:200]
         seen["timeout_s"] = time.perf_counter() - start
     (out_dir / f"rank{env.rank}.json").write_text(json.dumps(seen))
     if env.rank == 1:
         time.sleep(
-            2 * D.default_timeout().total_seconds()
+            2 * default_timeout().total_seconds()
         )  # stay alive (never calling the collective) until rank 0 gave up
     sys.stdout.flush()
     os._exit(0)  # the gloo group is in an undefined state after the timeout: skip teardown

@@ -1,4 +1,4 @@
-"""``distributed.Group`` with real collectives: two gloo ranks under torchrun (dist_worker.py)."""
+"""``distributed.process_group.Group`` with real collectives: two gloo ranks under torchrun (dist_worker.py)."""
 
 from __future__ import annotations
 
