@@ -92,6 +92,15 @@ def _card(folder: Path, fmt: str, weights: Path, arch: bool) -> Path:
     return write_card(folder, "\n".join(lines) + "\n")
 
 
+def _exported_card(work: Path, fmt: str, folder: Path, arch: bool):
+    """A card in ``folder`` for the file the parity run exported in ``fmt``."""
+    name = {"onnx": "model.onnx", "exported": "model.pt2"}[fmt]
+    folder.mkdir()
+    weights = folder / name
+    weights.write_bytes((work / fmt / name).read_bytes())
+    return load_card(_card(folder, fmt, weights, arch=arch))
+
+
 def _compare(eager, other, atol_xy, atol_score):
     assert len(eager) == len(other)
     for a, b in zip(eager, other, strict=True):
@@ -110,11 +119,7 @@ IMAGES = [torch.rand(3, 72, 96, generator=torch.Generator().manual_seed(1)),
 
 def test_onnx_card_loads_and_matches_eager(parity_run, tiny, tmp_path):
     _, work, _ = parity_run
-    folder = tmp_path / "onnx"
-    folder.mkdir()
-    weights = folder / "model.onnx"
-    weights.write_bytes((work / "onnx" / "model.onnx").read_bytes())
-    card = load_card(_card(folder, "onnx", weights, arch=False))
+    card = _exported_card(work, "onnx", tmp_path / "onnx", arch=False)
     model = load_model(card, LoadOptions())
     assert model.num_keypoints == 17 and model.device == torch.device("cpu")
     # one image per call, like the ONNX model (torchvision pads a batch to one size, which
@@ -161,11 +166,7 @@ def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
 
 def test_exported_parts_card_needs_allow_code_and_matches_eager(parity_run, tiny, tmp_path):
     _, work, _ = parity_run
-    folder = tmp_path / "exported"
-    folder.mkdir()
-    weights = folder / "model.pt2"
-    weights.write_bytes((work / "exported" / "model.pt2").read_bytes())
-    card = load_card(_card(folder, "exported", weights, arch=True))
+    card = _exported_card(work, "exported", tmp_path / "exported", arch=True)
     with pytest.raises(AdapterError, match="--kp-allow-code"):
         load_model(card, LoadOptions())
     model = load_model(card, LoadOptions(allow_code=True))
@@ -179,11 +180,7 @@ def test_exported_parts_card_needs_allow_code_and_matches_eager(parity_run, tiny
 
 def test_exported_parts_without_architecture_is_a_clear_error(parity_run, tmp_path):
     _, work, _ = parity_run
-    folder = tmp_path / "noarch"
-    folder.mkdir()
-    weights = folder / "model.pt2"
-    weights.write_bytes((work / "exported" / "model.pt2").read_bytes())
-    card = load_card(_card(folder, "exported", weights, arch=False))
+    card = _exported_card(work, "exported", tmp_path / "noarch", arch=False)
     with pytest.raises(AdapterError, match="architecture"):
         load_model(card, LoadOptions(allow_code=True))
 
