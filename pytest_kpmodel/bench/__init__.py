@@ -16,8 +16,8 @@ Modules (import them directly; this package imports nothing, so importing it nev
   ``vram_mib``) and the values they read.
 - ``machine``: device and machine names for the report and pytest-benchmark's machine info.
 - ``export``: ONNX and ``torch.export`` exports of eager torch models.
-- ``parity``: the parity table: each precision and export of the model, speed and accuracy
-  side by side, agreement with fp32 by OKS.
+- ``parity``: each precision and export of the model, speed and accuracy side by side,
+  agreement with fp32 by OKS; ``parity_table``: the resulting table.
 
 May import: ``errors``, ``findings``, ``adapters`` (loading exported files, the ``.pt2``
 archive, the ONNX exporter), ``data``, ``keypoints``, ``predictions``, the OKS formula (from

@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from .machine import device_name
-from .memory import CudaMemory, RssSampler
+from .memory import TimedRunMemory
 from .precision import with_precision
 from .result import BenchResult
 from .settings import BenchError, BenchSettings
@@ -139,17 +139,7 @@ def measure(
     batches = make_batches(prepared, settings.batch_size)
     sync = device_sync(device)
     counts = _DetectionCounts(len(prepared), len(batches), settings.batch_size)
-    cuda_mem = CudaMemory(device) if device.type == "cuda" else None
-    rss = RssSampler(settings.rss_interval_s)
-
-    def on_timed_start() -> None:
-        import gc
-
-        gc.collect()
-        if cuda_mem is not None:
-            cuda_mem.reset()
-        rss.start()
-
+    memory = TimedRunMemory(device, settings.rss_interval_s)
     loop = TimedLoop(
         step=vmodel.predict,
         batches=batches,
@@ -157,7 +147,7 @@ def measure(
         iters=settings.iters,
         sync=sync,
         clock=clock,
-        on_timed_start=on_timed_start,
+        on_timed_start=memory.start,
         on_output=counts,
     )
     use_pb = benchmark is not None and not getattr(benchmark, "disabled", False)
@@ -168,14 +158,8 @@ def measure(
             else:
                 loop.run()
         finally:
-            rss.stop()
-        memory: dict[str, Any] = {}
-        if cuda_mem is not None:
-            memory.update(cuda_mem.read())
-        else:
-            memory["peak_vram_mib"] = None
-            memory["vram_skipped"] = f"device {device} has no VRAM"
-        memory.update(rss.to_json())
+            memory.stop()
+        memory_json = memory.to_json()
         stats = loop.stats(settings.batch_size)
         stage_iters = settings.effective_stage_iters
         stages = (
@@ -197,7 +181,7 @@ def measure(
         cudnn_benchmark_restored_to=previous,
         detections=counts.to_json(),
         stages=stages,
-        memory=memory,
+        memory=memory_json,
         times_ms=[t * 1000.0 for t in loop.times[: settings.iters]],
         driver="pytest-benchmark" if use_pb else "kpmodel",
     )

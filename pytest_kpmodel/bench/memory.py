@@ -234,3 +234,35 @@ def _nvml_handle(pynvml, index: int):
         except Exception:  # noqa: BLE001 - fall back to the index
             pass
     return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+# -- the timed runs -----------------------------------------------------------------------------
+class TimedRunMemory:
+    """Memory of the timed runs on ``device``: ``start`` once warm-up is over (collects garbage,
+    resets the CUDA peaks, starts the RSS sampler), ``stop`` after the runs, then ``to_json``."""
+
+    def __init__(self, device: Any, rss_interval_s: float) -> None:
+        self.device = device
+        self.cuda = CudaMemory(device) if device.type == "cuda" else None
+        self.rss = RssSampler(rss_interval_s)
+
+    def start(self) -> None:
+        import gc
+
+        gc.collect()
+        if self.cuda is not None:
+            self.cuda.reset()
+        self.rss.start()
+
+    def stop(self) -> None:
+        self.rss.stop()
+
+    def to_json(self) -> dict[str, Any]:
+        memory: dict[str, Any] = {}
+        if self.cuda is not None:
+            memory.update(self.cuda.read())
+        else:
+            memory["peak_vram_mib"] = None
+            memory["vram_skipped"] = f"device {self.device} has no VRAM"
+        memory.update(self.rss.to_json())
+        return memory

@@ -2,8 +2,8 @@
 speed and accuracy side by side (like Ultralytics' benchmark table), each variant compared with
 the fp32 eager model's predictions by OKS.
 
-``run(model, card, dataset, variants, evaluate_fn, settings) -> ParityTable``; the table is
-JSON-serialisable (``to_json``) and prints as text (``format``). Per variant:
+``run(model, card, dataset, variants, evaluate_fn, settings) -> ParityTable`` (see
+``parity_table``). Per variant:
 
 - ``fp32`` / ``bf16`` / ``fp16``: the eager model under ``torch.autocast`` (bf16 runs on the CPU;
   fp16 needs CUDA, else skipped with the reason);
@@ -24,15 +24,15 @@ share with OKS >= 0.5.
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import KpModelError
+from .parity_table import ParityRow, ParityTable
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "fp16", "onnx", "exported")
 PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
@@ -90,98 +90,6 @@ def compare_predictions(reference, variant, sigmas, min_score: float = 0.0) -> d
         "reference_detections": n_ref,
         "variant_detections": n_var,
     }
-
-
-# -- table ------------------------------------------------------------------------------------------
-@dataclass
-class ParityRow:
-    variant: str
-    status: str  # ok | skipped | failed
-    reason: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    latency_ms_p50: float | None = None
-    latency_ms_p90: float | None = None
-    fps: float | None = None  # throughput FPS
-    fps_latency: float | None = None
-    box_ap: float | None = None
-    kp_ap: float | None = None
-    mean_oks: float | None = None  # vs the fp32 reference (1.0 for fp32 itself)
-    oks50_fraction: float | None = None
-    detections: int | None = None  # over the evaluation set
-    prepare_s: float | None = None  # export / build time
-    notes: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    bench: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in self.__dict__.items()}
-
-
-@dataclass
-class ParityTable:
-    reference: str
-    device: str
-    images: int
-    settings: dict[str, Any]
-    rows: list[ParityRow]
-
-    def row(self, variant: str) -> ParityRow:
-        for r in self.rows:
-            if r.variant == variant:
-                return r
-        raise KeyError(variant)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "device": self.device,
-            "images": self.images,
-            "settings": _jsonable(self.settings),
-            "rows": [r.to_json() for r in self.rows],
-        }
-
-    def format(self) -> str:
-        head = ("variant", "status", "p50 ms", "FPS", "box AP", "kp AP", "OKS vs fp32", "note")
-        lines = [head]
-        for r in self.rows:
-            note = r.reason if r.status != "ok" else r.notes
-            lines.append(
-                (
-                    r.variant,
-                    r.status,
-                    _fmt(r.latency_ms_p50, 1),
-                    _fmt(r.fps, 2),
-                    _fmt(r.box_ap, 4),
-                    _fmt(r.kp_ap, 4),
-                    _fmt(r.mean_oks, 4),
-                    (note or "")[:100],
-                )
-            )
-        widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-        out = []
-        for line in lines:
-            cells = [c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)]
-            out.append("  ".join([*cells, line[-1]]).rstrip())
-        return "\n".join(out)
-
-
-def _fmt(x: float | None, digits: int) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if v is None or isinstance(v, str | int | bool):
-        return v
-    if hasattr(v, "item"):
-        return _jsonable(v.item())
-    return str(v)
 
 
 def _pick(metrics: dict[str, Any], flat: str, nested: tuple[str, str]) -> float | None:
@@ -282,27 +190,11 @@ def run(
     reference = predict_dataset(reference_model, dataset, batch_size)
     examples = prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
 
-    rows = []
+    context = _Context(model, card, dataset, examples, reference, evaluate_fn, settings,
+                       batch_size, sigmas, min_score, measure_speed)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="kp-parity-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
-        for variant in variants:
-            rows.append(
-                _run_variant(
-                    model,
-                    card,
-                    dataset,
-                    variant,
-                    examples,
-                    base / variant,
-                    reference,
-                    evaluate_fn,
-                    settings,
-                    batch_size,
-                    sigmas,
-                    min_score,
-                    measure_speed,
-                )  # fmt: skip
-            )
+        rows = [_run_variant(context, variant, base / variant) for variant in variants]
     return ParityTable(
         reference="fp32",
         device=str(getattr(model, "device", "cpu")),
@@ -312,46 +204,71 @@ def run(
     )
 
 
-def _run_variant(
-    model, card, dataset, variant, examples, workdir, reference, evaluate_fn, settings,
-    batch_size, sigmas, min_score, measure_speed,
-) -> ParityRow:  # fmt: skip
-    from ..predictions import predict_dataset
-    from .measure import measure
+@dataclass(frozen=True)
+class _Context:
+    """What every variant is built from and compared with."""
 
-    row = ParityRow(variant=variant, status="ok", device=str(getattr(model, "device", "cpu")))
+    model: Any
+    card: Any
+    dataset: Any
+    examples: list  # float CHW images the exporters trace with
+    reference: Any  # the fp32 eager model's PredictionSet
+    evaluate_fn: Callable[[Any], dict[str, Any]] | None
+    settings: Any  # BenchSettings of the speed columns
+    batch_size: int
+    sigmas: Sequence[float]
+    min_score: float
+    measure_speed: bool
+
+
+def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
+    """The row of ``variant``: skipped with the reason when it cannot run here, failed with the
+    error when it breaks (the other variants still run)."""
+    row = ParityRow(variant=variant, status="ok", device=str(getattr(ctx.model, "device", "cpu")))
     t0 = time.perf_counter()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        vmodel, precision, notes = build_variant(model, card, variant, examples, workdir)
+        vmodel, row.precision, row.notes = build_variant(
+            ctx.model, ctx.card, variant, ctx.examples, workdir
+        )
+        row.prepare_s = time.perf_counter() - t0
+        row.device = str(getattr(vmodel, "device", row.device))
+        _accuracy(ctx, row, vmodel)
+        if ctx.measure_speed:
+            _speed(ctx, row, vmodel)
     except KpModelError as exc:
         row.status, row.reason = "skipped", str(exc)
-        return row
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not hide the others
         row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"
-        return row
-    row.prepare_s = time.perf_counter() - t0
-    row.precision, row.notes = precision, notes
-    row.device = str(getattr(vmodel, "device", row.device))
-    try:
-        preds = reference if variant == "fp32" else predict_dataset(vmodel, dataset, batch_size)
-        row.detections = sum(len(p) for p in preds.predictions)
-        agreement = compare_predictions(reference, preds, sigmas, min_score)
-        row.mean_oks = agreement["mean_oks"]
-        row.oks50_fraction = agreement["oks50_fraction"]
-        if evaluate_fn is not None:
-            row.metrics = dict(evaluate_fn(preds))
-            row.box_ap = _pick(row.metrics, "box_ap", ("bbox", "AP"))
-            row.kp_ap = _pick(row.metrics, "kp_ap", ("keypoints", "AP"))
-        if measure_speed:
-            result = measure(vmodel, dataset, replace(settings, precision=precision))
-            row.bench = result.to_json()
-            row.latency_ms_p50 = result.latency.p50
-            row.latency_ms_p90 = result.latency.p90
-            row.fps = result.fps
-            row.fps_latency = result.latency.fps_latency
-    except KpModelError as exc:
-        row.status, row.reason = "skipped", str(exc)
-    except Exception as exc:  # noqa: BLE001
-        row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"
     return row
+
+
+def _accuracy(ctx: _Context, row: ParityRow, vmodel) -> None:
+    """Detections, agreement with fp32 and (with ``evaluate_fn``) AP of the variant."""
+    from ..predictions import predict_dataset
+
+    preds = (
+        ctx.reference
+        if row.variant == "fp32"
+        else predict_dataset(vmodel, ctx.dataset, ctx.batch_size)
+    )
+    row.detections = sum(len(p) for p in preds.predictions)
+    agreement = compare_predictions(ctx.reference, preds, ctx.sigmas, ctx.min_score)
+    row.mean_oks = agreement["mean_oks"]
+    row.oks50_fraction = agreement["oks50_fraction"]
+    if ctx.evaluate_fn is not None:
+        row.metrics = dict(ctx.evaluate_fn(preds))
+        row.box_ap = _pick(row.metrics, "box_ap", ("bbox", "AP"))
+        row.kp_ap = _pick(row.metrics, "kp_ap", ("keypoints", "AP"))
+
+
+def _speed(ctx: _Context, row: ParityRow, vmodel) -> None:
+    """The speed columns: ``measure`` at the variant's precision."""
+    from .measure import measure
+
+    result = measure(vmodel, ctx.dataset, replace(ctx.settings, precision=row.precision))
+    row.bench = result.to_json()
+    row.latency_ms_p50 = result.latency.p50
+    row.latency_ms_p90 = result.latency.p90
+    row.fps = result.fps
+    row.fps_latency = result.latency.fps_latency

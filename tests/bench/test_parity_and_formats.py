@@ -226,10 +226,9 @@ def test_exports_of_opaque_models_are_unavailable(tiny):
     scripted = TorchDetectionModel(torch.jit.script(torch.nn.Identity()), LoadOptions(), 17)
     with pytest.raises(ExportUnavailable, match="eager"):
         export.export_onnx(scripted, Path("unused.onnx"), torch.rand(3, 8, 8))
-    row = parity._run_variant(
-        scripted, None, None, "exported", [], Path("/nonexistent/x"), None, None,
-        BenchSettings(), 1, (), 0.0, False,
-    )  # fmt: skip
+    context = parity._Context(scripted, None, None, [], None, None, BenchSettings(), 1, (), 0.0,
+                              False)  # fmt: skip
+    row = parity._run_variant(context, "exported", Path("/nonexistent/x"))
     assert row.status == "skipped"
 
 

@@ -184,7 +184,7 @@ def bench_entries(world: TinyWorld) -> list[dict[str, Any]]:
 
 
 def parity_table() -> dict[str, Any]:
-    from pytest_kpmodel.bench.parity import ParityRow, ParityTable
+    from pytest_kpmodel.bench.parity_table import ParityRow, ParityTable
 
     rows = [
         ParityRow("fp32", "ok", device="cuda:0", precision="fp32", latency_ms_p50=41.2,
