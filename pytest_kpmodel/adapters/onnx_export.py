@@ -21,14 +21,12 @@ ONNX_OPSET = 17
 EXPORTERS = ("legacy", "dynamo")
 
 
-def first_line(exc: BaseException) -> str:
-    """``Type: first meaningful line`` of an exporter's error (they run to pages)."""
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("<class"):
-            return f"{type(exc).__name__}: {line[:300]}"
-    return type(exc).__name__
+def exporter_reason(exc: BaseException) -> str:
+    """``Type: first meaningful line`` of an exporter's error: they run to pages, and torch's
+    often open with the ``<class ...>`` of a traced value, which says nothing."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("<class")]
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 def export_graph(
@@ -53,5 +51,5 @@ def export_graph(
                 torch.onnx.export(module, args, str(path), **options)
             return Path(path)
         except Exception as exc:  # noqa: BLE001 - every exporter failure becomes a skip reason
-            reasons.append(f"{kind} exporter: {first_line(exc)}")
+            reasons.append(f"{kind} exporter: {exporter_reason(exc)}")
     raise ExportUnavailable("ONNX export failed: " + "; ".join(reasons))

@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..adapters.onnx_export import export_graph, first_line
+from ..adapters.onnx_export import export_graph, exporter_reason
 from ..adapters.pt2_archive import FULL_PROGRAM
 from ..errors import ExportUnavailable
 
@@ -125,7 +125,7 @@ def export_program(model: Any, example_images: list, strategy: str = "auto") -> 
                 warnings.simplefilter("ignore")
                 ep = torch.export.export(module, (images[:1],), strict=False)
         except Exception as exc:  # noqa: BLE001
-            raise ExportUnavailable(f"torch.export failed: {first_line(exc)}") from None
+            raise ExportUnavailable(f"torch.export failed: {exporter_reason(exc)}") from None
         return {FULL_PROGRAM: ep}
     if strategy != "parts":
         raise ValueError(f"strategy must be auto, full or parts, got {strategy!r}")
@@ -145,7 +145,9 @@ def export_program(model: Any, example_images: list, strategy: str = "auto") -> 
                     sub, args, dynamic_shapes=_dynamic_shapes(name, args), strict=False
                 )
         except Exception as exc:  # noqa: BLE001
-            raise ExportUnavailable(f"torch.export of {name} failed: {first_line(exc)}") from None
+            raise ExportUnavailable(
+                f"torch.export of {name} failed: {exporter_reason(exc)}"
+            ) from None
     return programs
 
 
