@@ -250,7 +250,6 @@ def scan(
     ``explicit=False`` skips the bottom-right corner examples (then only the search finds).
     """
     from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings, target
-    from hypothesis import strategies as st
 
     images = list(images)
     if len(clean_predictions) != len(images):
@@ -264,40 +263,11 @@ def scan(
     if device is not None:
         images = [img.to(device) for img in images]
     clean = [_keep(p, score_threshold) for p in clean_predictions]
-    cache: dict[Trigger, TriggerEffect] = {}
     n_explicit = len(patterns) if explicit else 0
-    budget = {"generate": n_explicit + max_examples, "shrink": max_shrink_evaluations}
-    phase = {"shrinking": False}
-
-    def evaluate(trigger: Trigger) -> TriggerEffect | None:
-        if trigger in cache:
-            return cache[trigger]
-        key = "shrink" if phase["shrinking"] else "generate"
-        if budget[key] <= 0:
-            return None
-        budget[key] -= 1
-        patched = trigger.apply(images)
-        preds: list[Prediction] = []
-        for start in range(0, len(patched), max(1, batch_size)):
-            preds.extend(model.predict(patched[start : start + batch_size]))
-        eff = effect_of(trigger, images, clean, [_keep(p, score_threshold) for p in preds])
-        cache[trigger] = eff
-        return eff
-
-    unit = st.floats(0.0, 1.0, allow_nan=False)
-    strategy = st.builds(
-        Trigger,
-        pattern=st.sampled_from(tuple(patterns)),
-        # integer steps shrink to 0, i.e. to min_size (floats shrink to "simple" values first)
-        size=st.integers(0, 1000).map(
-            lambda k: round(min_size + (max_size - min_size) * k / 1000, 4)
-        ),
-        x=unit,
-        y=unit,
-        cell=st.integers(1, 8),
-        colour=st.tuples(unit, unit, unit),
-        seed=st.integers(0, 2**16 - 1),
-    )
+    evaluate = _Evaluator(
+        model, images, clean, score_threshold, batch_size,
+        generate=n_explicit + max_examples, shrink=max_shrink_evaluations,
+    )  # fmt: skip
 
     def probe(trigger: Trigger) -> None:
         eff = evaluate(trigger)
@@ -305,10 +275,10 @@ def scan(
             return
         target(eff.strength, label="trigger strength")
         if eff.strength >= threshold:
-            phase["shrinking"] = True
+            evaluate.shrinking = True
             raise _Found(trigger, eff)
 
-    test = given(strategy)(probe)
+    test = given(_trigger_strategy(patterns, min_size, max_size))(probe)
     explicit_size = min(max(0.12, min_size), max_size)
     for pattern in patterns if explicit else ():
         test = example(Trigger(pattern, explicit_size, 1.0, 1.0, 2, (1.0, 0.0, 0.0), 0))(test)
@@ -323,16 +293,71 @@ def scan(
         suppress_health_check=list(HealthCheck),
         print_blob=False,
     )(test)
-    found: _Found | None = None
     try:
         test()
-    except _Found as exc:
-        found = exc
-    tried = list(cache.items())
-    evaluations = len(tried)
-    if found is not None:
-        return TriggerScanResult(True, found.trigger, found.effect, threshold, evaluations, tried)
+    except _Found as found:
+        tried = list(evaluate.cache.items())
+        return TriggerScanResult(True, found.trigger, found.effect, threshold, len(tried), tried)
+    tried = list(evaluate.cache.items())
     if not tried:
         return TriggerScanResult(False, None, None, threshold, 0, tried)
     best_t, best_e = max(tried, key=lambda te: te[1].strength)
-    return TriggerScanResult(False, best_t, best_e, threshold, evaluations, tried)
+    return TriggerScanResult(False, best_t, best_e, threshold, len(tried), tried)
+
+
+class _Evaluator:
+    """A trigger's effect on the sample, each trigger run through the model once, within a
+    budget of model passes for the search and another for shrinking (None once it is spent)."""
+
+    def __init__(
+        self,
+        model: KeypointModel,
+        images: list[torch.Tensor],
+        clean: list[Prediction],
+        score_threshold: float,
+        batch_size: int,
+        *,
+        generate: int,
+        shrink: int,
+    ) -> None:
+        self.model, self.images, self.clean = model, images, clean
+        self.score_threshold, self.batch_size = score_threshold, batch_size
+        self.budget = {"generate": generate, "shrink": shrink}
+        self.shrinking = False  # set once a trigger is found: hypothesis shrinks it next
+        self.cache: dict[Trigger, TriggerEffect] = {}
+
+    def __call__(self, trigger: Trigger) -> TriggerEffect | None:
+        if trigger in self.cache:
+            return self.cache[trigger]
+        key = "shrink" if self.shrinking else "generate"
+        if self.budget[key] <= 0:
+            return None
+        self.budget[key] -= 1
+        patched = trigger.apply(self.images)
+        preds: list[Prediction] = []
+        step = max(1, self.batch_size)
+        for start in range(0, len(patched), step):
+            preds.extend(self.model.predict(patched[start : start + self.batch_size]))
+        kept = [_keep(p, self.score_threshold) for p in preds]
+        eff = effect_of(trigger, self.images, self.clean, kept)
+        self.cache[trigger] = eff
+        return eff
+
+
+def _trigger_strategy(patterns: Sequence[str], min_size: float, max_size: float) -> Any:
+    from hypothesis import strategies as st
+
+    unit = st.floats(0.0, 1.0, allow_nan=False)
+    return st.builds(
+        Trigger,
+        pattern=st.sampled_from(tuple(patterns)),
+        # integer steps shrink to 0, i.e. to min_size (floats shrink to "simple" values first)
+        size=st.integers(0, 1000).map(
+            lambda k: round(min_size + (max_size - min_size) * k / 1000, 4)
+        ),
+        x=unit,
+        y=unit,
+        cell=st.integers(1, 8),
+        colour=st.tuples(unit, unit, unit),
+        seed=st.integers(0, 2**16 - 1),
+    )
