@@ -8,7 +8,7 @@ table here keeps ``plugin.py`` free of feature logic and the features free of py
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .findings import CheckResult
@@ -23,6 +23,10 @@ EVALUATORS: dict[str, str] = {
     "kp_license": "pytest_kpmodel.policy.marker:evaluate_kp_license",
     "kp_dependencies": "pytest_kpmodel.policy.marker:evaluate_kp_dependencies",
 }
+
+# Gates that may measure speed: they also take the test's kp_bench(...) settings, as their second
+# positional argument (how to time is the kp_bench marker's to say, not the gate's).
+TIMED = frozenset({"kp_thresholds", "kp_no_regression", "kp_claims"})
 
 # Markers whose evaluation needs the model, predictions or metrics (so --kp-model is required).
 # All kp_* markers need a card; this set is informational for the skip reason.
@@ -57,11 +61,20 @@ MARKERS_DOC: dict[str, str] = {
 }
 
 
-def evaluate(marker: str, session, args: tuple, kwargs: dict[str, Any]) -> CheckResult | None:
-    """Evaluate one marker; None for markers that only configure (e.g. kp_bench)."""
+def evaluate(
+    marker: str,
+    session,
+    args: tuple,
+    kwargs: dict[str, Any],
+    bench: Mapping[str, Any] | None = None,
+) -> CheckResult | None:
+    """Evaluate one marker; None for markers that only configure (e.g. kp_bench). ``bench``:
+    the test's ``kp_bench(...)`` settings, for the gates that time the model."""
     target = EVALUATORS.get(marker)
     if target is None:
         return None
     module_name, _, attr = target.partition(":")
     func: Callable[..., CheckResult] = getattr(importlib.import_module(module_name), attr)
+    if marker in TIMED:
+        return func(session, dict(bench or {}), *args, **kwargs)
     return func(session, *args, **kwargs)

@@ -25,6 +25,7 @@ bar with margin.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .bench.thresholds import SPEED, speed_value
@@ -42,7 +43,6 @@ ACCURACY: dict[str, tuple[str, str, str]] = {
     "kp_ap75": ("keypoints", "AP75", "keypoints AP75"),
     "kp_ar": ("keypoints", "AR", "keypoints AR"),
 }
-
 
 
 DROPS = ("max_drop_fp16", "max_drop_bf16")
@@ -71,8 +71,9 @@ def accuracy_value(metrics, name: str, confidence: float | None = None) -> float
     return float(stats[stat])
 
 
-def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
-    """``kp_thresholds(...)``: each named metric against its bound."""
+def thresholds(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: Any) -> CheckResult:
+    """``kp_thresholds(...)``: each named metric against its bound; speed is measured with the
+    test's ``kp_bench(...)`` settings (``bench``)."""
     check_marker_args("kp_thresholds", args, kwargs, THRESHOLD_ARGS)
     result = CheckResult("kp_thresholds")
     confidence = kwargs.pop("confidence", None)
@@ -95,9 +96,9 @@ def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
     if speed:
         from .bench.thresholds import missing_gates, speed_gates
 
-        bench = session.bench_default()
-        result.gates += speed_gates(bench, speed)
-        missing = missing_gates(bench, speed)
+        measured = session.bench(**bench)
+        result.gates += speed_gates(measured, speed)
+        missing = missing_gates(measured, speed)
         if missing:
             result.skipped = "; ".join(missing)
     if "rpc" in asked:
@@ -124,11 +125,29 @@ def thresholds(session, *args: Any, **kwargs: Any) -> CheckResult:
 
 
 NO_REGRESSION_DEFAULTS = {"box_ap": 0.01, "kp_ap": 0.01, "fps": 0.05}
+# Fixtures that time the model.
+TIMING_FIXTURES = frozenset({"kp_bench", "kp_parity"})
 
 
-def no_regression(session, *args: Any, **kwargs: Any) -> CheckResult:
+def needs_speed(fixtures: Iterable[str], markers: Iterable[tuple[str, Mapping[str, Any]]]) -> bool:
+    """Whether a test times the model (so it skips where timings mean nothing, under xdist):
+    it uses a timing fixture, has ``kp_bench(...)``, a speed ``kp_thresholds`` or an fps
+    ``kp_no_regression`` (on by default). ``markers``: (name, kwargs) of the test's markers."""
+    if TIMING_FIXTURES & set(fixtures):
+        return True
+    for name, kwargs in markers:
+        if name == "kp_bench" or (name == "kp_thresholds" and set(kwargs) & set(SPEED)):
+            return True
+        fps = kwargs.get("fps", NO_REGRESSION_DEFAULTS["fps"])
+        if name == "kp_no_regression" and fps is not None:
+            return True
+    return False
+
+
+def no_regression(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: Any) -> CheckResult:
     """``kp_no_regression(box_ap=0.01, kp_ap=0.01, fps=0.05)``: allowed drops against the
-    baseline, absolute for accuracy, relative (a fraction) for fps; None turns one off."""
+    baseline, absolute for accuracy, relative (a fraction) for fps; None turns one off. Both
+    models are timed with the test's ``kp_bench(...)`` settings (``bench``)."""
     check_marker_args("kp_no_regression", args, kwargs, (*ACCURACY, "fps"))
     tolerances = {**NO_REGRESSION_DEFAULTS, **kwargs}
     tolerances = {
@@ -153,7 +172,7 @@ def no_regression(session, *args: Any, **kwargs: Any) -> CheckResult:
     if "fps" in tolerances:
         # Measured back to back with the same settings: the ratio, not the absolute FPS,
         # is what carries across machines.
-        mine_b, base_b = session.bench_default(), base.bench_default()
+        mine_b, base_b = session.bench(**bench), base.bench(**bench)
         result.gates.append(
             Gate(
                 "speed",
@@ -167,12 +186,13 @@ def no_regression(session, *args: Any, **kwargs: Any) -> CheckResult:
     return result
 
 
-def claims(session, *args: Any, tolerance: float = 0.01, speed_tolerance: float = 0.1,
-           **kwargs: Any) -> CheckResult:  # fmt: skip
+def claims(session, bench: Mapping[str, Any], /, *args: Any, tolerance: float = 0.01,
+           speed_tolerance: float = 0.1, **kwargs: Any) -> CheckResult:  # fmt: skip
     """``kp_claims(tolerance=0.01, speed_tolerance=0.1)``: the card's ``[claims]`` against what
     this run measured. Accuracy claims may be missed by ``tolerance`` (absolute); speed claims
     by ``speed_tolerance`` (relative), and only count when measured on the same kind of device
-    the vendor used - they are skipped unless the spec names ``speed=True``."""
+    the vendor used - they are skipped unless the spec names ``speed=True`` (then timed with
+    the test's ``kp_bench(...)`` settings, ``bench``)."""
     speed = kwargs.pop("speed", False)
     check_marker_args("kp_claims", args, kwargs, ())
     tolerance = _number("kp_claims", "tolerance", tolerance)
@@ -207,11 +227,11 @@ def claims(session, *args: Any, tolerance: float = 0.01, speed_tolerance: float 
             )
         )
     elif speed_claims:
-        bench = session.bench_default()
+        measured = session.bench(**bench)
         for name in speed_claims:
             label, op, unit = SPEED[name]
             claimed = card_claims[name]
-            value = speed_value(bench, name)
+            value = speed_value(measured, name)
             if value is None:
                 result.findings.append(Finding(f"claims.{name}", f"{label}: not measured", "info"))
                 continue

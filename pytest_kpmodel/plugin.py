@@ -1,19 +1,31 @@
-"""pytest hooks and fixtures for pytest-kpmodel. Thin on purpose: each delegates to a module.
+"""pytest hooks and fixtures for pytest-kpmodel, and what reads pytest's options and markers
+for them: each hook and fixture delegates to the run (``session.KpSession``) or a package.
 
 Importing this module must not import torch: ``pytest --help`` in a project that has the plugin
 installed but does not use it pays nothing for it.
+
+Names: ``session`` is always pytest's ``Session``; the run (a ``KpSession``) is ``kp``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from .checks import MARKERS_DOC
 from .errors import KpModelError
+
+if TYPE_CHECKING:
+    from .marker_args import MarkerUse
+    from .session import KpSession
+    from .settings import Settings
+
+T = TypeVar("T")
 
 NO_MODEL = "no model: pass --kp-model"
 KP_FIXTURES = frozenset(
@@ -138,39 +150,76 @@ def _read_option(config: pytest.Config, opt: _Opt) -> Any:
     return value
 
 
-def _settings(config: pytest.Config):
+def _settings(config: pytest.Config) -> Settings:
     from .settings import Settings
 
     values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
     cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
     cache_dir = cache.mkdir("kpmodel") / "predictions" if cache is not None else None
-    return Settings(
-        model=values["model"],
-        dataset=values["dataset"],
-        images=values["images"],
-        device=values["device"],
-        baseline=values["baseline"],
-        report=values["report"],
-        max_images=values["max_images"],
-        batch_size=values["batch_size"],
-        precision=values["precision"],
-        allow_code=values["allow_code"],
-        allow_box_area=values["allow_box_area"],
-        area_from_box=values["area_from_box"],
-        no_cache=values["no_cache"],
-        metrics_engine=values["metrics_engine"],
-        osv_db=values["osv_db"],
-        sbom=values["sbom"],
-        seed=values["seed"],
-        workers=values["workers"],
-        cache_dir=cache_dir,
-        rootdir=Path(config.rootpath),
-    )
+    return Settings(**values, cache_dir=cache_dir, rootdir=Path(config.rootpath))
 
 
-_SESSION = pytest.StashKey["Any"]()
+# -- the run, and the two ways a fixture gives up ---------------------------------------------------
+_KP = pytest.StashKey["KpSession"]()
+_TMP = pytest.StashKey[pytest.TempPathFactory]()
 
 
+def _kp(config: pytest.Config) -> KpSession:
+    return config.stash[_KP]
+
+
+def _kp_with_model(request: pytest.FixtureRequest) -> KpSession:
+    """The run, for a fixture; without ``--kp-model`` the test skips."""
+    kp = _kp(request.config)
+    if not kp.has_model:
+        pytest.skip(NO_MODEL)
+    return kp
+
+
+def _or_fail(compute: Callable[[], T], skip_on: tuple[type[KpModelError], ...] = ()) -> T:
+    """``compute()``; a ``KpModelError`` fails the test with its message alone (``skip_on``
+    errors skip it with theirs instead)."""
+    try:
+        return compute()
+    except skip_on as exc:
+        reason, message = str(exc), None
+    except KpModelError as exc:
+        reason, message = None, str(exc)
+    # Outside the except: no chained traceback.
+    if message is None:
+        pytest.skip(reason)
+    pytest.fail(message, pytrace=False)
+
+
+@contextmanager
+def _usage_error() -> Iterator[None]:
+    """A bad marker found at collection stops the run with its message."""
+    try:
+        yield
+    except KpModelError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _fixtures(item: pytest.Item) -> set[str]:
+    return set(getattr(item, "fixturenames", ()))
+
+
+def _bench_settings(node: pytest.Item) -> dict[str, Any]:
+    """The node's ``kp_bench(...)`` settings, handed to whatever measures speed for it (as
+    pytest-benchmark's fixture reads its ``benchmark`` marker)."""
+    mark = node.get_closest_marker("kp_bench")
+    return dict(mark.kwargs) if mark else {}
+
+
+def _uses(items: list[pytest.Item], marker: str) -> list[MarkerUse]:
+    return [
+        (item.nodeid, mark.args, dict(mark.kwargs))
+        for item in items
+        for mark in item.iter_markers(marker)
+    ]
+
+
+# -- hooks ------------------------------------------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)  # before hypothesis reads --hypothesis-profile=kpmodel
 def pytest_configure(config: pytest.Config) -> None:
     for doc in MARKERS_DOC.values():
@@ -178,7 +227,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import KpSession
 
     kp = KpSession(_settings(config))
-    config.stash[_SESSION] = kp
+    config.stash[_KP] = kp
     if kp.has_model:
         from .strategies import register_profile
 
@@ -189,15 +238,11 @@ def pytest_configure(config: pytest.Config) -> None:
             register_profile()
 
 
-def _session(config: pytest.Config):
-    return config.stash[_SESSION]
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The prediction cache's folder, now that ``config.cache`` exists: cacheprovider's
     pytest_configure (tryfirst too) runs after this plugin's, which saw no cache yet."""
-    kp, cache = _session(session.config), getattr(session.config, "cache", None)
+    kp, cache = _kp(session.config), getattr(session.config, "cache", None)
     if kp.settings.cache_dir is None and cache is not None:
         from dataclasses import replace
 
@@ -213,75 +258,42 @@ def _is_main(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    session = _session(config)
-    if not session.has_model or not _is_main(config):
+    kp = _kp(config)
+    if not kp.has_model or not _is_main(config):
         return None
     from .header import reproduction_header
 
-    return [reproduction_header(session)]
-
-
-def _needs_speed(item: pytest.Item) -> bool:
-    from .gates import SPEED
-
-    if {"kp_bench", "kp_parity"} & set(getattr(item, "fixturenames", ())):
-        return True
-    for mark in item.iter_markers():
-        if mark.name == "kp_thresholds" and set(mark.kwargs) & set(SPEED):
-            return True
-        if mark.name == "kp_no_regression" and mark.kwargs.get("fps", 0.05) is not None:
-            return True
-        if mark.name == "kp_bench":
-            return True
-    return False
+    return [reproduction_header(kp)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kp = _session(config)
+    kp = _kp(config)
+    if not kp.has_model:
+        skip = pytest.mark.skip(reason=NO_MODEL)
+        for item in items:
+            if _fixtures(item) & KP_FIXTURES or any(
+                m.name.startswith("kp_") for m in item.iter_markers()
+            ):
+                item.add_marker(skip)
+        return
     from .distributed.xdist import xdist_reason
+    from .gates import needs_speed
 
     reason = xdist_reason(config)
-    if reason and kp.has_model:
+    if reason:
         for item in items:
-            if _needs_speed(item):
+            if needs_speed(_fixtures(item), [(m.name, m.kwargs) for m in item.iter_markers()]):
                 item.add_marker(pytest.mark.skip(reason=reason))
-    if kp.has_model:
-        from .security.policy import SecurityPolicy
-
-        # The guard wraps loading, which happens before any security test runs.
-        policy = kp.security_policy
-        for item in items:
-            for mark in item.iter_markers("kp_security"):
-                try:
-                    policy = policy.union(SecurityPolicy.from_marker(mark.args, mark.kwargs))
-                except KpModelError as exc:
-                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-        kp.security_policy = policy
-        kp.corruption_config = _corruption_config(items)
-        return
-    skip = pytest.mark.skip(reason=NO_MODEL)
-    for item in items:
-        uses = set(getattr(item, "fixturenames", ())) & KP_FIXTURES
-        if uses or any(m.name.startswith("kp_") for m in item.iter_markers()):
-            item.add_marker(skip)
-
-
-def _corruption_config(items: list[pytest.Item]):
-    from .robustness.probes import CorruptionConfig
-
-    configs = {}
-    for item in items:
-        for mark in item.iter_markers("kp_corruptions"):
-            try:
-                configs[CorruptionConfig.from_marker(mark.args, mark.kwargs)] = item.nodeid
-            except KpModelError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-    if len(configs) > 1:
-        raise pytest.UsageError(
-            "kp_corruptions: the sweep runs once per session, but these tests ask for different "
-            f"ones: {', '.join(configs.values())}"
+    with _usage_error():
+        kp.configure(
+            security=_uses(items, "kp_security"),
+            corruptions=_uses(items, "kp_corruptions"),
+            parity_bench=[
+                (item.nodeid, (), _bench_settings(item))
+                for item in items
+                if "kp_parity" in _fixtures(item)
+            ],
         )
-    return next(iter(configs), None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -289,22 +301,21 @@ def pytest_runtest_call(item: pytest.Item):
     """Evaluate the item's kp_* markers before its body; all findings fail it at once."""
     from .checks import evaluate
 
-    session = _session(item.config)
-    bench_mark = item.get_closest_marker("kp_bench")
-    session.bench_marker = dict(bench_mark.kwargs) if bench_mark else {}
+    kp = _kp(item.config)
+    bench = _bench_settings(item)
     failures: list[str] = []
     skipped: list[str] = []
     for mark in item.iter_markers():
         if not mark.name.startswith("kp_"):
             continue
         try:
-            result = evaluate(mark.name, session, mark.args, dict(mark.kwargs))
+            result = evaluate(mark.name, kp, mark.args, dict(mark.kwargs), bench=bench)
         except KpModelError as exc:
             failures.append(f"{mark.name}: {exc}")
             continue
         if result is None:
             continue
-        session.record_check(item.nodeid, mark.name, result)
+        kp.record_check(item.nodeid, mark.name, result)
         for gate in result.gates:  # JUnit XML <property> entries, for CI dashboards
             item.user_properties.append((f"kpmodel {gate.name} value", gate.value))
             item.user_properties.append(
@@ -323,7 +334,7 @@ def pytest_runtest_call(item: pytest.Item):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine."""
-    if _session(config).has_model:
+    if _kp(config).has_model:
         from .bench.machine import machine_info_extra
 
         machine_info.update(machine_info_extra())
@@ -333,15 +344,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failed stability test keeps its (shrunk) perturbation: images and the repro line."""
     report = yield
-    if (
-        report.when == "call"
-        and report.failed
-        and "kp_stability" in getattr(item, "fixturenames", ())
-    ):
-        kp = _session(item.config)
-        probe = kp.__dict__.get("stability")
+    if report.when == "call" and report.failed and "kp_stability" in _fixtures(item):
+        kp = _kp(item.config)
+        probe = kp.computed("stability")
         if probe is not None and probe.last is not None:
-            folder = kp.settings.report or kp.run_dir
+            # Without --kp-report: pytest's temporary folder, which outlives the run (the
+            # run's own scratch folder does not).
+            folder = kp.settings.report or item.config.stash[_TMP].getbasetemp() / "kpmodel"
             try:
                 entry = probe.save_last(folder / "stability", item.nodeid)
             except KpModelError as exc:
@@ -353,7 +362,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    kp = _session(session.config)
+    kp = _kp(session.config)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and kp.has_model:  # xdist worker: the controller reports
         from .distributed.xdist import WORKER_OUTPUT_KEY, worker_output
@@ -381,17 +390,20 @@ def pytest_testnodedown(node, error) -> None:
     from .distributed.xdist import WORKER_OUTPUT_KEY, merge_worker_output
 
     if WORKER_OUTPUT_KEY in output:
-        merge_worker_output(_session(node.config), output[WORKER_OUTPUT_KEY])
+        merge_worker_output(_kp(node.config), output[WORKER_OUTPUT_KEY])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    kp = config.stash.get(_KP, None)
+    if kp is not None:
+        kp.close()  # the run's scratch folder: exports and whatever model code wrote
     from .distributed.process_group import shutdown
 
     shutdown()  # the torchrun process group, if the run created one
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    kp = _session(config)
+    kp = _kp(config)
     if not _is_main(config):
         return
     from .report.terminal import render
@@ -412,92 +424,77 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-def _get(request: pytest.FixtureRequest, attr: str, session=None):
-    session = session or _session(request.config)
-    if not session.has_model:
-        pytest.skip(NO_MODEL)
-    try:
-        return getattr(session, attr)
-    except KpModelError as exc:
-        message = str(exc)
-    pytest.fail(message, pytrace=False)  # outside the except: no chained traceback
+def _piece(request: pytest.FixtureRequest, name: str) -> Any:
+    kp = _kp_with_model(request)
+    return _or_fail(lambda: getattr(kp, name))
 
 
 @pytest.fixture(scope="session")
-def kp_session(request: pytest.FixtureRequest):
+def kp_session(request: pytest.FixtureRequest) -> KpSession:
     """The run itself (``pytest_kpmodel.session.KpSession``), for specs that go beyond fixtures."""
-    if not _session(request.config).has_model:
-        pytest.skip(NO_MODEL)
-    return _session(request.config)
+    return _kp_with_model(request)
 
 
 @pytest.fixture(scope="session")
 def kp_card(request: pytest.FixtureRequest):
     """The parsed, validated model card (``pytest_kpmodel.card.ModelCard``)."""
-    return _get(request, "card")
+    return _piece(request, "card")
 
 
 @pytest.fixture(scope="session")
 def kp_scan(request: pytest.FixtureRequest):
     """Static scan of the weights (``pytest_kpmodel.security.ScanReport``); never loads them."""
-    return _get(request, "scan")
+    return _piece(request, "scan")
 
 
 @pytest.fixture(scope="session")
 def kp_model(request: pytest.FixtureRequest):
     """The model behind ``predict(list[Tensor]) -> list[Prediction]``, on ``--kp-device``."""
-    return _get(request, "model")
+    return _piece(request, "model")
 
 
 @pytest.fixture(scope="session")
 def kp_dataset(request: pytest.FixtureRequest):
     """The evaluation set (``pytest_kpmodel.data.CocoKeypointDataset``)."""
-    return _get(request, "dataset")
+    return _piece(request, "dataset")
 
 
 @pytest.fixture(scope="session")
 def kp_predictions(request: pytest.FixtureRequest):
     """Predictions on the evaluation set, computed once and cached on disk."""
-    return _get(request, "predictions")
+    return _piece(request, "predictions")
 
 
 @pytest.fixture(scope="session")
 def kp_eval(request: pytest.FixtureRequest):
     """COCO box and keypoint metrics of ``kp_predictions`` (``metrics.KeypointMetrics``)."""
-    return _get(request, "eval")
+    return _piece(request, "eval")
 
 
 @pytest.fixture(scope="session")
 def kp_baseline_eval(request: pytest.FixtureRequest):
     """The same metrics for the baseline model (--kp-baseline or the card's provenance.base)."""
-    baseline = _get(request, "baseline")
-    return _get(request, "eval", baseline)
+    kp = _kp_with_model(request)
+    return _or_fail(lambda: kp.baseline.eval)
 
 
 @pytest.fixture(scope="session")
 def kp_flip_consistency(request: pytest.FixtureRequest):
     """Mean OKS between predictions on images and on their mirror images mapped back with the
     card's flip pairs (1.0: perfectly flip-equivariant), on a fixed sample of the set."""
-    return _get(request, "flip_consistency")
+    return _piece(request, "flip_consistency")
 
 
 @pytest.fixture(scope="session")
 def kp_precision_drop(request: pytest.FixtureRequest):
     """``kp_precision_drop("bf16")``: AP lost against fp32 (fp16 skips without a GPU)."""
-    session = _session(request.config)
-    if not session.has_model:
-        pytest.skip(NO_MODEL)
+    kp = _kp_with_model(request)
 
     def measure(precision: str):
-        try:
-            drop = session.precision_drop(precision)
-        except KpModelError as exc:
-            message = str(exc)
-        else:
-            if drop.skipped:
-                pytest.skip(drop.skipped)
-            return drop
-        pytest.fail(message, pytrace=False)
+        drop = _or_fail(lambda: kp.precision_drop(precision))
+        if drop.skipped:
+            pytest.skip(drop.skipped)
+        return drop
 
     return measure
 
@@ -508,24 +505,18 @@ def kp_bench(request: pytest.FixtureRequest):
     iters=100)`` -> latency percentiles, FPS, stage times and memory (``bench.BenchResult``).
     Settings come from ``@pytest.mark.kp_bench(...)`` and the call; the first measurement of a
     test is stored through pytest-benchmark (``--benchmark-json``, ``--benchmark-compare``)."""
-    session = _session(request.config)
-    if not session.has_model:
-        pytest.skip(NO_MODEL)
-    mark = request.node.get_closest_marker("kp_bench")
-    session.bench_marker = dict(mark.kwargs) if mark else {}
+    from .bench.precision import BenchUnavailable
+
+    kp = _kp_with_model(request)
+    marker = _bench_settings(request.node)
     # pytest-benchmark stores the first measurement this test really makes.
     unused = [lambda: request.getfixturevalue("benchmark")]
 
     def measure(**kwargs):
-        from .bench.precision import BenchUnavailable
-
-        try:
-            return session.bench(unused.pop() if unused else None, **kwargs)
-        except BenchUnavailable as exc:
-            reason = str(exc)
-        except KpModelError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(reason)
+        benchmark = unused.pop() if unused else None
+        return _or_fail(
+            lambda: kp.bench(benchmark, **{**marker, **kwargs}), skip_on=(BenchUnavailable,)
+        )
 
     return measure
 
@@ -534,30 +525,31 @@ def kp_bench(request: pytest.FixtureRequest):
 def kp_parity(request: pytest.FixtureRequest):
     """Deployment parity: fp32, bf16, fp16, ONNX Runtime and torch.export variants, speed and
     accuracy side by side (``parity.ParityTable``); variants that cannot run here are skipped
-    rows with the reason."""
-    return _get(request, "parity")
+    rows with the reason. Timed with the ``kp_bench(...)`` settings of the tests using it."""
+    return _piece(request, "parity")
 
 
 @pytest.fixture(scope="session")
-def kp_stability(request: pytest.FixtureRequest):
+def kp_stability(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """``kp_stability(p)`` -> stability of predictions under perturbation ``p`` (mean OKS,
     recall of clean detections, per-image results) on a fixed sample of the evaluation set."""
-    return _get(request, "stability")
+    request.config.stash[_TMP] = tmp_path_factory  # where a failure is saved without a report
+    return _piece(request, "stability")
 
 
 @pytest.fixture(scope="session")
 def kp_corruption_eval(request: pytest.FixtureRequest):
     """Metrics under the corruption suite (``kp_corruptions(...)`` configures it); mPC, rPC."""
-    return _get(request, "corruption_eval")
+    return _piece(request, "corruption_eval")
 
 
 @pytest.fixture(scope="session")
 def kp_trigger_scan(request: pytest.FixtureRequest):
     """A hypothesis search for a patch trigger that makes people vanish or appear."""
-    return _get(request, "trigger_scan")
+    return _piece(request, "trigger_scan")
 
 
 @pytest.fixture(scope="session")
 def kp_diff(request: pytest.FixtureRequest):
     """What changed against the base model (``pytest_kpmodel.provenance.diff.ModelDiff``)."""
-    return _get(request, "diff")
+    return _piece(request, "diff")

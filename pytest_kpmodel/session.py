@@ -8,19 +8,30 @@ carrying one message for the user.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .card import ModelCard, load_card
-from .provenance.digests import sha256_file
 from .errors import KpModelError
 from .findings import CheckResult
+from .marker_args import MarkerUse, one_per_run, parse_markers
+from .provenance.digests import sha256_file
 from .security.policy import SecurityPolicy
 from .settings import Settings
 
 PARITY_IMAGES = 50  # images kp_parity predicts per variant
+T = TypeVar("T")
+
+# What ``KpSession.computed`` answers for: the pieces a run computes at most once.
+PIECES = frozenset(
+    {
+        "card", "weights_digest", "device", "dist", "scan", "run_dir", "guard", "exercised",
+        "model", "dataset", "ground_truth", "predictions", "baseline", "flip_consistency",
+        "parity", "stability", "corruption_eval", "trigger_scan", "diff",
+    }
+)  # fmt: skip
 
 
 class KpSession:
@@ -39,31 +50,69 @@ class KpSession:
         self.checks: list[dict[str, Any]] = []  # one entry per marker evaluation, for the report
         self.sections: dict[str, Any] = {}  # report sections added by features (bench, diff...)
         self.warnings: list[str] = []
-        self._errors: dict[str, KpModelError] = {}
+        self._pieces: dict[Hashable, Any] = {}
+        self._errors: dict[Hashable, KpModelError] = {}
         # What the spec's kp_security markers permit; the plugin sets it after collection.
         self.security_policy = parent.security_policy if parent else SecurityPolicy()
         # The corruption sweep's settings (kp_corruptions markers); robustness.probes defaults.
         self.corruption_config = None
-        # kp_bench(...) settings of the test being evaluated; the plugin sets it per test.
-        self.bench_marker: dict[str, Any] = {}
+        # kp_bench(...) settings of the tests that use kp_parity (measured once per run); the
+        # plugin sets them after collection.
+        self.parity_bench: dict[str, Any] = {}
         self.hypothesis_profile: str | None = None  # shown in the reproduction header
 
     # Failures are cached too: a broken card fails every dependent test with the same message
     # instead of re-running the failing work once per test.
-    def _once(self, name: str, compute):
-        if name in self._errors:
-            raise self._errors[name]
-        if name not in self.__dict__:
+    def _once(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if key in self._errors:
+            raise self._errors[key]
+        if key not in self._pieces:
             try:
-                self.__dict__[name] = compute()
+                self._pieces[key] = compute()
             except KpModelError as exc:
-                self._errors[name] = exc
+                self._errors[key] = exc
                 raise
-        return self.__dict__[name]
+        return self._pieces[key]
+
+    def computed(self, piece: str) -> Any | None:
+        """The piece (one of ``PIECES``: the name of its property, e.g. ``"predictions"``) when
+        this run has computed it, else None. Never computes anything: the report and the
+        plugin's hooks show what the run did without making it do more."""
+        if piece not in PIECES:
+            raise ValueError(f"{piece!r} is not a piece of the run; one of {sorted(PIECES)}")
+        return self._pieces.get(piece)
 
     @property
     def has_model(self) -> bool:
         return self.card_path is not None
+
+    def configure(
+        self,
+        *,
+        security: Iterable[MarkerUse] = (),
+        corruptions: Iterable[MarkerUse] = (),
+        parity_bench: Iterable[MarkerUse] = (),
+    ) -> None:
+        """What the spec's markers set for the whole run, read once after collection: every
+        ``kp_security`` widens the policy (it guards loading, which happens before any
+        security test runs); ``kp_corruptions`` picks the one corruption sweep; the
+        ``kp_bench(...)`` of the tests that use ``kp_parity`` times the one variants table.
+        A marker that does not parse, or tests that disagree: ``KpModelError`` naming them."""
+        from .robustness.probes import CorruptionConfig
+
+        policy = self.security_policy
+        for asked in parse_markers(security, SecurityPolicy.from_marker):
+            policy = policy.union(asked)
+        self.security_policy = policy
+        self.corruption_config = CorruptionConfig.for_run(corruptions)
+        # Compared as text: marker values may be lists; BenchSettings checks them when used.
+        uses = [(nodeid, args, dict(kwargs)) for nodeid, args, kwargs in parity_bench]
+        by_text = {repr(sorted(kwargs.items())): kwargs for _, _, kwargs in uses}
+        chosen = one_per_run(
+            "kp_parity: the variants table (timed with the test's kp_bench settings)",
+            parse_markers(uses, lambda _args, kwargs: repr(sorted(kwargs.items()))),
+        )
+        self.parity_bench = by_text[chosen] if chosen is not None else {}
 
     # -- card and weights ------------------------------------------------------------------------
     @property
@@ -73,7 +122,7 @@ class KpSession:
                 raise KpModelError("no model: pass --kp-model")
             return load_card(self.card_path)
 
-        return self._once("_card", compute)
+        return self._once("card", compute)
 
     @property
     def weights_digest(self) -> str | None:
@@ -81,7 +130,7 @@ class KpSession:
             w = self.card.model.weights
             return sha256_file(w) if w is not None else None
 
-        return self._once("_weights_digest", compute)
+        return self._once("weights_digest", compute)
 
     @property
     def digest_mismatch(self) -> str | None:
@@ -94,22 +143,29 @@ class KpSession:
             )
         return None
 
-    @cached_property
+    @property
     def device(self) -> str:
-        from .distributed.environment import rank_device
+        def compute():
+            from .distributed.environment import rank_device
 
-        # cuda -> cuda:LOCAL_RANK under torchrun, cuda:K for xdist worker gwK (several GPUs).
-        return rank_device(self.settings.device)
+            # cuda -> cuda:LOCAL_RANK under torchrun, cuda:K for xdist worker gwK (several GPUs).
+            return rank_device(self.settings.device)
 
-    @cached_property
+        return self._once("device", compute)
+
+    @property
     def dist(self):
         """The run's ranks under torchrun (``distributed.Group``; one rank otherwise): shared
         by the baseline and variant sessions, which run the same collectives on every rank."""
-        if self.parent is not None:
-            return self.parent.dist
-        from .distributed.process_group import Group
 
-        return Group.from_env(self.device)
+        def compute():
+            if self.parent is not None:
+                return self.parent.dist
+            from .distributed.process_group import Group
+
+            return Group.from_env(self.device)
+
+        return self._once("dist", compute)
 
     @property
     def allow_code(self) -> bool:
@@ -133,7 +189,7 @@ class KpSession:
                 allowlists=self.allowlists,
             )
 
-        return self._once("_scan", compute)
+        return self._once("scan", compute)
 
     @property
     def allowlists(self) -> tuple[str, ...]:
@@ -142,49 +198,78 @@ class KpSession:
         card = tuple(getattr(self.card.model, "allowlist", ()))
         return tuple(dict.fromkeys(card + self.security_policy.allowlist))
 
-    @cached_property
+    @property
     def run_dir(self) -> Path:
-        """This run's scratch folder: the only place model code may write."""
-        import tempfile
+        """This run's scratch folder: the only place model code may write; ONNX and .pt2
+        exports go there too. Made on first use (a baseline's or variant's inside its
+        parent's); the root run's ``close()`` removes it."""
 
-        return Path(tempfile.mkdtemp(prefix="kpmodel-run-"))
+        def compute():
+            import tempfile
 
-    @cached_property
+            if self.parent is None:
+                return Path(tempfile.mkdtemp(prefix="kpmodel-run-"))
+            return Path(tempfile.mkdtemp(prefix=f"{self.role}-", dir=self.parent.run_dir))
+
+        return self._once("run_dir", compute)
+
+    def close(self) -> None:
+        """The run is over: remove its scratch folder (with its baseline's and variants'
+        inside). Nothing else is touched: the report and the prediction cache stay."""
+        import shutil
+
+        folder = self._pieces.pop("run_dir", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def __enter__(self) -> KpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
     def guard(self):
         """Blocks and records network, subprocess and writes while the model loads and runs."""
-        from .security import RuntimeGuard
 
-        p = self.security_policy
-        return RuntimeGuard(
-            network=p.network,
-            subprocess=p.subprocess,
-            writes=p.writes,
-            allowed_write_dirs=[self.run_dir],
-            # CUDA initialisation may dlopen driver libraries through ctypes.
-            ctypes=self.device.startswith("cuda"),
-            name=self.card_path.name if self.card_path else "model",
-        )
+        def compute():
+            from .security import RuntimeGuard
+
+            policy = self.security_policy
+            return RuntimeGuard(
+                network=policy.network,
+                subprocess=policy.subprocess,
+                writes=policy.writes,
+                allowed_write_dirs=[self.run_dir],
+                # CUDA initialisation may dlopen driver libraries through ctypes.
+                ctypes=self.device.startswith("cuda"),
+                name=self.card_path.name if self.card_path else "model",
+            )
+
+        return self._once("guard", compute)
 
     def exercise_model(self) -> None:
         """Load the model and predict once, so the guard has seen its code run."""
-        import torch
 
-        if "_exercised" in self.__dict__:
-            return
-        model = self.model
-        try:
-            from .data import load_images
+        def compute() -> bool:
+            import torch
 
-            images = [load_images(self.dataset, [0])[0].float().div_(255)]
-        except KpModelError:
-            images = [torch.full((3, 96, 128), 0.5)]
-        model.predict(images)
-        self.__dict__["_exercised"] = True
+            model = self.model
+            try:
+                from .data import load_images
+
+                images = [load_images(self.dataset, [0])[0].float().div_(255)]
+            except KpModelError:
+                images = [torch.full((3, 96, 128), 0.5)]
+            model.predict(images)
+            return True
+
+        self._once("exercised", compute)
 
     # -- model -----------------------------------------------------------------------------------
     @property
     def model(self):
-        return self._once("_model", self._load_model)
+        return self._once("model", self._load_model)
 
     def _load_model(self):
         from .adapters import load_model
@@ -220,15 +305,19 @@ class KpSession:
         return GuardedModel(model, self.guard)
 
     # -- data and predictions --------------------------------------------------------------------
+    def dataset_source(self) -> tuple[Path | None, Path | None]:
+        """The evaluation set's annotation file and image folder: ``--kp-dataset`` (with
+        ``--kp-images``), else the card's ``[dataset]`` (``--kp-images`` still wins)."""
+        if self.settings.dataset is not None:
+            return self.settings.dataset, self.settings.images
+        return self.card.dataset.annotations, self.settings.images or self.card.dataset.images
+
     @property
     def dataset(self):
         def compute():
             from .data import load_dataset
 
-            ann = self.settings.dataset or self.card.dataset.annotations
-            images = self.settings.images or (
-                None if self.settings.dataset else self.card.dataset.images
-            )
+            ann, images = self.dataset_source()
             if ann is None:
                 raise KpModelError(
                     "no evaluation set: pass --kp-dataset or set [dataset] annotations in "
@@ -242,7 +331,7 @@ class KpSession:
                 keypoints=self.card.keypoints,
             )
 
-        return self._once("_dataset", compute)
+        return self._once("dataset", compute)
 
     @property
     def allow_box_area(self) -> bool:
@@ -286,17 +375,17 @@ class KpSession:
                     root.warnings.append(line)
             return notes
 
-        return self._once("_ground_truth", compute)
+        return self._once("ground_truth", compute)
 
     @property
     def predictions(self):
-        return self._once("_predictions", self._predict)
+        return self._once("predictions", self._predict)
 
     def prediction_key(self) -> str:
-        from . import predictions as P
+        from .predictions import cache_key
 
         card = self.card
-        return P.cache_key(
+        return cache_key(
             self.weights_digest or "",
             card.path.read_bytes(),
             self.dataset.digest,
@@ -334,17 +423,14 @@ class KpSession:
                     f"no baseline: pass --kp-baseline or set [provenance] base in {self.card.path}"
                 )
             # The baseline is evaluated on the adopter's data, with the same settings.
-            ds = self.settings.dataset or self.card.dataset.annotations
-            images = self.settings.images or (
-                None if self.settings.dataset else self.card.dataset.images
-            )
+            ann, images = self.dataset_source()
             # The set's reading flags travel with it (the card's own [dataset] ones included).
-            settings = replace(self.settings, dataset=ds, images=images, baseline=None,
+            settings = replace(self.settings, dataset=ann, images=images, baseline=None,
                                allow_box_area=self.allow_box_area,
                                area_from_box=self.area_from_box)  # fmt: skip
             return KpSession(settings, Path(path), parent=self, role="baseline")
 
-        return self._once("_baseline", compute)
+        return self._once("baseline", compute)
 
     # -- accuracy ---------------------------------------------------------------------------------
     def eval_at(self, confidence: float | None = None):
@@ -365,7 +451,7 @@ class KpSession:
                 self._publish_metrics(m)
             return m
 
-        return self._once(f"_eval_{level}", compute)
+        return self._once(("eval", level), compute)
 
     @property
     def eval(self):
@@ -391,12 +477,12 @@ class KpSession:
 
             return flip_consistency(self)
 
-        return self._once("_flip_consistency", compute)
+        return self._once("flip_consistency", compute)
 
     def variant(self, **changes) -> KpSession:
         """The same model and data under other settings (e.g. precision), sharing this run's
         security policy; computed once per distinct change."""
-        key = "_variant_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        key = ("variant", *sorted(changes.items()))
         if all(getattr(self.settings, k) == v for k, v in changes.items()):
             return self
 
@@ -415,26 +501,27 @@ class KpSession:
             self.sections.setdefault("precision_drop", {})[precision] = drop.to_json()
             return drop
 
-        return self._once(f"_drop_{precision}", compute)
+        return self._once(("precision_drop", precision), compute)
 
     # -- speed ------------------------------------------------------------------------------------
-    def bench(self, benchmark: Any = None, **kwargs: Any):
-        """``bench.measure`` under ``kp_bench`` settings (marker, then ``kwargs``); each distinct
-        setting is measured once per run and added to the report's ``bench`` list.
-        ``benchmark``: a callable giving pytest-benchmark's fixture, asked for only when this
-        call really measures (so a cached result leaves the fixture unused and unrequested)."""
+    def bench(self, benchmark: Any = None, **settings: Any):
+        """``bench.measure`` under ``kp_bench(...)`` ``settings`` (the caller merges a test's
+        marker with its call, later wins); each distinct setting is measured once per run and
+        added to the report's ``bench`` list. ``benchmark``: a callable giving
+        pytest-benchmark's fixture, asked for only when this call really measures (so a
+        cached result leaves the fixture unused and unrequested)."""
         from .bench.measure import measure
         from .bench.settings import BenchSettings
 
-        settings = BenchSettings.from_kwargs(**{**self.bench_marker, **kwargs})
-        key = "_bench_" + repr(sorted(settings.to_json().items()))
+        chosen = BenchSettings.from_kwargs(**settings)
+        text = repr(sorted(chosen.to_json().items()))
 
         def compute():
             # Under torchrun rank 0 measures and every rank gates on its numbers.
             result = self.dist.on_main(
-                f"bench {key}",
+                f"bench {text}",
                 lambda: measure(
-                    self.model, self.dataset, settings, benchmark=benchmark and benchmark()
+                    self.model, self.dataset, chosen, benchmark=benchmark and benchmark()
                 ),
             )
             entry = result.to_json()
@@ -446,17 +533,14 @@ class KpSession:
                 )
             return result
 
-        return self._once(key, compute)
-
-    def bench_default(self):
-        return self.bench()
+        return self._once(("bench", text), compute)
 
     @property
     def parity(self):
         def compute():
+            from .bench.parity import run
             from .bench.settings import BenchSettings
             from .metrics.accuracy import evaluate_predictions
-            from .bench.parity import run
 
             self.check_ground_truth()  # refuse a bad ground truth before predicting
 
@@ -473,21 +557,24 @@ class KpSession:
                 self.card,
                 ds,
                 evaluate_fn=evaluate,
-                settings=BenchSettings.from_kwargs(**self.bench_marker),
+                settings=BenchSettings.from_kwargs(**self.parity_bench),
                 workdir=self.run_dir / "parity",
                 batch_size=self.settings.batch_size,
             )
             self.sections["parity"] = table.to_json()
             return table
 
-        return self._once("_parity", compute)
+        return self._once("parity", compute)
 
     # -- robustness -------------------------------------------------------------------------------
-    @cached_property
+    @property
     def stability(self):
-        from .robustness.probes import StabilityProbe
+        def compute():
+            from .robustness.probes import StabilityProbe
 
-        return StabilityProbe(self)
+            return StabilityProbe(self)
+
+        return self._once("stability", compute)
 
     @property
     def corruption_eval(self):
@@ -497,7 +584,7 @@ class KpSession:
             self.check_ground_truth()  # refuse a bad ground truth before predicting
             return corruption_eval(self, self.corruption_config or CorruptionConfig())
 
-        return self._once("_corruption_eval", compute)
+        return self._once("corruption_eval", compute)
 
     @property
     def trigger_scan(self):
@@ -506,7 +593,7 @@ class KpSession:
 
             return trigger_scan(self)
 
-        return self._once("_trigger_scan", compute)
+        return self._once("trigger_scan", compute)
 
     @property
     def diff(self):
@@ -519,7 +606,7 @@ class KpSession:
             self.sections["diff"] = d.to_json()
             return d
 
-        return self._once("_diff", compute)
+        return self._once("diff", compute)
 
     # -- report bookkeeping -------------------------------------------------------------------------
     def record_check(self, nodeid: str, marker: str, result: CheckResult) -> None:

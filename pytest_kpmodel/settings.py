@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -28,7 +28,6 @@ class Settings:
     workers: int | None = None
     cache_dir: Path | None = None  # where predictions are cached; None disables the cache
     rootdir: Path | None = None  # the spec's root: relative paths in markers resolve here
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def resolve_device(requested: str | None) -> str:

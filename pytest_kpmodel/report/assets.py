@@ -281,13 +281,12 @@ def collect_artifacts(
 
     folder = Path(folder)
     out: list[dict[str, Any]] = []
-    state = getattr(session, "__dict__", {})
-    dataset = state.get("_dataset")
-    if gallery and dataset is not None and state.get("_predictions") is not None:
+    dataset = session.computed("dataset")
+    preds = session.computed("predictions")
+    if gallery and dataset is not None and preds is not None:
         from .gallery import render_gallery
 
         try:
-            preds = state["_predictions"]
             by_image = _gt_by_image(dataset)
             pos = {image_id: i for i, image_id in enumerate(dataset.image_ids)}
             idx = [pos[i] for i in preds.image_ids if i in pos]
@@ -307,13 +306,13 @@ def collect_artifacts(
             )
         except Exception as exc:  # noqa: BLE001 - the report must still be written
             out.append(_note("gallery", "sample predictions", exc))
-    model = state.get("_model")
+    model = session.computed("model")
     if feature_maps and dataset is not None and model is not None and len(dataset):
         from .feature_maps import render_feature_maps
 
         try:
-            base = state.get("_baseline")
-            base_model = getattr(base, "__dict__", {}).get("_model") if base is not None else None
+            base = session.computed("baseline")
+            base_model = base.computed("model") if base is not None else None
             idx = list(range(min(feature_maps, len(dataset))))
             out += render_feature_maps(
                 model,

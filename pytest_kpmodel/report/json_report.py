@@ -56,9 +56,10 @@ def build(session) -> dict[str, Any]:
 
 
 def add_security_section(session) -> None:
-    """The static scan and what the runtime guard recorded, when the run produced them."""
-    scan = session.__dict__.get("_scan")
-    guard = session.__dict__.get("guard")
+    """``session.sections["security"]``: the static scan and what the runtime guard recorded,
+    when the run produced them (an xdist worker sends it to the controller too)."""
+    scan = session.computed("scan")
+    guard = session.computed("guard")
     section: dict[str, Any] = {}
     if scan is not None:
         section["scans"] = [scan.to_json()]

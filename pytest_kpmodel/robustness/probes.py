@@ -9,12 +9,13 @@ the sweep; the defaults are the 15 standard corruptions at severities 1-5 on 50 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import KpModelError
-from ..marker_args import check_marker_args
+from ..marker_args import MarkerUse, check_marker_args, one_per_run, parse_markers
 
 CORRUPTION_ARGS = ("corruptions", "severities", "max_images", "batch_size")
 
@@ -53,6 +54,12 @@ class CorruptionConfig:
             max_images=kwargs.get("max_images", cls.max_images),
             batch_size=kwargs.get("batch_size", cls.batch_size),
         )
+
+    @classmethod
+    def for_run(cls, uses: Iterable[MarkerUse]) -> CorruptionConfig | None:
+        """The one sweep the spec's ``kp_corruptions`` markers ask for (None: no test asks;
+        tests asking for different sweeps are an error naming them)."""
+        return one_per_run("kp_corruptions: the sweep", parse_markers(uses, cls.from_marker))
 
 
 def predict_images(model, images, batch_size: int = 4) -> list:

@@ -55,6 +55,16 @@ def test_models_without_a_backbone_give_a_note(tmp_path):
     assert a["path"] is None and "no transform/backbone" in a["meta"]["skipped"]
 
 
+class _Run:
+    """What collect_artifacts reads from a KpSession: the pieces it computed, and the card."""
+
+    def __init__(self, card=None, **pieces) -> None:
+        self.card, self.pieces, self.sections = card, pieces, {}
+
+    def computed(self, piece: str):
+        return self.pieces.get(piece)
+
+
 def test_collect_artifacts_from_a_finished_run(tiny_dataset, report_models, tmp_path):
     """What the plugin calls at session end: only what the run computed is drawn."""
     from pytest_kpmodel.adapters.base import Prediction
@@ -71,18 +81,17 @@ def test_collect_artifacts_from_a_finished_run(tiny_dataset, report_models, tmp_
         x, y, w, h = anns[i]["bbox"]
         preds.append(Prediction(torch.tensor([[x, y, x + w, y + h]]), torch.tensor([0.9]),
                                 torch.tensor([1]), kp[None]))  # fmt: skip
-    card = SimpleNamespace(keypoints=COCO17)
-    session = SimpleNamespace(card=card)
+    session = _Run(card=SimpleNamespace(keypoints=COCO17))
     assert collect_artifacts(session, tmp_path) == []  # nothing computed, nothing drawn
-    session._dataset = dataset
-    session._predictions = PredictionSet(list(dataset.image_ids), preds)
+    session.pieces["dataset"] = dataset
+    session.pieces["predictions"] = PredictionSet(list(dataset.image_ids), preds)
     arts = collect_artifacts(session, tmp_path, gallery=2)
     assert [a["kind"] for a in arts] == ["gallery", "gallery"]
     model, base = report_models
-    session._model = model
-    session._baseline = SimpleNamespace(_model=base)
+    session.pieces["model"] = model
+    session.pieces["baseline"] = _Run(model=base)
     arts = collect_artifacts(session, tmp_path, gallery=0, feature_maps=1)
     assert [a["kind"] for a in arts] == ["feature_maps"] and "cosine_to_base" in arts[0]["meta"]
-    session._predictions = "broken"
+    session.pieces["predictions"] = "broken"
     (note,) = collect_artifacts(session, tmp_path, feature_maps=0)
     assert note["path"] is None and "error" in note["meta"]

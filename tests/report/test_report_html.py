@@ -52,6 +52,9 @@ class _Session:
         self.warnings = []
         self.weights_digest = "0" * 64
 
+    def computed(self, piece: str):
+        return None  # no scan, no guard: the run computed nothing
+
     @property
     def card(self):
         return SimpleNamespace(
