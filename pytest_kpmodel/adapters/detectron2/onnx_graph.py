@@ -164,22 +164,17 @@ class TracedDetector(nn.Module):
         return boxes, classes, heatmaps, keypoints, scores, size
 
 
-def export(model: GeneralizedRCNN, path, example: torch.Tensor, opset: int = 17):
-    """Write ``model`` as ONNX (TorchScript-based exporter, dynamic H and W)."""
+def export(model: GeneralizedRCNN, path, example: torch.Tensor):
+    """Write ``model`` as ONNX (TorchScript-based exporter, dynamic H and W);
+    ``ExportUnavailable`` with the exporter's reason when it fails."""
     import copy
-    import warnings
+
+    from ..onnx_export import export_graph
 
     module = TracedDetector(copy.deepcopy(model).cpu().eval()).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (example.detach().float().cpu(),),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=["image"],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={"image": {1: "height", 2: "width"}},
-        )
-    return path
+    options = {
+        "input_names": ["image"],
+        "output_names": list(OUTPUT_NAMES),
+        "dynamic_axes": {"image": {1: "height", 2: "width"}},
+    }
+    return export_graph(module, (example.detach().float().cpu(),), path, [("legacy", options)])
