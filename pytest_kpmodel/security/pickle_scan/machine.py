@@ -43,6 +43,9 @@ _BIG_LITERAL = 1 << 16  # literals longer than this are kept as Blob(size)
 
 
 class VM:
+    """One reading of one pickle stream: the machine's state and the operations its opcode
+    handlers use (read, push and pop, imports, calls, findings)."""
+
     def __init__(
         self,
         buf: Any,
