@@ -378,7 +378,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         except KpModelError as exc:
             kp.warnings.append(f"SBOM not written: {exc}")
     if kp.settings.report is not None:
-        from .report.html import write_report
+        from .report.write import write_report
 
         write_report(kp, kp.settings.report)
 

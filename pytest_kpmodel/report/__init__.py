@@ -1,1 +1,23 @@
-"""Run reports: the JSON file CI gates read, the HTML page people read, the terminal summary."""
+"""Run reports: the JSON file CI gates read, the HTML page people read, the terminal summary.
+
+Modules, bottom up (import them directly; this package imports nothing, so importing it never
+pulls matplotlib, PIL or torch):
+
+- ``json_report``: ``kp-report.json`` from a run (``build``, ``write``; stable keys, ``schema``).
+- ``assets``: artifact entries (images beside the JSON), writing them, inlining them as
+  ``data:`` URIs.
+- ``plots``: the page's charts (matplotlib, Agg canvas) as ``data:image/png`` URIs.
+- ``gallery``, ``feature_maps``: drawing sample predictions and backbone features into
+  artifacts.
+- ``markup``, ``verdicts``, ``page``: HTML pieces, what checks and gates say per section, the
+  report being rendered.
+- ``sections``: one module per page section; ``html``: the page (``render``, ``write_html``).
+- ``write``: a finished run -> its report folder (what ``--kp-report`` writes).
+- ``terminal``: the summary pytest prints; ``cli``: ``kpmodel report DIR`` re-renders the page.
+
+May import: ``errors``, ``environment`` (the JSON's environment), ``data`` (images for the
+gallery), ``metrics.oks`` (the gallery's per-person OKS), ``gates`` (metric names); the run only
+through what it is handed (``write`` and ``json_report`` take the session and ask it
+``computed(piece)``, never computing anything). Everything but ``write`` and ``json_report``
+reads only the report dict. Never pytest, ``session`` or ``plugin``.
+"""

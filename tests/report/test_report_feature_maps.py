@@ -71,7 +71,7 @@ def test_collect_artifacts_from_a_finished_run(tiny_dataset, report_models, tmp_
     from pytest_kpmodel.data import load_dataset
     from pytest_kpmodel.keypoints import COCO17
     from pytest_kpmodel.predictions import PredictionSet
-    from pytest_kpmodel.report.assets import collect_artifacts
+    from pytest_kpmodel.report.write import collect_artifacts
 
     dataset = load_dataset(tiny_dataset)
     anns = {a["image_id"]: a for a in dataset.coco["annotations"]}

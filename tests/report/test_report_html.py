@@ -11,8 +11,9 @@ import pytest
 
 from pytest_kpmodel.findings import CheckResult, Finding
 from pytest_kpmodel.report import json_report
-from pytest_kpmodel.report.assets import Assets, artifact, card_section, section_of
+from pytest_kpmodel.report.assets import Assets, artifact, section_of
 from pytest_kpmodel.report.html import HTML_NAME, render, write_html
+from pytest_kpmodel.report.write import card_section
 
 SECTION_IDS = ("checks", "provenance", "license", "security", "accuracy", "speed", "robustness",
                "gallery", "run")  # fmt: skip
@@ -192,6 +193,8 @@ def test_missing_and_malformed_pieces_render_without_error(tmp_path):
 def test_wrong_types_never_break_the_page(section, value):
     page = render({"schema": 1, "model": {"name": "m"}, section: value})
     assert page.startswith("<!DOCTYPE html>") and "</html>" in page
+    # The renderer turns a section's exception into a note; a wrong type must not get that far.
+    assert 'class="render-error"' not in page, re.findall(r'render-error">([^<]*)', page)
 
 
 def test_schema_notes():
@@ -238,7 +241,7 @@ def test_write_report_for_the_plugin(tmp_path, tiny_card):
     from PIL import Image
 
     from pytest_kpmodel.card import load_card
-    from pytest_kpmodel.report.html import write_report
+    from pytest_kpmodel.report.write import write_report
 
     saved = tmp_path / "stability"
     saved.mkdir()
