@@ -98,7 +98,9 @@ def test_kwargs_that_do_not_fit(tmp_path):
 def test_corrupt_safetensors(tmp_path):
     path = make_model(tmp_path / "m")
     (path.parent / "model.safetensors").write_bytes(b"\x00" * 10)
-    with pytest.raises(RefusedToLoad, match="refused to load: .*unrecognised format"):
+    with pytest.raises(
+        RefusedToLoad, match="refused to load: .*model.safetensors: unrecognised content"
+    ):
         load_model(load_card(path), LoadOptions())
 
 

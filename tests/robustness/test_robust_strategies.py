@@ -71,12 +71,14 @@ def test_register_profile():
     prof = settings.get_profile("kpmodel")
     assert prof.derandomize and prof.deadline is None and prof.database is None
     assert prof.max_examples == 20
-    current = settings.default
+    # An in-process pytester run earlier in this session may have left the plugin's profile
+    # loaded: restore whichever profile was current, not hypothesis' "default".
+    current, name = settings.default, getattr(settings, "_current_profile", None) or "default"
     try:
         kps.register_profile("kpmodel-test", max_examples=7, load=True)
         assert settings.default.max_examples == 7
     finally:
-        settings.load_profile("default")
+        settings.load_profile(name)
         assert settings.default.max_examples == current.max_examples
 
 

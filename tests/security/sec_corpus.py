@@ -14,6 +14,7 @@ Gadgets that run a shell command use ``touch CANARY``; those that run Python cod
 from __future__ import annotations
 
 import marshal
+import os
 import pickle
 import struct
 from collections.abc import Callable
@@ -274,8 +275,11 @@ def _text_pickle(d: Path, c: str) -> bytes:
 def _frame_binunicode(d: Path, c: str) -> bytes:
     # the frame ends inside a BINUNICODE: the file reader drops the rest of the frame and reads
     # the string from after it, so the bytes reading sees a string where the file reading runs
-    # the payload
-    payload = bytes(call(g("os", "system"), sh(c))) + b"."
+    # the payload. The bytes reading decodes the payload as UTF-8, so its length must stay under
+    # 128 (one ASCII byte in the length field): the canary is named relative to the folder the
+    # positive control runs in, not by an absolute path whose length depends on the basetemp.
+    payload = bytes(call(g("os", "system"), sh(os.path.relpath(c, d)))) + b"."
+    assert len(payload) < 128, f"canary path too long for this case: {c}"
     tail = b"X" + struct.pack("<I", len(payload))  # bytes reading: the payload is a string
     filler = b"F" * 20
     n = len(filler) + len(tail)

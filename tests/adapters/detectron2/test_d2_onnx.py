@@ -8,9 +8,9 @@ import shutil
 import pytest
 from d2_cases import assert_matches_golden, dataset, images, make_card
 
-from pytest_kpmodel.bench import parity
 from pytest_kpmodel.adapters import load_model
 from pytest_kpmodel.adapters.options import LoadOptions
+from pytest_kpmodel.bench import parity
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import load_dataset
 from pytest_kpmodel.errors import CardError

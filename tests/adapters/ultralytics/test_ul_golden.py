@@ -13,9 +13,12 @@ from pytest_kpmodel.adapters.options import LoadOptions
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import decode_image
 
-# The goldens store boxes to 1e-5 px, keypoints and scores to 1e-6; Ultralytics computed them in
-# NCHW fp32 with the same kernels, so what is left is rounding.
-PX, SCORE = 2e-3, 2e-5
+# The goldens store boxes to 1e-5 px, keypoints and scores to 1e-6, computed by Ultralytics in
+# NCHW fp32. On the machine that wrote them the plugin agreed to rounding (2e-3 px, 2e-5); another
+# CPU picks other fp32 kernels (AVX-512 against AVX2 in oneDNN), which moved keypoints by up to
+# 2.2e-3 px and scores by 4e-5 on an AMD EPYC. The bounds leave 10x that, still 25x under the
+# 0.5 px the comparison with Ultralytics asks for.
+PX, SCORE = 2e-2, 5e-4
 
 
 def predictions(model) -> dict[str, dict]:
@@ -28,6 +31,21 @@ def predictions(model) -> dict[str, dict]:
     return out
 
 
+def _pairing(ref: dict, ours: dict) -> list[int]:
+    """For each reference detection, the index of ours that it is: the random-initialised tiny
+    models score many boxes within 1e-4 of each other, so a kernel's rounding may swap their
+    order; a detection is identified by its box and keypoints, not by its rank."""
+    r = np.concatenate([np.asarray(ref["boxes"]), np.asarray(ref["keypoints"])[..., :2].reshape(len(ref["boxes"]), -1)], 1)  # fmt: skip
+    o = np.concatenate([ours["boxes"].numpy(), ours["keypoints"][..., :2].numpy().reshape(len(ours["boxes"]), -1)], 1)  # fmt: skip
+    distance = np.abs(r[:, None, :] - o[None, :, :]).max(-1)
+    free, pairing = set(range(len(o))), []
+    for i in range(len(r)):
+        j = min(free, key=lambda j: distance[i, j])
+        free.remove(j)
+        pairing.append(j)
+    return pairing
+
+
 def assert_matches(ref: dict[str, dict], ours: dict[str, dict]) -> int:
     total = 0
     for name in IMAGES:
@@ -36,11 +54,13 @@ def assert_matches(ref: dict[str, dict], ours: dict[str, dict]) -> int:
         total += len(r["scores"])
         if not r["scores"]:
             continue
-        np.testing.assert_allclose(o["scores"].numpy(), r["scores"], atol=SCORE, rtol=0)
-        np.testing.assert_allclose(o["boxes"].numpy(), r["boxes"], atol=PX, rtol=0)
+        j = _pairing(r, o)
+        np.testing.assert_allclose(o["scores"].numpy()[j], r["scores"], atol=SCORE, rtol=0)
+        np.testing.assert_allclose(o["boxes"].numpy()[j], r["boxes"], atol=PX, rtol=0)
         rk = np.asarray(r["keypoints"])
-        np.testing.assert_allclose(o["keypoints"][..., :2].numpy(), rk[..., :2], atol=PX, rtol=0)
-        np.testing.assert_allclose(o["keypoints"][..., 2].numpy(), rk[..., 2], atol=SCORE, rtol=0)
+        ok = o["keypoints"].numpy()[j]
+        np.testing.assert_allclose(ok[..., :2], rk[..., :2], atol=PX, rtol=0)
+        np.testing.assert_allclose(ok[..., 2], rk[..., 2], atol=SCORE, rtol=0)
     return total
 
 

@@ -7,9 +7,9 @@ import torch
 from ul_cases import DATA, card
 
 from kp_factories import make_dataset
-from pytest_kpmodel.bench import parity
 from pytest_kpmodel.adapters import load_model
 from pytest_kpmodel.adapters.options import LoadOptions
+from pytest_kpmodel.bench import parity
 from pytest_kpmodel.card import load_card
 from pytest_kpmodel.data import load_dataset, load_images
 
