@@ -776,9 +776,10 @@ def _write_training_md(out: Path, args, argv, summary, kwargs) -> None:
 
 
 class _Log:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = False):
         self.path = path
-        path.write_text("")
+        if not append:
+            path.write_text("")
 
     def __call__(self, msg: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"

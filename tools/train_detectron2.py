@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -153,6 +154,8 @@ def build_cfgs(args):
     infer.merge_from_list(_merge_list(common))
     train = zoo_cfg()
     train.merge_from_list(_merge_list({**common, **train_overrides(args)}))
+    if args.init_from is not None:
+        train.MODEL.WEIGHTS = str(args.init_from)  # loaded by DetectionCheckpointer, as the zoo's
     infer.freeze()
     train.freeze()
     return train, infer, kwargs
@@ -298,6 +301,89 @@ def load_inference_model(cfg, weights: Path):
 
 
 # --------------------------------------------------------------------------------------------
+# Continuing from an earlier stage
+# --------------------------------------------------------------------------------------------
+def read_pkl_state(path: Path) -> dict[str, np.ndarray]:
+    """The ``model`` arrays of a model-zoo .pkl (as detectron2's Checkpointer unpickles it)."""
+    with open(path, "rb") as f:
+        data = pickle.load(f, encoding="latin1")
+    state = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise SystemExit(f"--init-from {path}: not a model-zoo .pkl (no 'model' dict)")
+    return state
+
+
+def check_loaded(model, state: dict[str, np.ndarray], path: Path) -> None:
+    """Every array of ``state`` is in ``model``, unchanged, and only BN counters are left over.
+
+    DetectionCheckpointer logs mismatches instead of failing; a stage that silently started
+    from partly random weights must not be recorded as a continuation."""
+    have = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    unknown = sorted(set(state) - set(have))
+    differ = sorted(k for k in state if k in have and not np.array_equal(have[k], state[k]))
+    missing = sorted(k for k in set(have) - set(state) if not k.endswith("num_batches_tracked"))
+    if unknown or differ or missing:
+        raise SystemExit(
+            f"--init-from {path} does not fit this model: unknown {unknown[:5]}, not loaded "
+            f"{differ[:5]}, missing {missing[:5]} (the model keys must equal the earlier run's)"
+        )
+
+
+def _command_of(training_md: Path) -> str | None:
+    """The command block of a TRAINING.md written by this script."""
+    text = training_md.read_text(encoding="utf-8")
+    head = "## Command\n\n```\n"
+    if head not in text:
+        return None
+    return text.split(head, 1)[1].split("\n```", 1)[0].strip()
+
+
+def _done_summary(log: Path) -> dict[str, Any]:
+    done = [ln for ln in log.read_text(encoding="utf-8").splitlines() if "] done: " in ln]
+    return json.loads(done[-1].split("] done: ", 1)[1]) if done else {}
+
+
+def earlier_stage(weights: Path) -> dict[str, Any]:
+    """What the record keeps of the run that wrote ``weights``: its sha256, and, when its folder
+    is one this script wrote (``kpmodel.toml`` pinning that sha256), its command, loss rows,
+    summary (wall time, losses, COCOEvaluator figures) and log."""
+    sha = train_tv.sha256_file(weights)
+    folder = weights.parent
+    info: dict[str, Any] = {"path": str(weights), "name": weights.name, "sha256": sha,
+                            "rows": [], "summary": {}, "command": None, "log": None}  # fmt: skip
+    card = folder / "kpmodel.toml"
+    if not card.exists():
+        return info
+    import tomllib
+
+    pinned = tomllib.loads(card.read_text(encoding="utf-8")).get("model", {}).get("sha256")
+    if pinned != sha:
+        raise SystemExit(f"--init-from {weights}: its folder's card pins sha256 {pinned}, the "
+                         f"file is {sha}; give the weights that card describes")  # fmt: skip
+    if (folder / "loss.csv").exists():
+        with open(folder / "loss.csv", newline="") as f:
+            info["rows"] = [{k: int(float(v)) if k == "iteration" else float(v)
+                             for k, v in r.items()} for r in csv.DictReader(f)]  # fmt: skip
+    if (folder / "train.log").exists():
+        info["log"] = str(folder / "train.log")
+        info["summary"] = _done_summary(folder / "train.log")
+    if (folder / "TRAINING.md").exists():
+        info["command"] = _command_of(folder / "TRAINING.md")
+    return info
+
+
+def staged_rows(earlier: list[dict], rows: list[dict]) -> list[dict]:
+    """The earlier stage's iterations, then this run's: ``stage``, the stage's own
+    ``iteration`` and a running ``step``."""
+    out = []
+    for stage, part in ((1, earlier), (2 if earlier else 1, rows)):
+        for r in part:
+            out.append({"stage": stage, "step": len(out) + 1,
+                        **{k: v for k, v in r.items() if k not in ("stage", "step")}})  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Evaluation (detectron2's COCOEvaluator)
 # --------------------------------------------------------------------------------------------
 def register_val(annotations: Path, images: Path) -> str:
@@ -321,6 +407,11 @@ def evaluate(model, cfg, dataset: str, max_images: int | None = None):
     loader = build_detection_test_loader(dicts, mapper=DatasetMapper(cfg, is_train=False))
     evaluator = COCOEvaluator(dataset, tasks=("bbox", "keypoints"), distributed=False,
                               use_fast_impl=False)  # fmt: skip
+    if max_images is not None:
+        # COCOEvaluator scores against every image of the dataset's json unless told the ids;
+        # the images left unpredicted would count as all missed.
+        evaluator.evaluate = functools.partial(evaluator.evaluate,
+                                               img_ids=[d["image_id"] for d in dicts])  # fmt: skip
     buf = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(buf):
@@ -395,10 +486,20 @@ def describe_modifications(kwargs: dict[str, Any], args) -> list[str]:
     aug = "horizontal flip"
     if args.low_light > 0:
         aug += f" and low-light augmentation (p={args.low_light:g})"
+    if getattr(args, "init_from", None) is None:
+        mods.append(
+            f"trained from scratch (no pretrained weights) with detectron2 on synthetic people "
+            f"for {args.iterations} iterations of batch {args.batch_size} ({aug}); backbone "
+            "BatchNorm frozen into FrozenBN for inference"
+        )
+        return mods
+    sha = train_tv.sha256_file(args.init_from)
     mods.append(
-        f"trained from scratch (no pretrained weights) with detectron2 on synthetic people for "
-        f"{args.iterations} iterations of batch {args.batch_size} ({aug}); backbone BatchNorm "
-        "frozen into FrozenBN for inference"
+        f"continued from an earlier run's weights ({args.init_from.name}, sha256 {sha}; trained "
+        "from scratch, no pretrained weights, by this script with detectron2 on synthetic "
+        f"people) for {args.iterations} iterations of batch {args.batch_size} at lr "
+        f"{args.lr:g} with cosine decay ({aug}); backbone BatchNorm frozen into FrozenBN for "
+        "inference"
     )
     return mods
 
@@ -409,16 +510,20 @@ def plot_losses(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    it = np.array([r["iteration"] for r in rows])
+    it = np.array([r.get("step", r["iteration"]) for r in rows])
     win = max(1, len(rows) // 50)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
+    for a, b in zip(rows, rows[1:], strict=False):
+        if a.get("stage") != b.get("stage"):  # where this run continued from the earlier one
+            ax.axvline(b["step"] - 0.5, color="grey", ls=":", lw=1)
     for key in ("loss", *LOSS_KEYS):
         y = np.array([r[key] for r in rows], dtype=np.float64)
         ys = np.convolve(y, np.ones(win) / win, mode="valid")
         ax.plot(it[win - 1 :], ys, label="total" if key == "loss" else key.removeprefix("loss_"),
                 lw=2 if key == "loss" else 1)  # fmt: skip
     ax.set_yscale("log")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel("iteration" + (" (both stages; dotted: continued)" if "stage" in rows[0]
+                                 and rows[0]["stage"] != rows[-1]["stage"] else ""))  # fmt: skip
     ax.set_ylabel(f"loss (moving mean of {win})")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
@@ -451,6 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed for weights init, data and order")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="model_final.pkl of an earlier run of this script to continue from "
+                    "(MODEL.WEIGHTS); when its folder holds that run's card, its command, "
+                    "losses and figures go into this record as stage 1")  # fmt: skip
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for TRAINING.md's notes (repeatable)")  # fmt: skip
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--num-images", type=int, default=12000, help="synthetic training images")
@@ -532,6 +643,16 @@ def _train(args, argv) -> dict[str, Any]:
     model = build_model(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"parameters: {n_params / 1e6:.2f} M")
+    earlier: dict[str, Any] | None = None
+    if args.init_from is not None:
+        from detectron2.checkpoint import DetectionCheckpointer
+
+        earlier = earlier_stage(args.init_from)
+        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        check_loaded(model, read_pkl_state(args.init_from), args.init_from)
+        log(f"initialised from {args.init_from} (MODEL.WEIGHTS; sha256 {earlier['sha256']}); "
+            f"earlier stage: {len(earlier['rows'])} iterations on record, command "
+            f"{earlier['command']!r}")  # fmt: skip
     params = get_default_optimizer_params(model, base_lr=args.lr, weight_decay=args.weight_decay,
                                           weight_decay_norm=0.0, weight_decay_bias=0.0)  # fmt: skip
     opt = torch.optim.AdamW(params, lr=args.lr)
@@ -605,11 +726,14 @@ def _train(args, argv) -> dict[str, Any]:
     cfg_dump.defrost()
     cfg_dump.MODEL.WEIGHTS = WEIGHTS_NAME
     (out / "config.yaml").write_text(cfg_dump.dump(), encoding="utf-8")
+    all_rows = staged_rows(earlier["rows"], rows) if earlier and earlier["rows"] else rows
     with open(out / "loss.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr = csv.DictWriter(f, fieldnames=list(all_rows[-1]))
         wr.writeheader()
-        wr.writerows([{k: train_tv._sig(v) for k, v in r.items()} for r in rows])
-    plot_losses(rows, out / "loss.png", f"{name}: detectron2 training loss")
+        wr.writerows([{k: train_tv._sig(v) for k, v in r.items()} for r in all_rows])
+    plot_losses(all_rows, out / "loss.png", f"{name}: detectron2 training loss")
+    if earlier and earlier["log"]:
+        (out / "train-stage1.log").write_bytes(Path(earlier["log"]).read_bytes())
     train_tv.write_license(out)
 
     metrics: dict[str, float] = {}
@@ -642,8 +766,15 @@ def _train(args, argv) -> dict[str, Any]:
         "export_max_diff": max_diff,
         "data_seed": data_seed,
         "kwargs": kwargs,
+        "init_from": None
+        if earlier is None
+        else {
+            "path": earlier["path"],
+            "sha256": earlier["sha256"],
+            "iterations": len(earlier["rows"]),
+        },  # fmt: skip
     }
-    _write_training_md(out, args, argv, summary)
+    _write_training_md(out, args, argv, summary, earlier)
     log(f"done: {json.dumps(summary, default=str)}")
     return summary
 
@@ -673,18 +804,78 @@ def _max_output_diff(trained, frozen, cfg, dataset: str) -> float:
     return float(max(diffs))
 
 
-def _write_training_md(out: Path, args, argv, summary) -> None:
+_METRIC_KEYS = ("box_ap", "box_ap50", "box_ap75", "kp_ap", "kp_ap50", "kp_ap75")
+_METRIC_HEAD = ["| box AP | box AP50 | box AP75 | kp AP | kp AP50 | kp AP75 |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+
+
+def _metric_row(m: dict[str, float]) -> str:
+    return "| " + " | ".join(f"{m[k]:.3f}" for k in _METRIC_KEYS) + " |"
+
+
+def _loss_table(fl: dict[str, float]) -> list[str]:
+    return [
+        "| total | " + " | ".join(k.removeprefix("loss_") for k in LOSS_KEYS) + " |",
+        "|---" * (1 + len(LOSS_KEYS)) + "|",
+        "| " + " | ".join(f"{fl[k]:.4f}" for k in ("loss", *LOSS_KEYS)) + " |",
+    ]
+
+
+def _stage1_lines(earlier: dict[str, Any], out: Path) -> list[str]:
+    """The earlier run's own record: command, wall time, losses, figures."""
+    s1 = earlier["summary"]
+    lines = [
+        "## Stage 1: the earlier run",
+        "",
+        f"Trained from scratch by this script; its weights `{earlier['name']}` (sha256 "
+        f"`{earlier['sha256']}`) are stage 2's `MODEL.WEIGHTS`. From its own record "
+        "(its `TRAINING.md` and `train.log`"
+        + (", copied here as `train-stage1.log`" if (out / "train-stage1.log").exists() else "")
+        + "):",
+        "",
+    ]
+    if earlier["command"]:
+        lines += ["```", earlier["command"], "```", ""]
+    if s1.get("train_seconds") is not None:
+        lines.append(f"- wall time (training loop): {s1['train_seconds'] / 60:.1f} min, "
+                     f"{len(earlier['rows'])} iterations; synthetic training-set seed "
+                     f"{s1.get('data_seed', '?')}")  # fmt: skip
+    if s1.get("final_losses"):
+        lines += ["- final losses (mean of its last 50 iterations):", "", *_loss_table(
+            s1["final_losses"]), ""]  # fmt: skip
+    if s1.get("metrics"):
+        lines += [f"- detectron2 `COCOEvaluator` on the same validation set, after stage 1 "
+                  f"(predicting it took {s1.get('predict_seconds', float('nan')):.1f} s):", "",
+                  *_METRIC_HEAD, _metric_row(s1["metrics"]), ""]  # fmt: skip
+    if s1.get("evals"):
+        lines.append("- its intermediate evaluations (first images of the validation set): "
+                     + "; ".join(f"after {it}: box AP {e['box_ap']:.3f}, kp AP {e['kp_ap']:.3f}"
+                                 for it, e in s1["evals"]))  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def _write_training_md(out: Path, args, argv, summary, earlier=None) -> None:
     cmd = "python tools/train_detectron2.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     m, fl = summary["metrics"], summary["final_losses"]
+    if earlier is None:
+        how = "Trained from scratch"
+    else:
+        how = (
+            f"Trained in two stages: stage 1 from scratch (below), then stage 2, this command, "
+            f"continued from stage 1's `{earlier['name']}` (sha256 `{earlier['sha256']}`, loaded "
+            "as `MODEL.WEIGHTS` by detectron2's `DetectionCheckpointer` and checked array by "
+            "array; a fresh AdamW state and LR schedule). Both stages trained"
+        )
     lines = [
         f"# Training record: {summary['name']}",
         "",
-        f"Trained from scratch on the CPU with detectron2 itself (`tools/train_detectron2.py`, "
+        f"{how} on the CPU with detectron2 itself (`tools/train_detectron2.py`, "
         f"run with a Python where detectron2 is importable) on synthetic people rendered at "
         f"training time by `tools/synth_data.py` (nothing downloaded, no pretrained weights). "
         f"The config is detectron2's model-zoo `{ZOO_CONFIG}` with the keys below changed.",
         "",
-        "## Command",
+        "## Command" + ("" if earlier is None else " (stage 2)"),
         "",
         "```",
         cmd,
@@ -730,13 +921,17 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         "",
         "## Final losses (mean of the last 50 iterations)",
         "",
-        "| total | " + " | ".join(k.removeprefix("loss_") for k in LOSS_KEYS) + " |",
-        "|---" * (1 + len(LOSS_KEYS)) + "|",
-        "| " + " | ".join(f"{fl[k]:.4f}" for k in ("loss", *LOSS_KEYS)) + " |",
+        *_loss_table(fl),
         "",
         "![loss curve](loss.png)",
         "",
-        "Per-iteration values: `loss.csv`.",
+        "Per-iteration values: `loss.csv`"
+        + (
+            "."
+            if earlier is None or not earlier["rows"]
+            else " (both stages: `stage`, the stage's own `iteration`, a running `step`; "
+            "`elapsed_s` restarts with each stage)."
+        ),  # fmt: skip
         "",
     ]
     if m:
@@ -748,25 +943,28 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
             f"`{WEIGHTS_NAME}` loaded into the inference config by `DetectionCheckpointer`, on "
             f"the CPU (torch threads: {args.threads}).",
             "",
-            "| box AP | box AP50 | box AP75 | kp AP | kp AP50 | kp AP75 |",
-            "|---|---|---|---|---|---|",
-            "| "
-            + " | ".join(
-                f"{m[k]:.3f}"
-                for k in ("box_ap", "box_ap50", "box_ap75", "kp_ap", "kp_ap50", "kp_ap75")
-            )  # fmt: skip
-            + " |",
+            *_METRIC_HEAD,
+            _metric_row(m),
             "",
             f"Predicting the whole set took {summary['predict_seconds']:.1f} s.",
             "",
         ]
     if summary["evals"]:
         lines += [f"Intermediate evaluations (first {args.eval_images} validation images, "
-                  "excluded from the wall time):", ""]  # fmt: skip
+                  "scored on those images only, excluded from the wall time):", ""]  # fmt: skip
         lines += [
             f"- after {it}: box AP {e['box_ap']:.3f}, kp AP {e['kp_ap']:.3f}"
             for it, e in summary["evals"]
         ] + [""]
+    if earlier is not None:
+        lines += _stage1_lines(earlier, out)
+        s1 = earlier["summary"]
+        if s1.get("train_seconds") is not None:
+            total = s1["train_seconds"] + summary["train_seconds"]
+            lines += [f"Both stages: {len(earlier['rows']) + args.iterations} iterations, "
+                      f"{total / 60:.1f} min of training loop.", ""]  # fmt: skip
+    if args.note:
+        lines += ["## Notes", ""] + [f"- {n}" for n in args.note] + [""]
     (out / "TRAINING.md").write_text("\n".join(lines), encoding="utf-8")
 
 

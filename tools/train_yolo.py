@@ -369,6 +369,65 @@ def write_card(out: Path, *, name: str, version: str, weights: Path, imgsz: int,
 
 
 # --------------------------------------------------------------------------------------------
+# Resuming an interrupted run
+# --------------------------------------------------------------------------------------------
+def expected_train_args(args, data_yaml: Path) -> dict[str, Any]:
+    """The Ultralytics train args this command would give, to compare with a checkpoint's."""
+    want: dict[str, Any] = {
+        "model": str(args.init_from) if args.init_from is not None else args.model,
+        "data": str(data_yaml), "epochs": args.epochs, "batch": args.batch,
+        "imgsz": args.imgsz, "seed": args.seed, "fraction": args.fraction,
+    }  # fmt: skip
+    for key in ("lr0", "close_mosaic", "warmup_epochs", "nbs"):
+        if getattr(args, key) is not None:
+            want[key] = getattr(args, key)
+    return want
+
+
+def resume_mismatches(want: dict[str, Any], ckpt_args: dict[str, Any]) -> list[str]:
+    """``key: given X, checkpoint Y`` for every argument the checkpoint's run did not use.
+
+    ``lr0`` is left out when the run picked its optimizer itself ('auto' rewrites lr0)."""
+    bad = []
+    for key, value in want.items():
+        if key == "lr0" and str(ckpt_args.get("optimizer", "auto")).lower() != "auto":
+            continue
+        have = ckpt_args.get(key)
+        same = str(have) == str(value) if key in ("model", "data") else have == value
+        if not same:
+            bad.append(f"{key}: given {value!r}, checkpoint {have!r}")
+    return bad
+
+
+def interrupted_run(run_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted run's state, checked against this command: its last.pt (kept as
+    ``NAME-interrupted-epochN.pt`` beside the run, since resuming overwrites it), the epochs
+    it finished and their wall time (Ultralytics' ``results.csv``)."""
+    import torch
+
+    last = run_dir / "weights" / "last.pt"
+    if not last.exists():
+        raise SystemExit(f"--resume: {last} does not exist; nothing to resume")
+    # our own training checkpoint, read as Ultralytics reads it when it resumes
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    if ckpt.get("optimizer") is None or int(ckpt.get("epoch", -1)) < 0:
+        raise SystemExit(f"--resume: {last} is a finished run's checkpoint (no optimizer state)")
+    bad = resume_mismatches(want, dict(ckpt.get("train_args") or {}))
+    if bad:
+        raise SystemExit(f"--resume: {last} was trained with other arguments: " + "; ".join(bad))
+    done = int(ckpt["epoch"]) + 1
+    rows = read_results_csv(run_dir / "results.csv")
+    if len(rows) != done:
+        raise SystemExit(f"--resume: {run_dir / 'results.csv'} has {len(rows)} epochs, "
+                         f"{last} finished {done}")  # fmt: skip
+    keep = run_dir.parent / f"{run_dir.name}-interrupted-epoch{done}.pt"
+    shutil.copyfile(last, keep)
+    return {"path": str(last), "kept": str(keep), "sha256": train.sha256_file(last),
+            "epochs_done": done, "seconds_before": rows[-1]["time"],
+            "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(last.stat().st_mtime))}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -386,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--init-from", type=Path, default=None,
                     help="an Ultralytics checkpoint written by an earlier run of this script to "
                     "continue from, instead of --model's random initialisation")  # fmt: skip
+    ap.add_argument("--resume", action="store_true",
+                    help="finish this --work's interrupted run (runs/NAME/weights/last.pt) with "
+                    "Ultralytics' resume: optimizer, EMA, epoch and LR schedule come from that "
+                    "checkpoint. Give the interrupted run's arguments again (they are checked "
+                    "against the checkpoint) plus --resume")  # fmt: skip
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for TRAINING.md's notes (repeatable)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="Ultralytics' seed (init, order, augment)")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
@@ -433,7 +499,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or out.resolve().name
     source = args.source or f"https://models.example.org/{name}/{args.version}"
-    log = train._Log(out / "train.log")
+    log = train._Log(out / "train.log", append=args.resume)  # keep the interrupted run's log
 
     import ultralytics
 
@@ -465,7 +531,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.nbs is not None:
         overrides["nbs"] = args.nbs
     run_dir = work / "runs" / name
-    shutil.rmtree(run_dir, ignore_errors=True)
+    resumed = None
+    if args.resume:
+        resumed = interrupted_run(run_dir, expected_train_args(args, data_yaml))
+        log(f"resuming {resumed['path']} (sha256 {resumed['sha256']}, saved {resumed['saved']}): "
+            f"{resumed['epochs_done']} of {args.epochs} epochs done in "
+            f"{resumed['seconds_before'] / 60:.1f} min; copy kept as {resumed['kept']}")  # fmt: skip
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
     if args.init_from is not None:
         # an earlier stage of our own training (its yaml travels in the checkpoint)
         model = YOLO(str(args.init_from))
@@ -477,13 +550,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         earlier, earlier_args = [], {}
     arch = Path(model.model.yaml.get("yaml_file") or args.model).name
     t0, cpu0 = time.perf_counter(), time.process_time()
-    model.train(
-        data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-        device="cpu", workers=0, seed=args.seed, deterministic=True, project=str(run_dir.parent),
-        name=name, exist_ok=True, plots=False, amp=False, val=not args.no_epoch_val,
-        optimizer=args.optimizer, patience=args.epochs + 1, fraction=args.fraction, verbose=True,
-        **overrides,
-    )  # fmt: skip
+    if resumed is not None:
+        # every other argument comes from the checkpoint's train_args (checked above)
+        model = YOLO(resumed["path"])
+        model.train(resume=True, data=str(data_yaml))
+    else:
+        model.train(
+            data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+            device="cpu", workers=0, seed=args.seed, deterministic=True,
+            project=str(run_dir.parent), name=name, exist_ok=True, plots=False, amp=False,
+            val=not args.no_epoch_val, optimizer=args.optimizer, patience=args.epochs + 1,
+            fraction=args.fraction, verbose=True, **overrides,
+        )  # fmt: skip
     train_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     log(f"training took {train_s / 60:.1f} min ({cpu_s / 60:.1f} min of CPU time)")
     opt = model.trainer.optimizer  # 'auto' picks it from the schedule's length: record the pick
@@ -523,6 +601,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         modifications[1] = (
             f"continued from an earlier run's checkpoint (sha256 "
             f"{train.sha256_file(args.init_from)[:16]}...) for " + modifications[1].split(" ", 2)[2]
+        )
+    if resumed is not None:
+        modifications.append(
+            f"that run was interrupted after epoch {resumed['epochs_done']} of {args.epochs} and "
+            "finished with Ultralytics' resume from its last.pt (sha256 "
+            f"{resumed['sha256'][:16]}...: optimizer, EMA, epoch and LR schedule restored)"
         )
     modifications += list(args.modification)
     card = write_card(out, name=name, version=args.version, weights=weights, imgsz=args.imgsz,
@@ -571,6 +655,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.init_from is None
             else {"path": str(args.init_from), "sha256": train.sha256_file(args.init_from)}
         ),
+        "resumed": resumed,
     }
     _write_training_md(out, args, argv, summary)
     log(f"done: {json.dumps(summary, default=str)}")
@@ -594,7 +679,8 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         "Trained from scratch"
         if init is None
         else f"Continued from `{Path(init['path']).name}` (sha256 `{init['sha256'][:16]}...`, an "
-        "earlier run of this script, itself trained from scratch: see the notes below)"
+        "earlier run of this script, itself trained from scratch"
+        + (": see the notes below)" if args.note else ")")
     )
     lines = [
         f"# Training record: {summary['name']}",
@@ -633,14 +719,25 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         f"- augmentation: Ultralytics' defaults (mosaic {ta.get('mosaic')}, fliplr "
         f"{ta.get('fliplr')} with COCO-17 `flip_idx`, scale {ta.get('scale')}, translate "
         f"{ta.get('translate')}, HSV {ta.get('hsv_h')}/{ta.get('hsv_s')}/{ta.get('hsv_v')})",
-        f"- wall time (`model.train`, per-epoch validation included): "
-        f"{summary['train_seconds'] / 60:.1f} min ({summary['cpu_seconds'] / 60:.1f} min of CPU "
-        "time: the 2 cores were shared with other jobs)",
+        _wall_time_line(summary),
         f"- machine: {train.machine()}",
         f"- parameters: {summary['parameters'] / 1e6:.2f} M; weights file "
         f"{summary['weights_bytes'] / 1e6:.1f} MB (Ultralytics' stripped `last.pt`: EMA weights, "
         "fp16, no optimizer state)",
     ]
+    r = summary["resumed"]
+    if r is not None:
+        lines.append(
+            f"- interrupted: the run with this command minus `--resume` died (the machine's "
+            f"outage) after epoch {r['epochs_done']} of {args.epochs}; its `last.pt` of that "
+            f"epoch (saved {r['saved']}, sha256 `{r['sha256'][:16]}...`) survived, and this "
+            "command finished the run from it with Ultralytics' `resume=True`: optimizer state, "
+            "EMA, epoch counter and LR schedule come from the checkpoint, every other argument "
+            "from its `train_args` (checked against the command). Ultralytics re-seeds its RNGs "
+            "and its shuffling generator when it starts, so the resumed epochs' sample order and "
+            "augmentation draws are not those an uninterrupted run would have made; "
+            "`results.csv`'s `time` column restarts at the resumption"
+        )
     e = summary["earlier"]
     if e["epochs"]:
         ea, ef = e["args"], e["final"]
@@ -705,7 +802,24 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         "without keypoints in the keypoint evaluation and splits the result by area range.",
         "",
     ]
+    if args.note:
+        lines += ["## Notes", ""] + [f"- {n}" for n in args.note] + [""]
     (out / "TRAINING.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _wall_time_line(summary) -> str:
+    train_min, cpu_min = summary["train_seconds"] / 60, summary["cpu_seconds"] / 60
+    r = summary["resumed"]
+    if r is None:
+        return (f"- wall time (`model.train`, per-epoch validation included): {train_min:.1f} min "
+                f"({cpu_min:.1f} min of CPU time: the 2 cores were shared with other jobs)")  # fmt: skip
+    before = r["seconds_before"] / 60
+    return (
+        f"- wall time (`model.train`, per-epoch validation included): {before + train_min:.1f} "
+        f"min: {before:.1f} min for epochs 1-{r['epochs_done']} before the interruption "
+        f"(Ultralytics' `results.csv`), {train_min:.1f} min for the rest after resuming "
+        f"({cpu_min:.1f} min of CPU time: the 2 cores were shared with other jobs)"
+    )
 
 
 if __name__ == "__main__":
