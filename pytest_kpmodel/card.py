@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import CardError
+from .errors import CardError, did_you_mean
 from .keypoints import COCO17, PRESETS, KeypointSet
 from .keypoints import preset as keypoint_preset
 
@@ -164,7 +164,9 @@ class _Parser:
         for key in value:
             if key not in allowed:
                 raise self.fail(
-                    f"{name}.{key}", f"unknown key; allowed in [{name}]: {', '.join(allowed)}"
+                    f"{name}.{key}",
+                    f"unknown key; {did_you_mean(key, allowed)}allowed in [{name}]: "
+                    + ", ".join(allowed),
                 )
         return value
 
@@ -211,7 +213,9 @@ class _Parser:
                "claims", "dataset")  # fmt: skip
         for key in self.raw:
             if key not in top:
-                raise self.fail(key, f"unknown top-level key; allowed: {', '.join(top)}")
+                raise self.fail(
+                    key, f"unknown top-level key; {did_you_mean(key, top)}allowed: {', '.join(top)}"
+                )
         schema = self.raw.get("schema", SCHEMA_VERSION)
         if schema != SCHEMA_VERSION or isinstance(schema, bool):
             raise self.fail("schema", f"unsupported schema {schema!r}; this plugin reads schema 1")

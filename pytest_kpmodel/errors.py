@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class KpModelError(Exception):
     """Base of every error the plugin reports to a user as a single message."""
@@ -38,3 +41,11 @@ def first_line(exc: BaseException) -> str:
     one-line error says about a failure deep inside a library."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    """``"did you mean 'sha256'? "`` when ``name`` is close to one of ``allowed`` (difflib's
+    ratio >= 0.6), else ``""``: the one hint card keys, marker arguments and ini keys share, so a
+    typo is named with its fix wherever it is made."""
+    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .errors import KpModelError
+from .errors import KpModelError, did_you_mean
 
 T = TypeVar("T", bound=Hashable)
 # One marker as the plugin hands it over: (the test's node id, args, kwargs).
@@ -24,8 +24,13 @@ def check_marker_args(
         )
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
+        hints = ""
+        for name in unknown:
+            hint = did_you_mean(name, allowed)
+            hints += f"{name}: {hint}" if hint and len(unknown) > 1 else hint
         raise KpModelError(
-            f"{marker}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+            f"{marker}: unknown argument(s) {', '.join(unknown)}; {hints}allowed: "
+            + ", ".join(allowed)
         )
 
 

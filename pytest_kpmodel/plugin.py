@@ -150,9 +150,25 @@ def _read_option(config: pytest.Config, opt: _Opt) -> Any:
     return value
 
 
+def _check_ini_keys(config: pytest.Config) -> None:
+    """A ``kp_*`` ini key this plugin does not know stops the run, naming its likely fix
+    (pytest itself only warns, and a typo must not silently drop a setting)."""
+    from .errors import did_you_mean
+
+    known = [opt.dest for opt in OPTIONS]
+    present = getattr(config, "_inicfg", None) or {}  # pytest has no public list of the keys
+    for key in sorted(k for k in present if k.startswith("kp") and k not in known):
+        where = config.inipath.name if config.inipath else "ini file"
+        raise pytest.UsageError(
+            f"{where}: {key}: unknown pytest-kpmodel ini key; {did_you_mean(key, known)}"
+            f"allowed: {', '.join(known)}"
+        )
+
+
 def _settings(config: pytest.Config) -> Settings:
     from .settings import Settings
 
+    _check_ini_keys(config)
     values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
     cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
     cache_dir = cache.mkdir("kpmodel") / "predictions" if cache is not None else None
@@ -366,7 +382,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and kp.has_model:  # xdist worker: the controller reports
         from .distributed.xdist import WORKER_OUTPUT_KEY, worker_output
+        from .report.json_report import add_security_section
 
+        add_security_section(kp)  # the scan and guard events travel with the checks
         workeroutput[WORKER_OUTPUT_KEY] = worker_output(kp)
     if not _is_main(session.config) or not kp.has_model:
         return
