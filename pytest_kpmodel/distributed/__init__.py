@@ -28,7 +28,8 @@ and speed tests skip with the reason (``xdist``).
 
 Modules: import them directly; this package imports nothing, so importing it never pulls torch
 (torch is imported inside functions only). May import: ``errors``, ``settings`` (the device
-request), ``adapters.base`` (``Prediction``), ``data``, ``predictions``, and
-``report.json_report`` (the security section an xdist worker sends). Never pytest, ``session``
-or ``plugin``.
+request), ``adapters.base`` (``Prediction``), ``data`` and ``predictions``. Never pytest,
+``session``, ``plugin`` or a feature package: robustness imports this package (the sharded
+sweep), so it sits below them all; the xdist worker's security section is added by the plugin
+before ``xdist.worker_output`` sends the sections.
 """

@@ -4,7 +4,6 @@ xdist with the reason (:func:`xdist_reason`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -40,11 +39,8 @@ def xdist_reason(config: Any = None) -> str | None:
 
 def worker_output(session) -> str:
     """What an xdist worker sends its controller: its checks, report sections and warnings
-    (JSON: execnet carries only plain data)."""
-    from ..report.json_report import add_security_section
-
-    with contextlib.suppress(Exception):
-        add_security_section(session)
+    (JSON: execnet carries only plain data). The caller adds the security section first
+    (``report.json_report.add_security_section``): distributed sits below report."""
     return json.dumps(
         {"checks": session.checks, "sections": session.sections, "warnings": session.warnings},
         default=str,
