@@ -11,14 +11,18 @@ JSON and ``--benchmark-compare`` see the same calls we time) and the result is a
 What is timed: ``model.predict(batch)`` on images already on the device (float, [0, 1]),
 followed by a device synchronisation — host-to-device copies of the input are not included.
 The images are ``num_images`` fixed real images from the evaluation set (the first ones, in
-dataset order), resized with their content to ``image_size`` (H, W) — detections drive the
-keypoint head's cost, so noise images would time a different workload; ``image_size=None``
-keeps their own sizes. Batches cycle through these images; warm-up covers every batch.
+dataset order; no more than the timed calls reach), resized with their content to
+``image_size`` (H, W) — detections drive the keypoint head's cost, so noise images would time a
+different workload; ``image_size=None`` keeps their own sizes. Batches cycle through these
+images. Forward passes: ``warmup`` per distinct timed shape, ``iters`` timed, plus a stage pass
+only where the stages cannot be timed inside the timed calls (``BenchSettings.stage_iters``);
+``BenchSettings.forward_passes`` counts them.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any
 
 from .machine import device_name
@@ -26,17 +30,18 @@ from .memory import TimedRunMemory
 from .precision import with_precision
 from .result import BenchResult
 from .settings import BenchError, BenchSettings
-from .stages import measure_stages
+from .stages import TimedStages, detection_module, measure_stages
 from .timing import TimedLoop, cudnn_benchmark_off, device_sync
 
 
 # -- images ---------------------------------------------------------------------------------------
 def select_indices(n_available: int, settings: BenchSettings) -> list[int]:
-    """The dataset indices benchmarked: the first ``max(num_images, batch_size)`` (cycled when
-    the set is smaller than a batch)."""
+    """The dataset indices benchmarked: the first ``max(num_images, batch_size)``, no more than
+    the ``iters * batch_size`` the timed calls reach (cycled when the set is smaller than a
+    batch)."""
     if n_available < 1:
         raise BenchError("kp_bench: the evaluation set has no images")
-    want = max(settings.num_images, settings.batch_size)
+    want = min(max(settings.num_images, settings.batch_size), settings.iters * settings.batch_size)
     return [i % n_available for i in range(min(want, max(n_available, settings.batch_size)))]
 
 
@@ -121,10 +126,12 @@ def measure(
     ``images``: uint8/float CHW tensors) under ``settings``.
 
     Steps: resize the images, move them to the device; force ``cudnn.benchmark`` off (restored
-    afterwards); warm up on every batch; sync, empty the CUDA cache and reset the peak-memory
-    counters, start the RSS sampler; time ``iters`` synchronised calls (through
-    ``benchmark.pedantic`` when a pytest-benchmark fixture is given and enabled); read memory;
-    then a separate stage-timing pass. Raises ``BenchUnavailable`` for what cannot run here.
+    afterwards); warm up ``warmup`` calls per distinct timed shape; sync, empty the CUDA cache
+    and reset the peak-memory counters, start the RSS sampler; time ``iters`` synchronised calls
+    (through ``benchmark.pedantic`` when a pytest-benchmark fixture is given and enabled), with
+    the stage hooks inside them where they need no synchronisation; read memory; then, only for
+    R-CNN models on CUDA or when ``stage_iters`` asks, a separate stage pass. Raises
+    ``BenchUnavailable`` for what cannot run here.
     """
     import time
 
@@ -140,6 +147,20 @@ def measure(
     sync = device_sync(device)
     counts = _DetectionCounts(len(prepared), len(batches), settings.batch_size)
     memory = TimedRunMemory(device, settings.rss_interval_s)
+    hookable = detection_module(vmodel) is not None
+    in_timed = settings.stages_in_timed_calls(device.type, hookable)
+    timed_stages = TimedStages(vmodel, sync, clock) if in_timed else None
+
+    def timed_start() -> None:
+        memory.start()
+        if timed_stages is not None:
+            timed_stages.start()
+
+    def timed_output(preds) -> None:
+        counts(preds)
+        if timed_stages is not None:
+            timed_stages.record(loop.times[-1] * 1000.0)
+
     loop = TimedLoop(
         step=vmodel.predict,
         batches=batches,
@@ -147,33 +168,35 @@ def measure(
         iters=settings.iters,
         sync=sync,
         clock=clock,
-        on_timed_start=memory.start,
-        on_output=counts,
+        on_timed_start=timed_start,
+        on_output=timed_output,
     )
     use_pb = benchmark is not None and not getattr(benchmark, "disabled", False)
     with cudnn_benchmark_off() as previous:
         try:
-            if use_pb:
-                _pedantic(benchmark, loop)
-            else:
-                loop.run()
+            with timed_stages or nullcontext():
+                if use_pb:
+                    _pedantic(benchmark, loop)
+                else:
+                    loop.run()
         finally:
             memory.stop()
         memory_json = memory.to_json()
         stats = loop.stats(settings.batch_size)
-        stage_iters = settings.effective_stage_iters
-        stages = (
-            measure_stages(vmodel, batches, stage_iters, sync, clock, vmodel.predict)
-            if stage_iters > 0
-            else {}
-        )
+        stage_iters = settings.stage_pass_iters(device.type, hookable)
+        if timed_stages is not None:
+            stages = timed_stages.to_json()
+        elif stage_iters > 0:
+            stages = measure_stages(vmodel, batches, stage_iters, sync, clock, vmodel.predict)
+        else:
+            stages = {}
 
     result = BenchResult(
         settings=settings,
         device=str(device),
         device_name=device_name(device),
         latency=stats,
-        warmup=loop.warmup,
+        warmup=loop.warmup_calls,
         images=len(prepared),
         image_sizes=[list(x.shape[-2:]) for x in prepared],
         cpu_threads=torch.get_num_threads(),
@@ -193,7 +216,7 @@ def measure(
 def _pedantic(benchmark, loop: TimedLoop) -> None:
     try:
         benchmark.pedantic(
-            loop.target, setup=loop.setup, rounds=loop.iters, warmup_rounds=loop.warmup,
+            loop.target, setup=loop.setup, rounds=loop.iters, warmup_rounds=loop.warmup_calls,
             iterations=1,
         )  # fmt: skip
     except Exception as exc:

@@ -17,7 +17,7 @@ class BenchResult:
     device: str
     device_name: str
     latency: LatencyStats
-    warmup: int  # warm-up calls actually made (>= settings.warmup, >= distinct batches)
+    warmup: int  # warm-up calls made: settings.warmup x the distinct shapes timed
     images: int  # distinct images cycled through
     image_sizes: list[list[int]]  # (H, W) of each distinct image as timed
     cpu_threads: int
@@ -57,6 +57,7 @@ class BenchResult:
             "stage_total_ms": self.stages.get("stage_total_ms"),
             "stage_iters": self.stages.get("stage_iters", 0),
             "stage_kind": self.stages.get("stage_kind"),
+            "stage_pass": self.stages.get("stage_pass"),
             "detections_per_image": dict(self.detections),
             "warmup": self.warmup,
             "iters": lat.iterations,

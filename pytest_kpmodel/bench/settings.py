@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import KpModelError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+STAGE_PASS_CUDA = 10  # calls of the separate stage pass on CUDA when stage_iters is None
 
 
 class BenchError(KpModelError):
@@ -20,10 +21,18 @@ class BenchSettings:
     batch_size: int = 1
     precision: str = "fp32"
     image_size: tuple[int, int] | None = (800, 1333)  # (H, W); None: the images' own sizes
-    warmup: int = 10  # raised to the number of distinct batches when smaller
+    # Warm-up calls per distinct input shape the timed calls see (one shape with image_size set:
+    # exactly `warmup` calls; 0: none).
+    warmup: int = 10
     iters: int = 100
-    num_images: int = 8  # distinct real images cycled through (at least batch_size)
-    stage_iters: int | None = None  # stage-timing pass; None: min(iters, 20); 0: off
+    # Distinct real images the timed calls cycle through (the first ones of the set; at least
+    # batch_size, at most iters * batch_size: images no timed call would reach are not loaded).
+    num_images: int = 8
+    # Per-stage times. None: taken during the timed calls (no extra forward pass) where a stamp
+    # needs no synchronisation (the CPU; opaque models anywhere); R-CNN models on CUDA: a
+    # separate pass of min(iters, STAGE_PASS_CUDA) calls after the timed loop. 0: no stage
+    # times. N: a separate pass of N calls on any device.
+    stage_iters: int | None = None
     rss_interval_s: float = 0.002
 
     @classmethod
@@ -69,9 +78,19 @@ class BenchSettings:
         if not (isinstance(self.rss_interval_s, int | float) and self.rss_interval_s > 0):
             raise BenchError(f"kp_bench: rss_interval_s must be > 0, got {self.rss_interval_s!r}")
 
-    @property
-    def effective_stage_iters(self) -> int:
-        return min(self.iters, 20) if self.stage_iters is None else self.stage_iters
+    def stages_in_timed_calls(self, device_type: str, hookable: bool) -> bool:
+        """Whether the stage times come from the timed calls themselves (see ``stage_iters``)."""
+        return self.stage_iters is None and not (device_type == "cuda" and hookable)
+
+    def stage_pass_iters(self, device_type: str, hookable: bool) -> int:
+        """Calls of the separate stage pass after the timed loop (0: none)."""
+        if self.stage_iters is not None:
+            return self.stage_iters
+        return min(self.iters, STAGE_PASS_CUDA) if (device_type == "cuda" and hookable) else 0
+
+    def forward_passes(self, shapes: int, device_type: str = "cpu", hookable: bool = True) -> int:
+        """Model calls one measurement makes: warm-up per shape, timed calls, stage pass."""
+        return self.warmup * shapes + self.iters + self.stage_pass_iters(device_type, hookable)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -11,8 +11,16 @@ Stages, each bracketed by forward pre/post hooks with ``sync()`` before every ti
 - ``other``: the call's total minus the stages (Python glue, ``Prediction`` conversion).
 
 Any other model (TorchScript, ONNX Runtime, a full torch.export program, a ``predict`` object)
-is opaque: one stage, ``model``. Stage timing runs in its own pass after the timed loop, because
-the extra synchronisations would otherwise leak into the latency figures.
+is opaque: one stage, ``model``, which is the timed call itself.
+
+Where the stages are timed (``BenchSettings.stage_iters``; ``measure`` decides):
+
+- **during the timed calls** (``TimedStages``, no extra forward pass): opaque models on any
+  device, and R-CNN models on devices whose ``sync()`` is a no-op (the CPU), where a hook costs
+  two ``perf_counter()`` reads and a Python call, microseconds against a call of milliseconds;
+- **in a separate pass** of ``stage_iters`` calls after the timed loop (``measure_stages``):
+  R-CNN models on CUDA, where every stamp needs a ``synchronize()`` that would serialise the
+  timed calls and leak into the latency figures, or when ``stage_iters`` asks for a pass.
 """
 
 from __future__ import annotations
@@ -139,8 +147,8 @@ def measure_stages(
     """Median milliseconds per stage over ``iters`` calls of ``step`` (batches cycled).
 
     Returns ``{"stages_ms": {...}, "stage_total_ms": median total, "stage_iters": n,
-    "stage_kind": "torchvision-rcnn" | "opaque"}``; stages sum to about the total (the
-    ``other`` stage is the per-call remainder).
+    "stage_kind": "torchvision-rcnn" | "opaque", "stage_pass": "separate"}``; stages sum to
+    about the total (the ``other`` stage is the per-call remainder).
     """
     module = detection_module(model)
     per_stage: dict[str, list[float]] = defaultdict(list)
@@ -157,6 +165,7 @@ def measure_stages(
             "stage_total_ms": median(totals),
             "stage_iters": iters,
             "stage_kind": "opaque",
+            "stage_pass": "separate",
         }
     with StageTimer(module, sync, clock) as timer:
         for i in range(iters):
@@ -175,4 +184,54 @@ def measure_stages(
         "stage_total_ms": median(totals),
         "stage_iters": iters,
         "stage_kind": "torchvision-rcnn",
+        "stage_pass": "separate",
     }
+
+
+class TimedStages:
+    """Stage times taken during the timed calls themselves (no extra forward pass).
+
+    ``start()`` after warm-up (drops what warm-up accumulated), ``record(total_ms)`` after each
+    timed call with that call's duration; ``to_json()`` has ``measure_stages``'s keys, with
+    ``stage_pass="timed"``. For an opaque model the one stage ``model`` is the timed call."""
+
+    def __init__(self, model, sync: Callable[[], None], clock: Callable[[], float]) -> None:
+        module = detection_module(model)
+        self.timer = StageTimer(module, sync, clock) if module is not None else None
+        self.per_stage: dict[str, list[float]] = defaultdict(list)
+        self.totals: list[float] = []
+
+    def __enter__(self) -> TimedStages:
+        if self.timer is not None:
+            self.timer.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.timer is not None:
+            self.timer.__exit__(*exc)
+
+    def start(self) -> None:
+        if self.timer is not None:
+            self.timer.take()
+
+    def record(self, total_ms: float) -> None:
+        self.totals.append(total_ms)
+        if self.timer is None:
+            return
+        stages = self.timer.take()
+        stages["other"] = max(0.0, total_ms - sum(stages.values()))
+        for k, v in stages.items():
+            self.per_stage[k].append(v)
+
+    def to_json(self) -> dict[str, Any]:
+        total = median(self.totals)
+        rcnn = self.timer is not None
+        return {
+            "stages_ms": {k: median(v) for k, v in self.per_stage.items()}
+            if rcnn
+            else {"model": total},
+            "stage_total_ms": total,
+            "stage_iters": len(self.totals),
+            "stage_kind": "torchvision-rcnn" if rcnn else "opaque",
+            "stage_pass": "timed",
+        }

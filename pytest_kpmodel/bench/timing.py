@@ -8,8 +8,9 @@ Rules the loop keeps (DESIGN.md, "Rules that keep it honest"):
 
 - every timestamp is taken after ``sync()`` (``torch.cuda.synchronize`` on CUDA, a no-op on the
   CPU), so asynchronous GPU work is inside the interval it belongs to;
-- warm-up runs before any timed iteration and covers every distinct batch (so every input shape
-  and batch size timed has been seen: cuDNN/allocator/first-call costs stay out of the numbers);
+- warm-up runs before any timed iteration: ``warmup`` calls per distinct input shape the timed
+  calls will see (``warmup_schedule``), no more and no fewer, so every shape timed has been seen
+  ``warmup`` times (cuDNN/allocator/first-call costs are per shape, not per image);
 - ``on_timed_start`` runs once, after warm-up and before the first timed iteration (the caller
   resets the peak-memory counters and starts the RSS sampler there).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,9 +118,30 @@ def summarize(times_s: Sequence[float], batch_size: int, wall_s: float) -> Laten
     )
 
 
-def effective_warmup(warmup: int, distinct_batches: int) -> int:
-    """At least one warm-up call per distinct batch, so every timed shape was seen before."""
-    return max(int(warmup), int(distinct_batches))
+def batch_key(batch: Any) -> Hashable:
+    """What makes two calls different work for kernels and the allocator: the shapes and dtypes
+    of a batch's images (a batch is a list of tensors; anything else is one key)."""
+    items = batch if isinstance(batch, list | tuple) else [batch]
+    return tuple(
+        (tuple(x.shape), str(getattr(x, "dtype", ""))) if hasattr(x, "shape") else None
+        for x in items
+    )
+
+
+def timed_batches(n_batches: int, iters: int) -> list[int]:
+    """The batch indices the timed calls use: ``batches[i % n]`` for ``i < iters``."""
+    return list(range(min(n_batches, iters)))
+
+
+def warmup_schedule(keys: Sequence[Hashable], iters: int, warmup: int) -> list[int]:
+    """Batch indices of the warm-up calls: ``warmup`` calls for each distinct key (shape) among
+    the batches the timed calls will use, taken from that shape's own timed batches, shapes
+    interleaved as the timed loop interleaves them. Batches that are never timed are never
+    warmed up either."""
+    groups: dict[Hashable, list[int]] = {}
+    for b in timed_batches(len(keys), iters):
+        groups.setdefault(keys[b], []).append(b)
+    return [members[j % len(members)] for j in range(warmup) for members in groups.values()]
 
 
 @dataclass
@@ -127,20 +149,23 @@ class TimedLoop:
     """One measurement: a warm-up phase, then ``iters`` timed calls of ``step(batch)``.
 
     The same object drives our own loop (``run``) and pytest-benchmark's ``pedantic`` (whose
-    ``setup`` and ``target`` are ``setup`` and ``target`` below): either way, warm-up iteration
-    ``i`` uses ``batches[i % len(batches)]``, the timed phase starts on the first timed setup
-    (``on_timed_start``), and each timed call is bracketed by ``sync(); clock()``.
+    ``setup`` and ``target`` are ``setup`` and ``target`` below): either way, the warm-up calls
+    follow ``warmup_schedule`` (``warmup`` per distinct timed shape: ``warmup_calls`` in all),
+    timed call ``i`` uses ``batches[i % len(batches)]``, the timed phase starts on the first
+    timed setup (``on_timed_start``), and each timed call is bracketed by ``sync(); clock()``.
     """
 
     step: Callable[[Any], Any]  # batch -> outputs (one model call)
     batches: Sequence[Any]
-    warmup: int
+    warmup: int  # warm-up calls per distinct timed shape, as asked
     iters: int
     sync: Callable[[], None]
     clock: Clock = time.perf_counter
     on_timed_start: Callable[[], None] | None = None
     on_output: Callable[[Any], None] | None = None  # timed outputs (e.g. detection counts)
+    key: Callable[[Any], Hashable] = batch_key  # which batches share a shape
     times: list[float] = field(default_factory=list)
+    warmup_order: list[int] = field(default_factory=list)  # batch index of each warm-up call
     _calls: int = 0  # setups so far (warm-up and timed)
     _start: float | None = None
     _end: float | None = None
@@ -148,24 +173,38 @@ class TimedLoop:
     def __post_init__(self) -> None:
         if not self.batches:
             raise ValueError("no batches to time")
-        self.warmup = effective_warmup(self.warmup, len(self.batches))
+        keys = [self.key(b) for b in self.batches]
+        self.warmup_order = warmup_schedule(keys, self.iters, self.warmup)
+
+    @property
+    def warmup_calls(self) -> int:
+        """Warm-up calls made in all: ``warmup`` x the distinct shapes timed."""
+        return len(self.warmup_order)
+
+    @property
+    def shapes(self) -> int:
+        """Distinct input shapes among the timed batches."""
+        return len(
+            {self.key(self.batches[b]) for b in timed_batches(len(self.batches), self.iters)}
+        )
 
     @property
     def timed_phase(self) -> bool:
-        return self.warmup < self._calls <= self.warmup + self.iters
+        return self.warmup_calls < self._calls <= self.warmup_calls + self.iters
 
     # pytest-benchmark's pedantic(setup=..., target=...) protocol --------------------------------
     def setup(self):
         """Outside the timer: pick the batch, and open the timed phase on its first round."""
         i = self._calls
         self._calls += 1
-        if self._calls == self.warmup + 1:
+        warm = self.warmup_calls
+        if self._calls == warm + 1:
             self.sync()
             if self.on_timed_start is not None:
                 self.on_timed_start()
             self.sync()
             self._start = self.clock()
-        batch_index = (i if i < self.warmup else i - self.warmup) % len(self.batches)
+        batch_index = self.warmup_order[i] if i < warm else (i - warm) % len(self.batches)
         return (self.batches[batch_index],), {}
 
     def target(self, batch) -> None:
@@ -184,7 +223,7 @@ class TimedLoop:
     # our own driver ------------------------------------------------------------------------------
     def run(self) -> None:
         self.sync()  # nothing queued before the first warm-up call either
-        for _ in range(self.warmup + self.iters):
+        for _ in range(self.warmup_calls + self.iters):
             args, _ = self.setup()
             self.target(*args)
 

@@ -186,3 +186,39 @@ def test_cuda_path_through_pytest_benchmark_pedantic_keeps_the_order(monkeypatch
             assert events[i - 1] == "timer-start" and events[i + 1] == "sync"
             assert events[i + 2] == "timer-end"
     assert pb.extra_info["latency_ms"]["p50"] == r.latency.p50
+
+
+def test_kp_bench_warmup_2_iters_5_makes_7_forward_passes():
+    """The issue's case: one timed shape, the default num_images=8 and stage_iters: 2 warm-up
+    calls, 5 timed, the stages (opaque: the timed calls) from the timed calls themselves."""
+    model = FakeModel(FakeClock())
+    settings = BenchSettings.from_kwargs(warmup=2, iters=5, image_size=(8, 8))
+    r = measure(model, images=images(*[(8, 8)] * 8), settings=settings, clock=model.clock)
+    assert model.calls == 7 == settings.forward_passes(shapes=1)
+    assert r.warmup == 2 and r.latency.iterations == 5
+    assert r.images == 5  # the 3 images no timed call reaches are not loaded
+    assert r.stages["stage_pass"] == "timed" and r.stages["stage_iters"] == 5
+    assert r.stages["stages_ms"] == {"model": pytest.approx(10.0)}
+
+
+def test_warmup_is_per_shape_and_before_every_timed_call():
+    log: list = []
+    model = FakeModel(log=log)
+    raw = images((8, 8), (8, 12), (12, 8), (8, 8))
+    settings = BenchSettings(iters=6, warmup=2, image_size=None, num_images=4, stage_iters=0)
+    r = measure(model, images=raw, settings=settings)
+    shapes = [s for _, s, _ in log]
+    assert r.warmup == 6 and len(shapes) == 6 + 6  # 2 per distinct shape, 3 shapes
+    warm = shapes[:6]
+    assert all(warm.count(s) == 2 for s in set(warm)) and set(shapes[6:]) == set(warm)
+
+
+def test_stage_pass_only_where_stamps_need_a_synchronisation():
+    s = BenchSettings(warmup=2, iters=5)
+    assert s.stages_in_timed_calls("cpu", hookable=True)
+    assert s.stage_pass_iters("cpu", hookable=True) == 0
+    assert not s.stages_in_timed_calls("cuda", hookable=True)
+    assert s.stage_pass_iters("cuda", hookable=True) == 5 and s.forward_passes(1, "cuda") == 12
+    assert s.stages_in_timed_calls("cuda", hookable=False)  # opaque: the stage is the call
+    assert BenchSettings(iters=50, stage_iters=0).forward_passes(1, "cuda") == 60
+    assert BenchSettings(iters=50, warmup=0, stage_iters=3).forward_passes(2) == 53

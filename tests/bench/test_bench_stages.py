@@ -76,3 +76,19 @@ def test_stage_pass_in_measure(tiny_model):
     assert r.stages["stage_kind"] == "torchvision-rcnn"
     assert r.to_json()["stages_ms"]["backbone"] > 0
     assert r.detections["per_image"] == [5]  # the tiny model keeps 5 detections per image
+
+
+def test_rcnn_stages_on_the_cpu_come_from_the_timed_calls(tiny_model):
+    calls = []
+    handle = tiny_model.module.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        settings = BenchSettings(iters=3, warmup=1, image_size=(72, 96), num_images=1)
+        r = measure(tiny_model, images=[torch.rand(3, 72, 96)], settings=settings)
+    finally:
+        handle.remove()
+    assert len(calls) == 4  # 1 warm-up + 3 timed, no stage pass
+    assert r.stages["stage_pass"] == "timed" and r.stages["stage_iters"] == 3
+    assert set(r.stages["stages_ms"]) == {*STAGES, "other"}
+    assert r.stages["stages_ms"]["backbone"] > 0
+    # the stages are parts of the timed calls: their sum is the median call, about
+    assert sum(r.stages["stages_ms"].values()) <= 1.5 * r.latency.max

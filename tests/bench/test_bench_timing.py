@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from bench_fakes import FakeClock
 
-from pytest_kpmodel.bench.timing import TimedLoop, percentile, summarize
+from pytest_kpmodel.bench.timing import (
+    TimedLoop,
+    batch_key,
+    percentile,
+    summarize,
+    warmup_schedule,
+)
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 101])
@@ -40,8 +46,27 @@ def test_timed_loop_is_driven_identically_by_run_and_pedantic():
         seen.append(batch)
         clock.now += 0.01
 
+    # strings have no shape: one "shape", so warmup=1 is one warm-up call
     loop = TimedLoop(step, ["a", "b", "c"], warmup=1, iters=4, sync=lambda: None, clock=clock)
-    assert loop.warmup == 3
+    assert loop.warmup_calls == 1
     loop.run()
-    assert seen == ["a", "b", "c", "a", "b", "c", "a"]
+    assert seen == ["a", "a", "b", "c", "a"]
     assert loop.stats(1).iterations == 4 and loop.wall_s == pytest.approx(0.04)
+
+
+def test_warmup_schedule_is_per_distinct_timed_shape():
+    keys = ["s", "s", "t", "s", "u"]
+    # timed calls (iters=4) use batches 0..3: shapes s (0, 1, 3) and t (2); u is never timed
+    assert warmup_schedule(keys, iters=4, warmup=2) == [0, 2, 1, 2]
+    assert warmup_schedule(keys, iters=4, warmup=0) == []
+    assert warmup_schedule(keys, iters=1, warmup=3) == [0, 0, 0]
+    assert warmup_schedule(keys, iters=50, warmup=1) == [0, 2, 4]
+
+
+def test_batch_key_is_the_shapes_and_dtypes():
+    import torch
+
+    a = [torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)]
+    assert batch_key(a) == batch_key([torch.ones(3, 8, 8), torch.ones(3, 8, 8)])
+    assert batch_key(a) != batch_key([torch.zeros(3, 8, 9), torch.zeros(3, 8, 8)])
+    assert batch_key(a) != batch_key([torch.zeros(3, 8, 8, dtype=torch.half)] * 2)
