@@ -147,3 +147,16 @@ def test_an_earlier_stage_read_from_the_checkpoint_comes_first(yt, tmp_path):
     png = tmp_path / "loss.png"
     yt.plot_results(rows, png, "two stages")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_time_capped_run_is_resumed_only_with_the_same_cap(yt, tmp_path):
+    # --time changes the schedule Ultralytics re-estimates: resuming without it (or with
+    # another cap) would not finish the same run, so the checkpoint's train_args are checked
+    argv = ["--out", "m", "--work", str(tmp_path), "--epochs", "4", "--time", "0.7"]
+    want = yt.expected_train_args(yt.build_parser().parse_args(argv), tmp_path / "data.yaml")
+    assert want["time"] == 0.7
+    ckpt = {**want, "time": None}
+    assert yt.resume_mismatches(want, ckpt) == ["time: given 0.7, checkpoint None"]
+    assert yt.resume_mismatches(want, dict(want)) == []
+    plain = yt.build_parser().parse_args(argv[:-2])
+    assert "time" not in yt.expected_train_args(plain, tmp_path / "data.yaml")

@@ -378,7 +378,7 @@ def expected_train_args(args, data_yaml: Path) -> dict[str, Any]:
         "data": str(data_yaml), "epochs": args.epochs, "batch": args.batch,
         "imgsz": args.imgsz, "seed": args.seed, "fraction": args.fraction,
     }  # fmt: skip
-    for key in ("lr0", "close_mosaic", "warmup_epochs", "nbs"):
+    for key in ("lr0", "close_mosaic", "warmup_epochs", "nbs", "time"):
         if getattr(args, key) is not None:
             want[key] = getattr(args, key)
     return want
@@ -460,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--height", type=int, default=288)
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality of training images")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--time", type=float, default=None,
+                    help="Ultralytics' time= cap in hours: it re-estimates the epoch count (and "
+                    "the LR schedule) after every epoch to fit, and stops when the time is up; "
+                    "--epochs is then only the first epoch's schedule. The epochs it ran are "
+                    "recorded; rerun them with --epochs N (no --time) for a fixed schedule")  # fmt: skip
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--nbs", type=int, default=None,
                     help="nominal batch: gradients accumulate over nbs/batch batches and weight "
@@ -530,6 +535,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides["warmup_epochs"] = args.warmup_epochs
     if args.nbs is not None:
         overrides["nbs"] = args.nbs
+    if args.time is not None:
+        overrides["time"] = args.time
     run_dir = work / "runs" / name
     resumed = None
     if args.resume:
@@ -559,22 +566,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
             device="cpu", workers=0, seed=args.seed, deterministic=True,
             project=str(run_dir.parent), name=name, exist_ok=True, plots=False, amp=False,
-            val=not args.no_epoch_val, optimizer=args.optimizer, patience=args.epochs + 1,
+            val=not args.no_epoch_val, optimizer=args.optimizer, patience=10_000,
             fraction=args.fraction, verbose=True, **overrides,
         )  # fmt: skip
     train_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     log(f"training took {train_s / 60:.1f} min ({cpu_s / 60:.1f} min of CPU time)")
+    rows = read_results_csv(run_dir / "results.csv")
+    epochs_run = len(rows)  # = --epochs, unless --time re-estimated the count
     opt = model.trainer.optimizer  # 'auto' picks it from the schedule's length: record the pick
     optimizer = {"name": type(opt).__name__, "lr0": opt.param_groups[0]["initial_lr"],
                  "momentum": opt.param_groups[0].get("betas", (None,))[0]
                  or opt.param_groups[0].get("momentum"),
-                 "steps": args.epochs * math.ceil(args.num_images * args.fraction / args.batch)
+                 "steps": epochs_run * math.ceil(args.num_images * args.fraction / args.batch)
                  // max(round((args.nbs or 64) / args.batch), 1)}  # fmt: skip
     log(f"optimizer: {optimizer}")
 
     weights = out / f"{name}.pt"
     shutil.copyfile(run_dir / "weights" / "last.pt", weights)
-    rows = read_results_csv(run_dir / "results.csv")
     all_rows = staged(earlier, rows)
     with open(out / "loss.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(all_rows[-1]))
@@ -594,8 +602,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     modifications = [
         f"architecture: Ultralytics {arch} with nc=1 (person) and kpt_shape [17, 3], trained "
         "from scratch (no pretrained weights)",
-        f"trained for {args.epochs} epochs on {args.num_images} synthetic images (seed "
-        f"{data_seed}) at imgsz {args.imgsz} with Ultralytics' default augmentation",
+        f"trained for {epochs_run} epochs on {round(args.num_images * args.fraction)} synthetic "
+        f"images (seed {data_seed}) at imgsz {args.imgsz} with Ultralytics' default augmentation"
+        + (f" (Ultralytics' time cap of {args.time:g} h)" if args.time is not None else ""),
     ]
     if args.init_from is not None:
         modifications[1] = (
@@ -621,7 +630,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "parameters": n_params,
         "train_seconds": train_s,
         "cpu_seconds": cpu_s,
-        "epochs": args.epochs,
+        "epochs": epochs_run,
         "final": final,
         "ultralytics_val": ul,
         "coco": coco,
@@ -710,7 +719,15 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         f"- seeds: Ultralytics `seed={args.seed}`, `deterministic=True`; synthetic training-set "
         f"seed {summary['data_seed']} ({args.num_images} images of {args.width}x{args.height}, "
         f"{summary['recipe'].get('people', '?')} people; the validation set is seed {VAL_SEED})",
-        f"- epochs: {args.epochs} x {args.num_images} images, batch {args.batch}, imgsz "
+        f"- epochs: {summary['epochs']} x {round(args.num_images * args.fraction)} images"
+        + (
+            f" (`--time {args.time:g}`: Ultralytics' time cap, which re-estimates the epoch count "
+            "and the LR schedule after each epoch to fit the time and stops when it is up; "
+            f"`--epochs {args.epochs}` was only the first epoch's schedule)"
+            if args.time is not None
+            else ""
+        )
+        + f", batch {args.batch}, imgsz "
         f"{args.imgsz}, optimizer {opt['name']} (`optimizer={args.optimizer}`; lr0 "
         f"{opt['lr0']:g}, lrf {ta.get('lrf')}, momentum {opt['momentum']}, weight decay "
         f"{ta.get('weight_decay')}, {ta.get('warmup_epochs')} warm-up epochs, nominal batch "
