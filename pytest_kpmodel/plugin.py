@@ -170,18 +170,37 @@ def _settings(config: pytest.Config) -> Settings:
 
     _check_ini_keys(config)
     values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
-    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-    cache_dir = cache.mkdir("kpmodel") / "predictions" if cache is not None else None
-    return Settings(**values, cache_dir=cache_dir, rootdir=Path(config.rootpath))
+    return Settings(**values, rootdir=Path(config.rootpath))
 
 
 # -- the run, and the two ways a fixture gives up ---------------------------------------------------
 _KP = pytest.StashKey["KpSession"]()
+_SETTINGS = pytest.StashKey["Settings"]()
 _TMP = pytest.StashKey[pytest.TempPathFactory]()
 
 
+def _has_model(config: pytest.Config) -> bool:
+    return config.stash[_SETTINGS].model is not None
+
+
 def _kp(config: pytest.Config) -> KpSession:
-    return config.stash[_KP]
+    """The run, built on first use: a pytest run that selects no kp test never builds it
+    (nor imports the card, security or session modules)."""
+    kp = config.stash.get(_KP, None)
+    if kp is None:
+        from dataclasses import replace
+
+        from .session import KpSession
+
+        settings = config.stash[_SETTINGS]
+        cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+        if settings.cache_dir is None and cache is not None:
+            settings = replace(settings, cache_dir=cache.mkdir("kpmodel") / "predictions")
+        kp = config.stash[_KP] = KpSession(settings)
+        # Shown in the header; loaded (unless the user chose one) only when a test uses
+        # hypothesis: see _load_hypothesis_profile.
+        kp.hypothesis_profile = config.getoption("hypothesis_profile", None) or "kpmodel"
+    return kp
 
 
 def _kp_with_model(request: pytest.FixtureRequest) -> KpSession:
@@ -236,33 +255,32 @@ def _uses(items: list[pytest.Item], marker: str) -> list[MarkerUse]:
 
 
 # -- hooks ------------------------------------------------------------------------------------------
-@pytest.hookimpl(tryfirst=True)  # before hypothesis reads --hypothesis-profile=kpmodel
 def pytest_configure(config: pytest.Config) -> None:
+    """Marker docs and the options, read (and refused when bad) now; nothing else: a run
+    that selects no kp test pays for nothing more (the run is built by ``_kp`` on first use,
+    the hypothesis profile is registered by hypothesis' own entry point when hypothesis is
+    imported: ``hypothesis_profile.register``)."""
     for doc in MARKERS_DOC.values():
         config.addinivalue_line("markers", doc)
-    from .session import KpSession
-
-    kp = KpSession(_settings(config))
-    config.stash[_KP] = kp
-    if kp.has_model:
-        from .strategies import register_profile
-
-        # Derandomized and bounded unless the user picked a hypothesis profile.
-        chosen = config.getoption("hypothesis_profile", None)
-        kp.hypothesis_profile = chosen or register_profile(load=True)
-        if chosen:
-            register_profile()
+    config.stash[_SETTINGS] = _settings(config)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The prediction cache's folder, now that ``config.cache`` exists: cacheprovider's
-    pytest_configure (tryfirst too) runs after this plugin's, which saw no cache yet."""
-    kp, cache = _kp(session.config), getattr(session.config, "cache", None)
-    if kp.settings.cache_dir is None and cache is not None:
-        from dataclasses import replace
+# Fixtures whose probes draw with hypothesis.
+_HYPOTHESIS_FIXTURES = frozenset({"kp_stability", "kp_trigger_scan"})
 
-        kp.settings = replace(kp.settings, cache_dir=cache.mkdir("kpmodel") / "predictions")
+
+def _load_hypothesis_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Derandomized and bounded (the ``kpmodel`` profile) unless the user picked a hypothesis
+    profile; only when a collected test uses hypothesis (its module imported it) or a
+    robustness fixture that does, so that other runs never import it."""
+    if config.getoption("hypothesis_profile", None):
+        return
+    import sys
+
+    if "hypothesis" in sys.modules or any(_fixtures(i) & _HYPOTHESIS_FIXTURES for i in items):
+        from .hypothesis_profile import register
+
+        register(load=True)
 
 
 def _is_main(config: pytest.Config) -> bool:
@@ -274,17 +292,15 @@ def _is_main(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    kp = _kp(config)
-    if not kp.has_model or not _is_main(config):
+    if not _has_model(config) or not _is_main(config):
         return None
     from .header import reproduction_header
 
-    return [reproduction_header(kp)]
+    return [reproduction_header(_kp(config))]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kp = _kp(config)
-    if not kp.has_model:
+    if not _has_model(config):
         skip = pytest.mark.skip(reason=NO_MODEL)
         for item in items:
             if _fixtures(item) & KP_FIXTURES or any(
@@ -294,6 +310,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from .distributed.xdist import xdist_reason
     from .gates import needs_speed
+
+    kp = _kp(config)
+    _load_hypothesis_profile(config, items)
 
     reason = xdist_reason(config)
     if reason:
@@ -315,15 +334,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """Evaluate the item's kp_* markers before its body; all findings fail it at once."""
+    marks = [mark for mark in item.iter_markers() if mark.name.startswith("kp_")]
+    if not marks:  # not a kp test: the run is not built for it
+        return (yield)
     from .checks import evaluate
 
     kp = _kp(item.config)
     bench = _bench_settings(item)
     failures: list[str] = []
     skipped: list[str] = []
-    for mark in item.iter_markers():
-        if not mark.name.startswith("kp_"):
-            continue
+    for mark in marks:
         try:
             result = evaluate(mark.name, kp, mark.args, dict(mark.kwargs), bench=bench)
         except KpModelError as exc:
@@ -350,7 +370,7 @@ def pytest_runtest_call(item: pytest.Item):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine."""
-    if _kp(config).has_model:
+    if _has_model(config):
         from .bench.machine import machine_info_extra
 
         machine_info.update(machine_info_extra())
@@ -378,6 +398,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _has_model(session.config):
+        return
     kp = _kp(session.config)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and kp.has_model:  # xdist worker: the controller reports
@@ -413,16 +435,17 @@ def pytest_testnodedown(node, error) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     kp = config.stash.get(_KP, None)
-    if kp is not None:
-        kp.close()  # the run's scratch folder: exports and whatever model code wrote
+    if kp is None:
+        return
+    kp.close()  # the run's scratch folder: exports and whatever model code wrote
     from .distributed.process_group import shutdown
 
     shutdown()  # the torchrun process group, if the run created one
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    kp = _kp(config)
-    if not _is_main(config):
+    kp = config.stash.get(_KP, None)
+    if kp is None or not _is_main(config):
         return
     from .report.terminal import render
 
@@ -552,7 +575,12 @@ def kp_stability(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """``kp_stability(p)`` -> stability of predictions under perturbation ``p`` (mean OKS,
     recall of clean detections, per-image results) on a fixed sample of the evaluation set."""
     request.config.stash[_TMP] = tmp_path_factory  # where a failure is saved without a report
-    return _piece(request, "stability")
+    kp = _kp_with_model(request)
+    probe = _or_fail(lambda: kp.stability)
+    # Card, data, model and clean predictions now, at setup: a broken card fails here with its
+    # one line, not inside a @given test (a traceback and a @reproduce_failure hint).
+    pass  # TEMP
+    return probe
 
 
 @pytest.fixture(scope="session")

@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from pytest_kpmodel.hypothesis_profile import register as _register
 from pytest_kpmodel.robustness.kinds import (
     CORRUPTIONS,
     GROUPS,
@@ -66,25 +66,9 @@ PROFILE = "kpmodel"
 
 
 def register_profile(name: str = PROFILE, *, max_examples: int = 20, load: bool = False) -> str:
-    """Register the ``kpmodel`` settings profile and return its name.
-
-    Derandomized (the same examples on every run, so CI is reproducible), no deadline (one
-    example runs a model), a bounded number of examples, no example database, and the too-slow
-    health check off. The function-scoped-fixture check stays on: the plugin's fixtures are
-    session scoped. ``load=True`` also makes it the active profile.
-    """
-    settings.register_profile(
-        name,
-        derandomize=True,
-        deadline=None,
-        max_examples=max_examples,
-        database=None,
-        print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    if load:
-        settings.load_profile(name)
-    return name
+    """Register the ``kpmodel`` settings profile and return its name (see
+    :func:`pytest_kpmodel.hypothesis_profile.register`, which hypothesis' entry point calls)."""
+    return _register(name, max_examples=max_examples, load=load)
 
 
 def seeds() -> st.SearchStrategy[int]:

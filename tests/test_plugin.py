@@ -149,6 +149,71 @@ def test_plugin_import_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+# What a run that selects no kp test must not import: the run (session), the card, the
+# security package, hypothesis and torch are for kp tests only.
+HEAVY = ("torch", "hypothesis", "pytest_kpmodel.session", "pytest_kpmodel.card",
+         "pytest_kpmodel.security", "pytest_kpmodel.strategies")  # fmt: skip
+RECORD_MODULES = """
+import json, sys
+def pytest_sessionfinish(session):
+    # before hypothesis' own terminal summary, which imports hypothesis in every run
+    names = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "hypothesis")
+                   or m.startswith("pytest_kpmodel"))
+    open("modules.json", "w").write(json.dumps(names))
+"""
+
+
+def _heavy(names: list[str]) -> list[str]:
+    return [m for m in names if m == "hypothesis" or m.startswith(HEAVY)]
+
+
+@pytest.mark.parametrize("args", [(), ("--kp-device=cpu", "--kp-max-images=3")])
+def test_configure_without_kp_tests_imports_nothing_heavy(pytester, args):
+    """The plugin installed, no kp test selected: configure reads the options and nothing
+    else (as hypothesis' plugin does), so the start-up costs nothing measurable."""
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    names = json.loads((pytester.path / "modules.json").read_text())
+    assert "pytest_kpmodel.plugin" in names  # the plugin was loaded
+    assert _heavy(names) == []
+
+
+def test_hypothesis_profile_registered_by_hypothesis_entry_point(pytester):
+    """``--hypothesis-profile=kpmodel`` works although the plugin never imports hypothesis:
+    hypothesis registers the profile through its entry point when it is imported."""
+    pytester.makepyfile(
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            assert settings.get_current_profile_name() == "kpmodel"
+            assert settings.default.derandomize and settings.default.database is None
+        """
+    )
+    pytester.runpytest_subprocess("--hypothesis-profile=kpmodel").assert_outcomes(passed=1)
+
+
+def test_kpmodel_profile_loaded_for_hypothesis_tests(pytester, tiny_card):
+    """With a model, a spec whose tests use hypothesis runs under the kpmodel profile unless
+    the user picked another."""
+    pytester.makepyfile(
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            print("PROFILE", settings.get_current_profile_name())
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--kp-model={tiny_card}", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*PROFILE kpmodel*"])
+    result = pytester.runpytest_subprocess(
+        f"--kp-model={tiny_card}", "-s", "--hypothesis-profile=default"
+    )
+    result.stdout.fnmatch_lines(["*PROFILE default*"])
+
+
 @pytest.mark.parametrize("flag", ["--kp-max-images=0"])
 def test_invalid_counts(pytester, tiny_card, flag):
     pytester.makepyfile(SPEC)

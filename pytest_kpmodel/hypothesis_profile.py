@@ -1,0 +1,38 @@
+"""The ``kpmodel`` hypothesis settings profile, registered lazily.
+
+Hypothesis runs the functions of its ``hypothesis`` entry-point group when it is imported
+(``hypothesis.entry_points``); ``pyproject.toml`` names :func:`register` there. So the profile
+exists whenever hypothesis does (``--hypothesis-profile=kpmodel`` works), and a pytest run
+that never imports hypothesis never pays for it. The plugin loads the profile (unless the
+user picked one) only when a collected test uses hypothesis.
+
+This module imports hypothesis inside :func:`register` only; neither pytest nor torch.
+"""
+
+from __future__ import annotations
+
+PROFILE = "kpmodel"
+
+
+def register(name: str = PROFILE, *, max_examples: int = 20, load: bool = False) -> str:
+    """Register the ``kpmodel`` settings profile and return its name.
+
+    Derandomized (the same examples on every run, so CI is reproducible), no deadline (one
+    example runs a model), a bounded number of examples, no example database, and the too-slow
+    health check off. The function-scoped-fixture check stays on: the plugin's fixtures are
+    session scoped. ``load=True`` also makes it the active profile.
+    """
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        name,
+        derandomize=True,
+        deadline=None,
+        max_examples=max_examples,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    if load:
+        settings.load_profile(name)
+    return name
