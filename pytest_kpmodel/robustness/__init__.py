@@ -18,7 +18,9 @@ Modules (import them directly; this package imports nothing, so importing it nev
 - ``probes``: the run's probes (stability, flip consistency, corruption sweep, trigger scan)
   bound to the session's model, data and settings.
 
-A feature package: it may import ``adapters`` (the ``Prediction``/``KeypointModel`` interface),
-``keypoints``, ``predictions``, ``metrics`` (OKS, evaluation), ``marker_args`` and ``errors``;
-never pytest, the session or the plugin.
+A feature package: it may import ``adapters.base`` (the ``Prediction``/``KeypointModel``
+interface), ``keypoints``, ``data`` and ``predictions`` (the probes' images and predictions),
+``metrics`` (OKS, evaluation), ``distributed.sweep`` (the corruption sweep across torchrun
+ranks), ``marker_args`` and ``errors``; never pytest, the session (``probes`` is handed it) or
+the plugin.
 """

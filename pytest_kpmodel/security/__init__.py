@@ -42,14 +42,18 @@ Modules, from the bottom up (each imports only those above it):
 * ``report`` (findings, verdicts, limits), ``allowlist`` (the reviewed globals and profiles);
 * the format parsers: ``pickle_scan/`` (the symbolic unpickler), ``zip_scan``, ``numpy_scan``,
   ``numpy_pickle`` (detectron2's numpy pickles: scan profile and restricted loader),
-  ``safetensors_scan``, ``onnx_scan``, ``inert`` (data that is no weights format);
-* ``containers/`` (torch zip, torch.export, legacy, tar, stacked pickles), ``context`` (one
-  scan's state), ``dispatch`` (which scanner reads which bytes), ``scan`` (the API above);
+  ``safetensors_scan``, ``onnx_scan``;
+* ``containers/`` (torch zip, torch.export, legacy, tar, stacked pickles) with ``inert`` (data
+  that is no weights format; the pickles after it are scanned by ``containers.pickles``, and
+  ``containers.torch_zip`` reports a ``.npz`` through it), ``context`` (one scan's state),
+  ``dispatch`` (which scanner reads which bytes), ``scan`` (the API above);
 * ``loading`` (scan, then ``weights_only`` load), ``guard`` / ``guarded_model`` (audit hook),
   ``policy`` / ``marker`` (the ``kp_security`` marker), ``cli`` (``kpmodel scan``).
 
-A feature package: it may import ``errors``, ``findings`` and ``marker_args``, never pytest,
-the session or the plugin. torch is imported only inside the functions that load or guard.
+A feature package that sits under ``card`` and ``adapters`` (nothing is loaded before its scan,
+so the loaders call it): it may import ``errors``, ``findings`` and ``marker_args`` only; never
+pytest, the session, the plugin or another package of the project. torch is imported only inside
+the functions that load or guard.
 """
 
 from __future__ import annotations
