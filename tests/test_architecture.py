@@ -198,15 +198,10 @@ SESSION_USERS = {"plugin", "scaffold"}
 # What any module may import: the progress lines of long steps (imports nothing itself).
 EVERYONE = {"progress"}
 
-# Modules that form a runtime import circle inside their package, each with its reason.
-MODULE_CIRCLE_EXCEPTIONS: dict[frozenset[str], str] = {
-    frozenset({"adapters.ultralytics.adapter", "adapters.ultralytics.onnx_layout"}): (
-        "function-level both ways: the eager model exports its ONNX variant through onnx_layout, "
-        "and the ONNX layout reads the card's kwargs (settings) and decodes the head "
-        "(decode_head_output) with the adapter's functions; moving those two into their own "
-        "module breaks it"
-    ),
-}
+# Modules that may form a runtime import circle inside their package, each with its reason
+# (none: the last one, ultralytics adapter <-> onnx_layout, went when the card's kwargs moved to
+# ultralytics/kwargs.py and the head decoding to ultralytics/postprocess.py).
+MODULE_CIRCLE_EXCEPTIONS: dict[frozenset[str], str] = {}
 
 # Subpackages whose docstring limits what they import inside their own package.
 INNER_RULES: dict[str, set[str]] = {

@@ -27,67 +27,15 @@ and OKS sigmas.
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
 from ...errors import AdapterError, KpModelError, first_line
 from ..base import Prediction
 from ..options import LoadOptions
+from .kwargs import model_of, settings
 
-KWARGS = ("imgsz", "letterbox", "conf", "iou", "max_det")
-DEFAULTS = {"letterbox": "val", "conf": 0.001, "iou": 0.7, "max_det": 300}
 PROFILE = "ultralytics"
-
-
-def settings(card, checkpoint: dict[str, Any] | None, stride: int) -> dict[str, Any]:
-    """The card's ``[model.kwargs]`` checked, with the defaults filled in."""
-    from .preprocess import MODES
-
-    kwargs = dict(card.model.kwargs)
-    where = f"{card.path}: [model.kwargs]"
-    unknown = sorted(set(kwargs) - set(KWARGS))
-    if unknown:
-        raise AdapterError(
-            f"{where} unknown key {unknown[0]!r} for format 'ultralytics'; "
-            f"allowed: {', '.join(KWARGS)}"
-        )
-    out: dict[str, Any] = {**DEFAULTS, **kwargs}
-    imgsz = out.get("imgsz")
-    if imgsz is None:
-        imgsz = _checkpoint_imgsz(checkpoint)
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz <= 0:
-        raise AdapterError(f"{where} imgsz must be a positive integer, got {imgsz!r}")
-    out["imgsz"] = max(math.ceil(imgsz / stride) * stride, stride)
-    if out["letterbox"] not in MODES:
-        raise AdapterError(
-            f"{where} letterbox must be one of {', '.join(MODES)}, got {out['letterbox']!r}"
-        )
-    for key in ("conf", "iou"):
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-            raise AdapterError(f"{where} {key} must be a number in [0, 1], got {v!r}")
-        out[key] = float(v)
-    md = out["max_det"]
-    if isinstance(md, bool) or not isinstance(md, int) or md <= 0:
-        raise AdapterError(f"{where} max_det must be a positive integer, got {md!r}")
-    return out
-
-
-def _checkpoint_imgsz(checkpoint: dict[str, Any] | None) -> Any:
-    if checkpoint is None:
-        return 640
-    for source in (checkpoint.get("train_args"), getattr(_model_of(checkpoint), "args", None)):
-        if isinstance(source, dict) and "imgsz" in source:
-            value = source["imgsz"]
-            if isinstance(value, list | tuple) and value:
-                value = max(value)  # Ultralytics validates at the largest side
-            return value
-    return 640
-
-
-def _model_of(checkpoint: dict[str, Any]) -> Any:
-    return checkpoint.get("ema") or checkpoint.get("model")
 
 
 def read_checkpoint(path: Path, options: LoadOptions, profiles: tuple[str, ...]) -> Any:
@@ -120,12 +68,12 @@ def load(card, options: LoadOptions):
     path = Path(card.model.weights)
     profiles = tuple(dict.fromkeys((*card.model.allowlist, *options.allowlists)))
     checkpoint = read_checkpoint(path, options, profiles)
-    if not isinstance(checkpoint, dict) or _model_of(checkpoint) is None:
+    if not isinstance(checkpoint, dict) or model_of(checkpoint) is None:
         raise AdapterError(
             f"{path}: not an Ultralytics checkpoint (a dict with 'model' or 'ema'); got "
             f"{type(checkpoint).__name__}"
         )
-    module = _model_of(checkpoint)
+    module = model_of(checkpoint)
     check_tree(module, str(path))
     k = module.head.num_keypoints
     if k != card.keypoints.num_keypoints:
@@ -249,28 +197,6 @@ class UltralyticsPoseModel:
 
     def decode(self, raw, box) -> Prediction:
         """One image's head output ``[4 + nc + K*D, N]`` -> ``Prediction`` in image pixels."""
+        from .postprocess import decode_head_output
+
         return decode_head_output(raw, box, self.nc, self.kpt_shape, self.config)
-
-
-def decode_head_output(raw, box, nc: int, kpt_shape: tuple[int, int], config) -> Prediction:
-    """Shared by the eager adapter and the ONNX ``yolo-pose`` layout."""
-    import torch
-
-    from .postprocess import nms, to_original
-
-    det = nms(
-        raw.float(),
-        nc,
-        kpt_shape,
-        config["conf"],
-        config["iou"],
-        config["max_det"],
-        multi_label=config["letterbox"] == "val",
-    )
-    det = to_original(det, box)
-    kpts = det.keypoints[..., :3]
-    if kpt_shape[1] == 2:
-        kpts = torch.cat([kpts, torch.ones_like(kpts[..., :1])], -1)
-    return Prediction(
-        boxes=det.boxes, scores=det.scores, labels=det.classes.long() + 1, keypoints=kpts
-    )

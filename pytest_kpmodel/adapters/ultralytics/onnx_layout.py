@@ -58,7 +58,7 @@ class YoloPoseOnnxModel:
         it exports itself; read from the export and the card otherwise."""
         import torch
 
-        from .adapter import settings
+        from .kwargs import settings
 
         check_external_data(path, card.folder)
         self.path = path
@@ -137,7 +137,7 @@ class YoloPoseOnnxModel:
         import torch
 
         from . import preprocess
-        from .adapter import decode_head_output
+        from .postprocess import decode_head_output
 
         out = []
         for image in images:

@@ -10,6 +10,9 @@ does not, so a slow machine never changes the result.
 
 ``to_original`` undoes the letterbox (``scale_boxes`` / ``scale_coords``): subtract the padding,
 divide by the per-axis gain, clip boxes and keypoints to the image.
+
+``decode_head_output`` joins the two into one image's ``Prediction`` (the eager adapter and the
+ONNX ``yolo-pose`` layout both decode with it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..base import Prediction
 from .preprocess import Letterbox
 
 MAX_NMS = 30000
@@ -81,3 +85,23 @@ def to_original(det: Detections, box: Letterbox) -> Detections:
     kpts[..., 0] = ((kpts[..., 0] - pad_x) / gain_x).clamp(0, w0)
     kpts[..., 1] = ((kpts[..., 1] - pad_y) / gain_y).clamp(0, h0)
     return Detections(boxes, det.scores, det.classes, kpts)
+
+
+def decode_head_output(raw, box, nc: int, kpt_shape: tuple[int, int], config) -> Prediction:
+    """Shared by the eager adapter and the ONNX ``yolo-pose`` layout."""
+    det = nms(
+        raw.float(),
+        nc,
+        kpt_shape,
+        config["conf"],
+        config["iou"],
+        config["max_det"],
+        multi_label=config["letterbox"] == "val",
+    )
+    det = to_original(det, box)
+    kpts = det.keypoints[..., :3]
+    if kpt_shape[1] == 2:
+        kpts = torch.cat([kpts, torch.ones_like(kpts[..., :1])], -1)
+    return Prediction(
+        boxes=det.boxes, scores=det.scores, labels=det.classes.long() + 1, keypoints=kpts
+    )
