@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -94,6 +95,24 @@ def ultralytics_setup(threads: int):
     SETTINGS.update({"sync": False, "tensorboard": False, "wandb": False, "mlflow": False,
                      "comet": False, "clearml": False, "dvc": False, "raytune": False})  # fmt: skip
     return SETTINGS
+
+
+def scaled_model_yaml(model: str, scale: list[float], work: Path) -> Path:
+    """``model``'s yaml (a name the package ships or a path) with one compound scale only,
+    ``[depth, width, max_channels]``, written into ``work``: Ultralytics then builds that size
+    (it takes the first scale when the file name names none). Generated, not copied into the
+    repository: the package's yaml files are AGPL-3.0."""
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = {k: v for k, v in yaml_model_load(model).items() if k not in ("yaml_file", "scale")}
+    depth, width, max_channels = scale
+    cfg["scales"] = {"t": [depth, width, int(max_channels)]}
+    # no scale letter in the name ("yolo11n-pose" -> "yolo11-pose"), or Ultralytics reads it
+    stem = re.sub(r"^(yolo(?:e-)?v?\d+)[nslmx]", r"\1", Path(model).stem)
+    path = work / f"{stem}-w{width:g}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="provenance source URL (default https://models.example.org/NAME/VERSION)")  # fmt: skip
     ap.add_argument("--model", default="yolo11n-pose.yaml",
                     help="Ultralytics model yaml: a name the package ships or a path")  # fmt: skip
+    ap.add_argument("--scale", type=float, nargs=3, default=None,
+                    metavar=("DEPTH", "WIDTH", "MAX_CHANNELS"),
+                    help="build --model at this compound scale instead of the one its name "
+                    "picks (yolo11n: 0.5 0.25 1024); the yaml is generated into --work")  # fmt: skip
     ap.add_argument("--init-from", type=Path, default=None,
                     help="an Ultralytics checkpoint written by an earlier run of this script to "
                     "continue from, instead of --model's random initialisation")  # fmt: skip
@@ -553,7 +576,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         earlier = results_rows(model.ckpt.get("train_results"))
         earlier_args = dict(model.ckpt.get("train_args") or {})
     else:
-        model = YOLO(args.model)  # from the yaml: randomly initialised, nothing downloaded
+        cfg = args.model
+        if args.scale is not None:
+            cfg = str(scaled_model_yaml(args.model, args.scale, work))
+            log(f"model: {args.model} at scale {args.scale} ({cfg})")
+        model = YOLO(cfg)  # from the yaml: randomly initialised, nothing downloaded
         earlier, earlier_args = [], {}
     arch = Path(model.model.yaml.get("yaml_file") or args.model).name
     t0, cpu0 = time.perf_counter(), time.process_time()
