@@ -29,8 +29,8 @@ vulnerability matching), ``sbom`` (the CycloneDX SBOM), ``result`` (``PolicyResu
 
 May import: the standard library, ``packaging``, ``license-expression``, ``cyclonedx`` (inside
 functions), torch (inside functions only), and from this project ``card``, ``errors``,
-``findings`` and ``provenance.digests``. Never pytest, ``session`` or ``plugin``. Importing the
-package does not import torch.
+``findings``, ``provenance.digests`` and the package's ``__version__`` (the SBOM's tool entry).
+Never pytest, ``session`` or ``plugin``. Importing the package does not import torch.
 """
 
 from __future__ import annotations
