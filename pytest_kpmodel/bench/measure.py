@@ -25,6 +25,7 @@ import math
 from contextlib import nullcontext
 from typing import Any
 
+from ..progress import step
 from .machine import device_name
 from .memory import TimedRunMemory
 from .precision import with_precision
@@ -121,6 +122,7 @@ def measure(
     images: list | None = None,
     benchmark: Any = None,
     clock=None,
+    progress: Any = None,
 ) -> BenchResult:
     """Benchmark ``model`` (a ``KeypointModel``) on fixed real images of ``dataset`` (or on
     ``images``: uint8/float CHW tensors) under ``settings``.
@@ -131,7 +133,8 @@ def measure(
     (through ``benchmark.pedantic`` when a pytest-benchmark fixture is given and enabled), with
     the stage hooks inside them where they need no synchronisation; read memory; then, only for
     R-CNN models on CUDA or when ``stage_iters`` asks, a separate stage pass. Raises
-    ``BenchUnavailable`` for what cannot run here.
+    ``BenchUnavailable`` for what cannot run here. ``progress``: a ``progress.Step`` to count
+    the calls in (``kp_parity``'s variant); without it the benchmark shows its own.
     """
     import time
 
@@ -171,8 +174,17 @@ def measure(
         on_timed_start=timed_start,
         on_output=timed_output,
     )
+    stage_iters = settings.stage_pass_iters(device.type, hookable)
+    passes = loop.warmup_calls + loop.iters + (0 if timed_stages is not None else stage_iters)
+    own = progress is None
+    if own:
+        progress = step(_describe(vmodel, device, loop, stage_iters if timed_stages is None else 0),
+                        passes, unit="call")  # fmt: skip
+    else:
+        progress.expect(passes)
+    loop.on_call = progress
     use_pb = benchmark is not None and not getattr(benchmark, "disabled", False)
-    with cudnn_benchmark_off() as previous:
+    with cudnn_benchmark_off() as previous, progress if own else nullcontext():
         try:
             with timed_stages or nullcontext():
                 if use_pb:
@@ -183,11 +195,12 @@ def measure(
             memory.stop()
         memory_json = memory.to_json()
         stats = loop.stats(settings.batch_size)
-        stage_iters = settings.stage_pass_iters(device.type, hookable)
         if timed_stages is not None:
             stages = timed_stages.to_json()
         elif stage_iters > 0:
-            stages = measure_stages(vmodel, batches, stage_iters, sync, clock, vmodel.predict)
+            stages = measure_stages(
+                vmodel, batches, stage_iters, sync, clock, vmodel.predict, on_call=progress
+            )
         else:
             stages = {}
 
@@ -211,6 +224,14 @@ def measure(
     if benchmark is not None:
         attach_extra_info(benchmark, result)
     return result
+
+
+def _describe(model, device, loop: TimedLoop, stage_pass: int) -> str:
+    """The benchmark's line: 'benchmarking kp-tiny-mod on cpu: 2 warm-up + 5 timed calls'."""
+    name = getattr(model, "name", "") or type(model).__name__
+    extra = f" + {stage_pass} stage-timing calls" if stage_pass else ""
+    return (f"benchmarking {name} on {device}: {loop.warmup_calls} warm-up + {loop.iters} timed "
+            f"calls{extra}")  # fmt: skip
 
 
 def _pedantic(benchmark, loop: TimedLoop) -> None:

@@ -24,18 +24,55 @@ share with OKS >= 0.5.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import KpModelError
+from ..progress import step
 from .parity_table import ParityRow, ParityTable
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "fp16", "onnx", "exported")
 PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
+# What kp_parity measures when the kp_bench(...) of its tests does not say: every variant
+# predicts the first `num_images` images (accuracy columns) and is timed with `warmup` calls
+# per shape and `iters` timed calls, so the run is bounded by
+# variants x (num_images + warmup x shapes + iters) forward passes, known before it starts.
+PARITY_DEFAULTS: Mapping[str, Any] = {"num_images": 50, "warmup": 1, "iters": 10}
+
+
+def parity_settings(marker: Mapping[str, Any]):
+    """``BenchSettings`` of a parity run: ``PARITY_DEFAULTS`` under the test's ``kp_bench``."""
+    from .settings import BenchSettings
+
+    return BenchSettings.from_kwargs(**{**PARITY_DEFAULTS, **marker})
+
+
+@contextmanager
+def library_scratch(folder: Path) -> Iterator[None]:
+    """Point the libraries that write into the system temp folder on their own at ``folder``
+    (removed with the run): torch.export creates ``$TMPDIR/torchinductor_$USER`` (left empty),
+    ONNX Runtime writes ``$TMPDIR/.ses``. Python's own ``tempfile`` has cached its folder
+    already, so only those libraries see the change; the environment is restored afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = ("TMPDIR", "TORCHINDUCTOR_CACHE_DIR")
+    before = {k: os.environ.get(k) for k in keys}
+    tempfile.gettempdir()  # cache Python's choice before TMPDIR changes
+    os.environ["TMPDIR"] = str(folder)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "torchinductor")
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # -- OKS ------------------------------------------------------------------------------------------
@@ -169,8 +206,12 @@ def run(
 
     ``settings``: ``BenchSettings`` for the speed columns (its precision is replaced by
     each variant's); ``card``: for the OKS sigmas (``card.keypoints.sigmas``; COCO's when None).
+    Every variant predicts all of ``dataset`` (the caller bounds it: ``parity_settings``'s
+    ``num_images``) and is timed with ``settings``; each variant is one progress step.
     Variants that cannot run here are rows with ``status="skipped"`` and the reason; a variant
     that fails unexpectedly is ``status="failed"`` with the error, and the others still run.
+    Whatever the exporters and runtimes write goes into ``workdir`` (a temporary folder when
+    None, removed afterwards).
     """
     from ..data import load_images
     from ..keypoints import COCO17
@@ -187,14 +228,18 @@ def run(
             f"parity: unknown variant(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_VARIANTS)}"
         )
     reference_model = with_precision(model, "fp32")
-    reference = predict_dataset(reference_model, dataset, batch_size)
+    name = getattr(model, "name", "") or type(model).__name__
+    with step(f"kp_parity: the fp32 reference, predicting {len(dataset)} images with {name}",
+              len(dataset)) as bar:  # fmt: skip
+        reference = predict_dataset(reference_model, dataset, batch_size, progress=bar)
     examples = prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
 
     context = _Context(model, card, dataset, examples, reference, evaluate_fn, settings,
                        batch_size, sigmas, min_score, measure_speed)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="kp-parity-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
-        rows = [_run_variant(context, variant, base / variant) for variant in variants]
+        with library_scratch(base / "scratch"):
+            rows = [_run_variant(context, variant, base / variant) for variant in variants]
     return ParityTable(
         reference="fp32",
         device=str(getattr(model, "device", "cpu")),
@@ -226,16 +271,20 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
     error when it breaks (the other variants still run)."""
     row = ParityRow(variant=variant, status="ok", device=str(getattr(ctx.model, "device", "cpu")))
     t0 = time.perf_counter()
+    n = len(ctx.dataset) if variant != "fp32" else 0  # fp32's predictions are the reference
+    timed = f", then {ctx.settings.iters} timed calls" if ctx.measure_speed else ""
+    what = f"kp_parity {variant}: building, predicting {n} images{timed} on {row.device}"
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        vmodel, row.precision, row.notes = build_variant(
-            ctx.model, ctx.card, variant, ctx.examples, workdir
-        )
-        row.prepare_s = time.perf_counter() - t0
-        row.device = str(getattr(vmodel, "device", row.device))
-        _accuracy(ctx, row, vmodel)
-        if ctx.measure_speed:
-            _speed(ctx, row, vmodel)
+        with step(what, n, unit="call") as bar:
+            workdir.mkdir(parents=True, exist_ok=True)
+            vmodel, row.precision, row.notes = build_variant(
+                ctx.model, ctx.card, variant, ctx.examples, workdir
+            )
+            row.prepare_s = time.perf_counter() - t0
+            row.device = str(getattr(vmodel, "device", row.device))
+            _accuracy(ctx, row, vmodel, bar)
+            if ctx.measure_speed:
+                _speed(ctx, row, vmodel, bar)
     except KpModelError as exc:
         row.status, row.reason = "skipped", str(exc)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not hide the others
@@ -243,14 +292,14 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
     return row
 
 
-def _accuracy(ctx: _Context, row: ParityRow, vmodel) -> None:
+def _accuracy(ctx: _Context, row: ParityRow, vmodel, bar) -> None:
     """Detections, agreement with fp32 and (with ``evaluate_fn``) AP of the variant."""
     from ..predictions import predict_dataset
 
     preds = (
         ctx.reference
         if row.variant == "fp32"
-        else predict_dataset(vmodel, ctx.dataset, ctx.batch_size)
+        else predict_dataset(vmodel, ctx.dataset, ctx.batch_size, progress=bar)
     )
     row.detections = sum(len(p) for p in preds.predictions)
     agreement = compare_predictions(ctx.reference, preds, ctx.sigmas, ctx.min_score)
@@ -262,11 +311,13 @@ def _accuracy(ctx: _Context, row: ParityRow, vmodel) -> None:
         row.kp_ap = _pick(row.metrics, "kp_ap", ("keypoints", "AP"))
 
 
-def _speed(ctx: _Context, row: ParityRow, vmodel) -> None:
+def _speed(ctx: _Context, row: ParityRow, vmodel, bar) -> None:
     """The speed columns: ``measure`` at the variant's precision."""
     from .measure import measure
 
-    result = measure(vmodel, ctx.dataset, replace(ctx.settings, precision=row.precision))
+    result = measure(
+        vmodel, ctx.dataset, replace(ctx.settings, precision=row.precision), progress=bar
+    )
     row.bench = result.to_json()
     row.latency_ms_p50 = result.latency.p50
     row.latency_ms_p90 = result.latency.p90

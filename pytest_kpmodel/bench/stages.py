@@ -143,8 +143,10 @@ def measure_stages(
     sync: Callable[[], None],
     clock: Callable[[], float],
     step: Callable[[Any], Any],
+    on_call: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Median milliseconds per stage over ``iters`` calls of ``step`` (batches cycled).
+    """Median milliseconds per stage over ``iters`` calls of ``step`` (batches cycled);
+    ``on_call(1)`` (progress) before each call, outside its interval.
 
     Returns ``{"stages_ms": {...}, "stage_total_ms": median total, "stage_iters": n,
     "stage_kind": "torchvision-rcnn" | "opaque", "stage_pass": "separate"}``; stages sum to
@@ -153,8 +155,10 @@ def measure_stages(
     module = detection_module(model)
     per_stage: dict[str, list[float]] = defaultdict(list)
     totals: list[float] = []
+    tick = on_call or (lambda _n: None)
     if module is None:
         for i in range(iters):
+            tick(1)
             sync()
             t0 = clock()
             step(batches[i % len(batches)])
@@ -169,6 +173,7 @@ def measure_stages(
         }
     with StageTimer(module, sync, clock) as timer:
         for i in range(iters):
+            tick(1)
             sync()
             t0 = clock()
             step(batches[i % len(batches)])

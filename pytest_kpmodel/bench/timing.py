@@ -12,7 +12,8 @@ Rules the loop keeps (DESIGN.md, "Rules that keep it honest"):
   calls will see (``warmup_schedule``), no more and no fewer, so every shape timed has been seen
   ``warmup`` times (cuDNN/allocator/first-call costs are per shape, not per image);
 - ``on_timed_start`` runs once, after warm-up and before the first timed iteration (the caller
-  resets the peak-memory counters and starts the RSS sampler there).
+  resets the peak-memory counters and starts the RSS sampler there);
+- ``on_call`` (a progress bar) runs in ``setup``, outside the interval of every call.
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class TimedLoop:
     on_timed_start: Callable[[], None] | None = None
     on_output: Callable[[Any], None] | None = None  # timed outputs (e.g. detection counts)
     key: Callable[[Any], Hashable] = batch_key  # which batches share a shape
+    on_call: Callable[[int], None] | None = None  # progress: one more call (outside the timer)
     times: list[float] = field(default_factory=list)
     warmup_order: list[int] = field(default_factory=list)  # batch index of each warm-up call
     _calls: int = 0  # setups so far (warm-up and timed)
@@ -197,6 +199,8 @@ class TimedLoop:
         """Outside the timer: pick the batch, and open the timed phase on its first round."""
         i = self._calls
         self._calls += 1
+        if self.on_call is not None:
+            self.on_call(1)
         warm = self.warmup_calls
         if self._calls == warm + 1:
             self.sync()

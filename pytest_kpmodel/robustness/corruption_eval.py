@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_kpmodel.progress import step
 from pytest_kpmodel.robustness.kinds import CORRUPTIONS
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def _predict(
     batch_size: int,
     transform: Callable[[list[torch.Tensor], list[int]], list[torch.Tensor]] | None,
     timing: dict[str, float],
+    done: Callable[[int], Any] = lambda _n: None,
 ) -> list[Prediction]:
     import torch
 
@@ -204,6 +206,7 @@ def _predict(
         out = model.predict(batch)
         preds.extend(p.cpu() for p in out)
         timing["inference"] = timing.get("inference", 0.0) + time.perf_counter() - t0
+        done(len(idx))
     return preds
 
 
@@ -247,28 +250,33 @@ def run(
     )
     timing: dict[str, float] = {}
     t_eval = 0.0
-    if clean_metrics is None:
-        preds = _predict(model, images, batch_size, None, timing)
-        t0 = time.perf_counter()
-        clean_metrics = evaluate_fn(preds)
-        t_eval += time.perf_counter() - t0
-    clean = _json_safe(clean_metrics)
-    results: dict[str, dict[int, Metrics]] = {}
-    for name in corruptions:
-        results[name] = {}
-        for s in severities:
-            pert = corruption(name, s, seed)
-
-            def transform(batch, idx, pert=pert):
-                return pert.apply(batch, indices=idx).images
-
-            preds = _predict(model, images, batch_size, transform, timing)
+    runs = len(corruptions) * len(severities) + (clean_metrics is None)
+    name_of = getattr(model, "name", "") or type(model).__name__
+    what = (f"corruption sweep: {len(corruptions)} corruptions x {len(severities)} severities on "
+            f"{len(images)} images with {name_of} on {getattr(model, 'device', 'cpu')}")  # fmt: skip
+    with step(what, runs * len(images)) as bar:
+        if clean_metrics is None:
+            preds = _predict(model, images, batch_size, None, timing, bar)
             t0 = time.perf_counter()
-            metrics = _json_safe(evaluate_fn(preds))
+            clean_metrics = evaluate_fn(preds)
             t_eval += time.perf_counter() - t0
-            results[name][s] = metrics
-            if progress is not None:
-                progress(name, s, metrics)
+        clean = _json_safe(clean_metrics)
+        results: dict[str, dict[int, Metrics]] = {}
+        for name in corruptions:
+            results[name] = {}
+            for s in severities:
+                pert = corruption(name, s, seed)
+
+                def transform(batch, idx, pert=pert):
+                    return pert.apply(batch, indices=idx).images
+
+                preds = _predict(model, images, batch_size, transform, timing, bar)
+                t0 = time.perf_counter()
+                metrics = _json_safe(evaluate_fn(preds))
+                t_eval += time.perf_counter() - t0
+                results[name][s] = metrics
+                if progress is not None:
+                    progress(name, s, metrics)
     timing["evaluate"] = t_eval
     all_metrics = [m for by_sev in results.values() for m in by_sev.values()]
     mpc = _mean_metrics(all_metrics)
