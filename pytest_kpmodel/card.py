@@ -95,10 +95,22 @@ class ModelCard:
     claims: dict[str, float] = field(default_factory=dict)
     dataset: DatasetRef = DatasetRef()
     schema: int = SCHEMA_VERSION
+    # The card's TOML when it was built in memory from a checkpoint passed as --kp-model
+    # (``path`` is then the checkpoint): nobody pinned its digest, license or claims.
+    text: str | None = None
 
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def unpinned(self) -> bool:
+        """Built from a bare checkpoint, not read from a card the vendor published."""
+        return self.text is not None
+
+    def content(self) -> bytes:
+        """The card's bytes (what the prediction cache key digests)."""
+        return self.text.encode("utf-8") if self.text is not None else self.path.read_bytes()
 
     @property
     def runs_code(self) -> bool:
@@ -125,7 +137,9 @@ def resolve_card_path(path: str | Path) -> Path:
             raise CardError(p, f"this folder has no {CARD_FILENAME}; pass the card file itself")
         p = candidate
     elif not p.exists():
-        raise CardError(p, "model card not found; --kp-model takes a kpmodel.toml or its folder")
+        raise CardError(
+            p, "model card not found; --kp-model takes a kpmodel.toml, its folder or a checkpoint"
+        )
     elif not p.is_file():
         raise CardError(p, "model card is not a regular file")
     return p.resolve()
@@ -141,6 +155,16 @@ def load_card(path: str | Path, *, check_files: bool = True) -> ModelCard:
     except UnicodeDecodeError:
         raise CardError(card_path, "not a UTF-8 text file") from None
     return _Parser(card_path, raw, check_files).card()
+
+
+def parse_card(text: str, path: Path, *, check_files: bool = True) -> ModelCard:
+    """A card held in memory (``text``), its paths relative to ``path``'s folder; errors name
+    ``path``. The card remembers its text (``ModelCard.unpinned``)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CardError(path, f"not valid TOML: {exc}") from None
+    return replace(_Parser(Path(path), raw, check_files).card(), text=text)
 
 
 class _Parser:

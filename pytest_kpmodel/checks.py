@@ -61,6 +61,33 @@ MARKERS_DOC: dict[str, str] = {
 }
 
 
+# What each card-data gate does on an unpinned run (a checkpoint passed as --kp-model): the
+# vendor's card is what they check, so they never pass without one.
+UNPINNED: dict[str, str] = {"kp_provenance": "fail", "kp_license": "fail", "kp_claims": "skip"}
+
+
+def _unpinned(marker: str, session, kwargs: dict[str, Any]) -> CheckResult | None:
+    """The verdict of a card-data gate on an unpinned run; None when it runs as usual (a card,
+    or a kp_license whose spec names the expression itself, ``spdx=...``)."""
+    from .errors import KpModelError
+    from .findings import Finding
+
+    if marker not in UNPINNED or (marker == "kp_license" and kwargs.get("spdx")):
+        return None
+    try:
+        card = session.card
+    except KpModelError:
+        return None  # the evaluator reports the broken card itself
+    if not card.unpinned:
+        return None
+    from .provenance.unpinned import unpinned_reason
+
+    reason = unpinned_reason(card)
+    if UNPINNED[marker] == "skip":
+        return CheckResult(marker, skipped=reason)
+    return CheckResult(marker, findings=[Finding(f"{marker.removeprefix('kp_')}.unpinned", reason)])
+
+
 def evaluate(
     marker: str,
     session,
@@ -73,6 +100,9 @@ def evaluate(
     target = EVALUATORS.get(marker)
     if target is None:
         return None
+    unpinned = _unpinned(marker, session, kwargs)
+    if unpinned is not None:
+        return unpinned
     module_name, _, attr = target.partition(":")
     func: Callable[..., CheckResult] = getattr(importlib.import_module(module_name), attr)
     if marker in TIMED:

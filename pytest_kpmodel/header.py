@@ -16,9 +16,12 @@ def reproduction_header(session) -> str:
     import torchvision
 
     version = f" {card.model.version}" if card.model.version else ""
+    # A bare checkpoint: the digest is what was measured, not what anyone pinned.
+    pinned = " UNPINNED (a checkpoint, no card)" if card.unpinned else ""
     s = session.settings
     return (
-        f"kpmodel: {card.model.name}{version} sha256:{digest[:12]} format={card.model.format} "
+        f"kpmodel: {card.model.name}{version}{pinned} sha256:{digest[:12]} "
+        f"format={card.model.format} "
         f"device={device} precision={s.precision} torch={torch.__version__} "
         f"torchvision={torchvision.__version__} seed={s.seed}"
         + (

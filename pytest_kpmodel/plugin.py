@@ -579,7 +579,7 @@ def kp_stability(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     probe = _or_fail(lambda: kp.stability)
     # Card, data, model and clean predictions now, at setup: a broken card fails here with its
     # one line, not inside a @given test (a traceback and a @reproduce_failure hint).
-    pass  # TEMP
+    _or_fail(lambda: probe.sample)
     return probe
 
 

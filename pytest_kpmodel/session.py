@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .card import ModelCard, load_card
+from .card import ModelCard
 from .errors import KpModelError
 from .findings import CheckResult
 from .marker_args import MarkerUse, one_per_run, parse_markers
@@ -120,7 +120,10 @@ class KpSession:
         def compute():
             if self.card_path is None:
                 raise KpModelError("no model: pass --kp-model")
-            return load_card(self.card_path)
+            from .provenance.unpinned import load_card_or_checkpoint
+
+            # A bare checkpoint gets the card `kpmodel card init` would write, unpinned.
+            return load_card_or_checkpoint(self.card_path)
 
         return self._once("card", compute)
 
@@ -387,7 +390,7 @@ class KpSession:
         card = self.card
         return cache_key(
             self.weights_digest or "",
-            card.path.read_bytes(),
+            card.content(),
             self.dataset.digest,
             device=self.device.split(":")[0],
             precision=self.settings.precision,

@@ -38,11 +38,14 @@ FORMAT_OF_KIND: dict[str, tuple[str, str]] = {
     "torch-export": ("exported", "a torch.export .pt2 archive"),
     "onnx": ("onnx", "an ONNX ModelProto (protobuf: ir_version, graph)"),
     # pickles that are not a torch.save zip: the legacy (pre-zip) format, a plain pickle, or a
-    # pickle of numpy arrays (what a detectron2 model-zoo .pkl is; no detectron2 starter card yet)
+    # pickle of numpy arrays (what a detectron2 model-zoo .pkl is)
     "torch-legacy": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
     "pickle": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
-    "numpy-pickle": ("pytorch", "a legacy (pre-zip) torch.save pickle"),
+    "numpy-pickle": ("detectron2", "a pickle of numpy arrays (a detectron2 model-zoo .pkl)"),
 }
+# A detectron2 .pkl's tensor names are not read (that would unpickle it): the family's base
+# zoo config is the guess, and the adapter's weights-fit check refuses a checkpoint it misfits.
+DETECTRON2_GUESS = "detectron2:keypoint_rcnn_R_50_FPN_3x"
 ULTRALYTICS_POSE = "ultralytics.nn.tasks.PoseModel"
 LEGACY_WARNING = (
     "legacy torch.save format: re-save it with a current torch or as safetensors; kpmodel loads "
@@ -81,7 +84,7 @@ def detect_format(path: str | Path) -> Detected:
             'reviewed allowlist = "ultralytics")',
         )
     det = Detected(fmt, evidence.format(tensors=report.tensors), _shapes(path, report))
-    if fmt == "pytorch" and kind != "torch-zip":
+    if fmt == "pytorch" and kind not in ("torch-zip", "numpy-pickle"):
         det.warnings.append(LEGACY_WARNING)
     odd = sorted(
         {f.details["name"] for f in report.failures if f.details.get("code") == "disallowed-global"}
@@ -143,9 +146,13 @@ def _config_shapes(raw: bytes) -> Shapes:
         return {}
 
 
-def starter_card(checkpoint: Path, name: str | None = None) -> str:
-    """The text of a starter card for ``checkpoint`` (valid TOML; guesses marked TODO)."""
-    det = detect_format(checkpoint)
+def starter_card(
+    checkpoint: Path, name: str | None = None, *, pin: bool = True, det: Detected | None = None
+) -> str:
+    """The text of a starter card for ``checkpoint`` (valid TOML; guesses marked TODO).
+    ``pin=False``: no version and no sha256 (the card ``--kp-model CHECKPOINT`` builds in
+    memory: nobody pinned them); ``det``: the format already detected."""
+    det = det or detect_format(checkpoint)
     guess = guess_architecture(det.tensors)
     lines = [
         f"# Starter model card written by `kpmodel card init` for {checkpoint.name}.",
@@ -154,10 +161,10 @@ def starter_card(checkpoint: Path, name: str | None = None) -> str:
         "",
         "[model]",
         f"name = {_q(name or checkpoint.stem)}  # TODO: the published model name",
-        'version = "0.1.0"  # TODO: the published version',
+        'version = "0.1.0"  # TODO: the published version' if pin else "# version: unknown",
         f"format = {_q(det.format)}  # detected from content: {det.evidence}",
         f"weights = {_q(checkpoint.name)}",
-        f"sha256 = {_q(sha256_file(checkpoint))}",
+        f"sha256 = {_q(sha256_file(checkpoint))}" if pin else "# sha256: not pinned",
     ]
     lines += [f"# WARNING: {w}" for w in det.warnings]
     if det.format == "ultralytics":
@@ -173,6 +180,11 @@ def _q(value: object) -> str:
 
 
 def _architecture_lines(det: Detected, guess: ArchGuess) -> list[str]:
+    if det.format == "detectron2":
+        return [
+            f"architecture = {_q(DETECTRON2_GUESS)}  # TODO: confirm: the model-zoo config it "
+            "was trained from (a guess: a pickle's tensor names are not read)",
+        ]
     if guess.architecture is None:
         if det.format in ("safetensors", "pytorch"):
             return [

@@ -22,8 +22,10 @@ def build(session) -> dict[str, Any]:
     from ..environment import describe
 
     report: dict[str, Any] = {"schema": REPORT_SCHEMA, "model": None, "environment": None}
+    report["unpinned"] = None  # true: --kp-model was a bare checkpoint (no card, no pins)
     try:
         card = session.card
+        report["unpinned"] = card.unpinned
         report["model"] = {
             "name": card.model.name,
             "version": card.model.version,
