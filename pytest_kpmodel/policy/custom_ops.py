@@ -29,6 +29,12 @@ BUILTIN_OP_NAMESPACES = frozenset({
     "attr", "scope", "tensorexpr",
 })  # fmt: skip
 BUILTIN_MODULE_PACKAGES = ("torch", "torchvision")
+# The plugin's own implementations of model families (adapters/detectron2, the Ultralytics
+# stand-ins) are written in torch/torchvision ops and come with the plugin, not with the model:
+# a detectron2 .pkl or an Ultralytics .pt brings no code. Their layers are one info line per
+# family, never custom layers; deploying such a model outside the plugin needs the family's own
+# library or an export (an exported graph is checked like any other).
+PLUGIN_FAMILIES = "pytest_kpmodel.adapters."
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,8 @@ def check_custom_code(
     registration for always fails: the model cannot run here without its library.
     """
     found = find_custom_code(model)
-    findings = []
+    findings = _family_notes([c for c in found if c.name.startswith(PLUGIN_FAMILIES)])
+    found = [c for c in found if not c.name.startswith(PLUGIN_FAMILIES)]
     for item in found:
         details = {"kind": item.kind, "name": item.name, "source": item.source,
                    "where": list(item.where), "registered": item.registered}  # fmt: skip
@@ -270,3 +277,22 @@ def check_custom_code(
             Finding("dependencies.custom_ops", item.describe() + suffix, severity, details)
         )
     return findings, found
+
+
+def _family_notes(layers: list[CustomCode]) -> list[Finding]:
+    """One info line per model family the plugin implements (see PLUGIN_FAMILIES)."""
+    families: dict[str, list[str]] = {}
+    for c in layers:
+        family = c.name.removeprefix(PLUGIN_FAMILIES).split(".", 1)[0]
+        families.setdefault(family, []).append(c.name.rsplit(".", 1)[-1])
+    return [
+        Finding(
+            "dependencies.custom_ops",
+            f"{len(names)} layers of the plugin's own {family} implementation "
+            f"({PLUGIN_FAMILIES}{family}: torch and torchvision ops only); the model ships no "
+            f"code, and running it outside the plugin needs {family} itself or an export",
+            "info",
+            {"family": family, "layers": sorted(names)},
+        )
+        for family, names in sorted(families.items())
+    ]

@@ -203,3 +203,18 @@ def test_model_that_cannot_load_skips_custom_ops():
     result = kp_dependencies(model=load, python=">=3", vulnerabilities=False)
     assert result.skipped is None
     assert "pickle payload found" in result.skipped_subchecks["custom_ops"]
+
+
+def test_the_plugins_family_layers_are_one_info_line():
+    """detectron2's layers as the plugin implements them come with the plugin, not the model;
+    a vendor's layer beside them still fails under custom_ops=[]."""
+    from pytest_kpmodel.adapters.detectron2.layers import Conv2d, FrozenBatchNorm2d
+
+    model = torch.nn.Sequential(Conv2d(3, 4, 1), FrozenBatchNorm2d(4), KeypointHead())
+    findings, found = check_custom_code(model, [])
+    assert [c.name for c in found] == [f"{__name__}.KeypointHead"]
+    family = [f for f in findings if f.severity == "info"]
+    assert len(family) == 1 and family[0].details["family"] == "detectron2"
+    assert family[0].details["layers"] == ["Conv2d", "FrozenBatchNorm2d"]
+    assert "the model ships no code" in family[0].message
+    assert [f.severity for f in findings if "KeypointHead" in f.message] == ["fail"]
