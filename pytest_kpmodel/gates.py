@@ -94,34 +94,18 @@ def thresholds(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: Any) 
             )
     speed = {k: v for k, v in asked.items() if k in SPEED}
     if speed:
-        from .bench.thresholds import busy_finding, missing_gates, speed_gates
+        from .bench.thresholds import missing_gates, speed_gates
 
         measured = session.bench(**bench)
-        gates = speed_gates(measured, speed)
-        result.gates += gates
-        busy = busy_finding(measured, gates)  # a failure on a busy machine says so
-        if busy is not None:
-            result.findings.append(busy)
+        result.gates += speed_gates(measured, speed)
         missing = missing_gates(measured, speed)
         if missing:
             result.skipped = "; ".join(missing)
     if "rpc" in asked:
         rob = session.corruption_eval
-        if rob.rpc is None:  # rPC = mPC / clean: undefined when the clean value is 0 (or absent)
-            clean = rob.clean_value
-            result.findings.append(
-                Finding(
-                    "robustness.rpc",
-                    f"rPC ({rob.primary}) is undefined: the clean {rob.primary} on the "
-                    f"{rob.num_images}-image corruption sample is "
-                    + (f"{clean:.3f}" if clean is not None else "not measured")
-                    + f", so no share of it can be kept (rpc >= {asked['rpc']} asked)",
-                )
-            )
-        else:
-            result.gates.append(
-                Gate("robustness", f"rPC ({rob.primary})", float(rob.rpc), asked["rpc"])
-            )
+        result.gates.append(
+            Gate("robustness", f"rPC ({rob.primary})", float(rob.rpc), asked["rpc"])
+        )
     for name in DROPS:
         if name in asked:
             precision = name.removeprefix("max_drop_")
@@ -186,22 +170,19 @@ def no_regression(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: An
                 )
             )
     if "fps" in tolerances:
-        # Both models in alternating rounds on the same images, gated on the median ratio of
-        # their throughputs: drift in the machine's speed (a busy neighbour) cancels out.
-        rel = session.bench_vs_baseline(**bench)
-        lo, hi = rel.spread
-        gate = Gate(
-            "speed",
-            f"throughput FPS ratio vs baseline ({len(rel.ratios)} alternating rounds, spread "
-            f"{lo:.2f}-{hi:.2f})",
-            float(rel.ratio),
-            1.0 - tolerances["fps"],
-            unit="x",
+        # Measured back to back with the same settings: the ratio, not the absolute FPS,
+        # is what carries across machines.
+        mine_b, base_b = session.bench(**bench), base.bench(**bench)
+        result.gates.append(
+            Gate(
+                "speed",
+                "throughput FPS vs baseline",
+                float(mine_b.fps),
+                float(base_b.fps) * (1 - tolerances["fps"]),
+                baseline=float(base_b.fps),
+                unit=" FPS",
+            )
         )
-        result.gates.append(gate)
-        busy = rel.load.busy if rel.load is not None else None
-        if busy and not gate.passed:
-            result.findings.append(Finding("speed.load", f"{busy} ({rel.describe()})"))
     return result
 
 
@@ -246,10 +227,7 @@ def claims(session, bench: Mapping[str, Any], /, *args: Any, tolerance: float = 
             )
         )
     elif speed_claims:
-        from .bench.thresholds import busy_finding
-
         measured = session.bench(**bench)
-        first = len(result.gates)
         for name in speed_claims:
             label, op, unit = SPEED[name]
             claimed = card_claims[name]
@@ -271,9 +249,6 @@ def claims(session, bench: Mapping[str, Any], /, *args: Any, tolerance: float = 
                     unit=unit,
                 )  # fmt: skip
             )
-        busy = busy_finding(measured, result.gates[first:])
-        if busy is not None:
-            result.findings.append(busy)
     if not result.gates and not result.findings:
         result.skipped = "the card's [claims] name nothing this run measures"
     return result

@@ -22,6 +22,7 @@ from .errors import KpModelError
 
 if TYPE_CHECKING:
     from .marker_args import MarkerUse
+    from .required import Ledger, Outcome
     from .session import KpSession
     from .settings import Settings
 
@@ -98,6 +99,11 @@ OPTIONS = (
          "allow_box_area)", "bool", False),
     _Opt("kp_area_from_box", "give annotations without 'area' F * box w*h (CrowdPose's "
          "evaluation: 0.53; card: [dataset] area_from_box)", "float", metavar="F"),
+    _Opt("kp_summary", "write the verdict (gate table, findings, checks that did not run) as "
+         "GitHub-flavoured Markdown to FILE, e.g. $GITHUB_STEP_SUMMARY", "path", metavar="FILE"),
+    _Opt("kp_require", "checks that must run, comma-separated (e.g. gpu,fp16,vram,signature): "
+         "their skips fail with the reason, and a run in which none evaluated one fails; an "
+         "unknown name lists the valid ones", "names", frozenset(), metavar="NAMES"),
 )  # fmt: skip
 
 
@@ -125,6 +131,13 @@ def _read_option(config: pytest.Config, opt: _Opt) -> Any:
             return opt.default
     if opt.kind == "bool":
         return bool(value)
+    if opt.kind == "names":
+        from .required import parse
+
+        try:
+            return parse(value, opt.dest if from_ini else opt.flag)
+        except KpModelError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if opt.kind == "int":
         try:
             return int(value)
@@ -177,6 +190,28 @@ def _settings(config: pytest.Config) -> Settings:
 _KP = pytest.StashKey["KpSession"]()
 _SETTINGS = pytest.StashKey["Settings"]()
 _TMP = pytest.StashKey[pytest.TempPathFactory]()
+_LEDGER = pytest.StashKey["Ledger"]()
+
+
+def _note(item: pytest.Item, outcome: Outcome) -> list[str]:
+    """Record which named checks ``item`` ran and did not run, as JUnit properties (collected
+    back from the reports by ``_LedgerPlugin``, also under xdist); the failure messages of
+    those that did not run and ``--kp-require`` requires."""
+    from .required import expand
+
+    item.user_properties.extend(outcome.properties())
+    return outcome.failures(expand(item.config.stash[_SETTINGS].require))
+
+
+class _LedgerPlugin:
+    """Collects the not-run and ran properties of every test report (xdist: the controller
+    sees the workers' reports) for the terminal summary, --kp-summary and --kp-require."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.ledger.add(report.nodeid, report.user_properties)
 
 
 def _has_model(config: pytest.Config) -> bool:
@@ -263,6 +298,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for doc in MARKERS_DOC.values():
         config.addinivalue_line("markers", doc)
     config.stash[_SETTINGS] = _settings(config)
+    from .required import Ledger
+
+    ledger = config.stash[_LEDGER] = Ledger(required=config.stash[_SETTINGS].require)
+    config.pluginmanager.register(_LedgerPlugin(ledger), "kpmodel-ledger")
 
 
 # Fixtures whose probes draw with hypothesis.
@@ -307,6 +346,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 m.name.startswith("kp_") for m in item.iter_markers()
             ):
                 item.add_marker(skip)
+                item.user_properties.append(("kpmodel not run", f"test: {NO_MODEL}"))
         return
     from .distributed.xdist import xdist_reason
     from .gates import needs_speed
@@ -316,9 +356,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     reason = xdist_reason(config)
     if reason:
+        from .required import expand
+
         for item in items:
             if needs_speed(_fixtures(item), [(m.name, m.kwargs) for m in item.iter_markers()]):
+                if "speed" in expand(kp.settings.require):
+                    raise pytest.UsageError(
+                        f"--kp-require=speed: {item.nodeid} times the model, and {reason}"
+                    )
                 item.add_marker(pytest.mark.skip(reason=reason))
+                item.user_properties.append(("kpmodel not run", f"speed: {reason}"))
     with _usage_error():
         kp.configure(
             security=_uses(items, "kp_security"),
@@ -338,6 +385,7 @@ def pytest_runtest_call(item: pytest.Item):
     if not marks:  # not a kp test: the run is not built for it
         return (yield)
     from .checks import evaluate
+    from .required import of_marker
 
     kp = _kp(item.config)
     bench = _bench_settings(item)
@@ -360,6 +408,10 @@ def pytest_runtest_call(item: pytest.Item):
         if result.skipped:
             skipped.append(f"{mark.name}: {result.skipped}")
         failures += [f"{mark.name}: {msg}" for msg in result.failures]
+        # --kp-require: a required check that did not run fails instead of skipping
+        failures += [
+            f"{mark.name}: {msg}" for msg in _note(item, of_marker(mark.name, mark.kwargs, result))
+        ]
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
     if skipped:
@@ -369,17 +421,20 @@ def pytest_runtest_call(item: pytest.Item):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine."""
+    """GPU name, driver, CUDA and torch versions, so --benchmark-compare knows the machine;
+    and the machine's load while the run timed (the busiest reading)."""
     if _has_model(config):
         from .bench.machine import machine_info_extra
 
-        machine_info.update(machine_info_extra())
+        machine_info.update(machine_info_extra(_kp(config).sections.get("bench", [])))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failed stability test keeps its (shrunk) perturbation: images and the repro line."""
     report = yield
+    if report.when == "call" and "kp_parity" in _fixtures(item):
+        _note_parity(item, report)
     if report.when == "call" and report.failed and "kp_stability" in _fixtures(item):
         kp = _kp(item.config)
         probe = kp.computed("stability")
@@ -397,7 +452,64 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+def _note_parity(item: pytest.Item, report: pytest.TestReport) -> None:
+    """The parity variants (fp16, bf16, onnx, exported) the test's table skipped: listed as not
+    run; a required one fails the test that passed."""
+    parity = _kp(item.config).computed("parity")
+    if parity is None:
+        return
+    from .required import of_parity
+
+    before = len(item.user_properties)
+    failures = _note(item, of_parity(parity.rows))
+    report.user_properties = list(report.user_properties) + item.user_properties[before:]
+    if failures and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "kp_parity: " + "\n".join(failures)
+
+
+def _finish_gate(session: pytest.Session) -> None:
+    """--kp-require's required checks that no test evaluated fail the run; --kp-summary is
+    written (also without a model: a CI step that shows it must not find it missing)."""
+    config = session.config
+    if hasattr(config, "workerinput") or not _is_main(config):
+        return
+    settings, ledger = config.stash[_SETTINGS], config.stash[_LEDGER]
+    kp = config.stash.get(_KP, None) if _has_model(config) else None
+    device = None
+    if kp is not None and "gpu" in settings.require:
+        try:
+            device = kp.device
+        except KpModelError:
+            device = None
+    missing = ledger.never_evaluated(device, kp is not None)
+    if missing and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if settings.summary is None:
+        return
+    from .report.markdown import render, write
+
+    header = None
+    if kp is not None:
+        from .header import reproduction_header
+
+        header = reproduction_header(kp)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        outcome = ", ".join(text for text, _ in tr.build_summary_stats_line()[0]) if tr else None
+    except AttributeError:  # another pytest's terminal reporter
+        outcome = None
+    entries = [e.to_json() for e in ledger.not_run(device, kp is not None)]
+    text = render(kp.checks if kp is not None else [], entries, header, outcome)
+    try:
+        write(text, settings.summary)
+    except OSError as exc:
+        if kp is not None:
+            kp.warnings.append(f"--kp-summary {settings.summary} not written: {exc}")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _finish_gate(session)
     if not _has_model(session.config):
         return
     kp = _kp(session.config)
@@ -443,9 +555,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutdown()  # the torchrun process group, if the run created one
 
 
+def _write_not_run(terminalreporter, config: pytest.Config) -> None:
+    """Every check that did not run, required ones marked (they failed their test or the run)."""
+    from .report.terminal import not_run_lines
+
+    kp = config.stash.get(_KP, None) if _has_model(config) else None
+    device = None
+    if kp is not None and "gpu" in config.stash[_SETTINGS].require:
+        try:
+            device = kp.device
+        except KpModelError:
+            device = None
+    entries = config.stash[_LEDGER].not_run(device, kp is not None)
+    lines = not_run_lines([e.to_json() for e in entries], no_model=NO_MODEL)
+    if lines:
+        terminalreporter.write_sep("-", "kpmodel: checks that did not run")
+        for line in lines:
+            terminalreporter.write_line(line, red="REQUIRED" in line, yellow="REQUIRED" not in line)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if not _is_main(config):
+        return
     kp = config.stash.get(_KP, None)
-    if kp is None or not _is_main(config):
+    if kp is None:
+        _write_not_run(terminalreporter, config)
         return
     from .report.terminal import render
 
@@ -458,6 +592,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                 red=line.endswith("FAIL") or line.startswith("FAILED"),
                 green=line.endswith("pass"),
             )
+    _write_not_run(terminalreporter, config)
     for warning in kp.warnings:
         terminalreporter.write_line(f"kpmodel: warning: {warning}", yellow=True)
     if kp.settings.report is not None:
@@ -526,13 +661,18 @@ def kp_flip_consistency(request: pytest.FixtureRequest):
     return _piece(request, "flip_consistency")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture  # per test (the drop itself is computed once per run): its skip is the test's
 def kp_precision_drop(request: pytest.FixtureRequest):
     """``kp_precision_drop("bf16")``: AP lost against fp32 (fp16 skips without a GPU)."""
+    from .required import of_precision
+
     kp = _kp_with_model(request)
 
     def measure(precision: str):
         drop = _or_fail(lambda: kp.precision_drop(precision))
+        failures = _note(request.node, of_precision(precision, drop.skipped))
+        if failures:
+            pytest.fail("kp_precision_drop: " + "\n".join(failures), pytrace=False)
         if drop.skipped:
             pytest.skip(drop.skipped)
         return drop
@@ -554,10 +694,20 @@ def kp_bench(request: pytest.FixtureRequest):
     unused = [lambda: request.getfixturevalue("benchmark")]
 
     def measure(**kwargs):
+        from .required import of_precision
+
         benchmark = unused.pop() if unused else None
-        return _or_fail(
-            lambda: kp.bench(benchmark, **{**marker, **kwargs}), skip_on=(BenchUnavailable,)
-        )
+        settings = {**marker, **kwargs}
+        precision = str(settings.get("precision", "fp32"))
+        try:
+            result = _or_fail(lambda: kp.bench(benchmark, **settings), skip_on=(BenchUnavailable,))
+        except pytest.skip.Exception as exc:
+            failures = _note(request.node, of_precision(precision, str(exc.msg)))
+            if failures:
+                pytest.fail("kp_bench: " + "\n".join(failures), pytrace=False)
+            raise
+        _note(request.node, of_precision(precision, None))
+        return result
 
     return measure
 

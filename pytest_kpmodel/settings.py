@@ -26,6 +26,8 @@ class Settings:
     sbom: Path | None = None
     seed: int = 0
     workers: int | None = None
+    summary: Path | None = None  # --kp-summary: the Markdown verdict (report/markdown.py)
+    require: frozenset[str] = frozenset()  # --kp-require: checks whose skips fail (required.py)
     cache_dir: Path | None = None  # where predictions are cached; None disables the cache
     rootdir: Path | None = None  # the spec's root: relative paths in markers resolve here
 

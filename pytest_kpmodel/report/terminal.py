@@ -1,6 +1,6 @@
 """The ``kpmodel`` section at the end of a run: every gate evaluated, grouped by concern, and
-the findings of failed checks. Plain text that fits 80 columns; colour only when the terminal
-reporter has markup.
+the findings of failed checks; then every check that did not run (``not_run_lines``). Plain
+text that fits 80 columns; colour only when the terminal reporter has markup.
 """
 
 from __future__ import annotations
@@ -65,7 +65,19 @@ def render(checks: list[dict[str, Any]]) -> list[str]:
         if msgs:
             lines.append(f"FAILED {c['marker']} in {c['nodeid']}:")
             lines += [f"  - {m}" for m in msgs]
-    skipped = [c for c in checks if c.get("skipped")]
-    for c in skipped:
-        lines.append(f"skipped {c['marker']} in {c['nodeid']}: {c['skipped']}")
+    return lines  # what was skipped: not_run_lines
+
+
+def not_run_lines(entries: list[dict[str, Any]], no_model: str | None = None) -> list[str]:
+    """One line per check that did not run (``required.NotRun.to_json()`` entries), required
+    ones first and marked; the tests skipped for ``no_model`` in one line."""
+    lines: list[str] = []
+    idle = [e for e in entries if no_model and e["reason"] == no_model and not e["required"]]
+    rest = [e for e in entries if e not in idle]
+    for e in sorted(rest, key=lambda e: not e["required"]):
+        mark = "REQUIRED " if e["required"] else ""
+        where = f" in {e['nodeid']}" if e["nodeid"] else " (the run)"
+        lines.append(f"{mark}{e['name']}{where}: {e['reason']}")
+    if idle:
+        lines.append(f"{len(idle)} kp test(s): {no_model}")
     return lines
