@@ -311,19 +311,7 @@ def write_card(
     val: Path | None,
     val_images: Path | None,
 ) -> Path:
-    lines = [
-        "schema = 1",
-        "",
-        "[model]",
-        f"name = {_toml_value(name)}",
-        f"version = {_toml_value(version)}",
-        'format = "safetensors"',
-        f"weights = {_toml_value(weights.name)}",
-        f"sha256 = {_toml_value(sha256_file(weights))}",
-        f"architecture = {_toml_value(ARCHITECTURE)}",
-        "",
-        "[model.kwargs]",
-    ]
+    lines = card_model_lines(name, version, "safetensors", weights, ARCHITECTURE)
     lines += [f"{k} = {_toml_value(v)}" for k, v in kwargs.items()]
     lines += ["", "[provenance]", f"source = {_toml_value(source)}"]
     if base is not None:
@@ -332,16 +320,48 @@ def write_card(
         lines.append("modifications = [")
         lines += [f"    {_toml_value(m)}," for m in modifications]
         lines.append("]")
-    lines += ["", "[license]", 'spdx = "Apache-2.0"', 'file = "LICENSE"']
-    lines += ["", "[dependencies]", f"python = {_toml_value(PYTHON)}",
-              f"requires = {_toml_value(REQUIRES)}"]  # fmt: skip
+    lines += card_license_lines(PYTHON, REQUIRES)
     if claims:
         lines += ["", "[claims]"]
         lines += [f"{k} = {round(v, 3)!r}" for k, v in claims.items()]
-    if val is not None:
-        images = val_images if val_images is not None else val.parent / "images"
-        lines += ["", "[dataset]", f"annotations = {_toml_value(_rel(val, out))}",
-                  f"images = {_toml_value(_rel(images, out))}"]  # fmt: skip
+    return write_card_file(out, lines + card_dataset_lines(out, val, val_images))
+
+
+# The card's parts that every training script writes the same way.
+def card_model_lines(name: str, version: str, fmt: str, weights: Path, architecture: str):
+    """``[model]`` up to the ``[model.kwargs]`` header (the script adds the kwargs)."""
+    return [
+        "schema = 1",
+        "",
+        "[model]",
+        f"name = {_toml_value(name)}",
+        f"version = {_toml_value(version)}",
+        f"format = {_toml_value(fmt)}",
+        f"weights = {_toml_value(weights.name)}",
+        f"sha256 = {_toml_value(sha256_file(weights))}",
+        f"architecture = {_toml_value(architecture)}",
+        "",
+        "[model.kwargs]",
+    ]
+
+
+def card_license_lines(python: str, requires: list[str]) -> list[str]:
+    """``[license]`` (Apache-2.0, the LICENSE file beside the card) and ``[dependencies]``."""
+    return ["", "[license]", 'spdx = "Apache-2.0"', 'file = "LICENSE"',
+            "", "[dependencies]", f"python = {_toml_value(python)}",
+            f"requires = {_toml_value(requires)}"]  # fmt: skip
+
+
+def card_dataset_lines(out: Path, val: Path | None, val_images: Path | None) -> list[str]:
+    """``[dataset]``: the validation set the card's claims were measured on, relative paths."""
+    if val is None:
+        return []
+    images = val_images if val_images is not None else val.parent / "images"
+    return ["", "[dataset]", f"annotations = {_toml_value(_rel(val, out))}",
+            f"images = {_toml_value(_rel(images, out))}"]  # fmt: skip
+
+
+def write_card_file(out: Path, lines: list[str]) -> Path:
     path = out / "kpmodel.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -379,23 +399,31 @@ def write_license(out: Path) -> None:
     )
 
 
-def plot_losses(rows: list[dict], path: Path, title: str) -> None:
+def plot_losses(
+    rows: list[dict], path: Path, title: str, loss_keys: tuple[str, ...] = LOSS_KEYS
+) -> None:
+    """The total and each loss term (moving mean, log scale). Rows of a continued run carry
+    ``stage`` and a running ``step``: a dotted line marks where the later stage starts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    it = np.array([r["iteration"] for r in rows])
+    it = np.array([r.get("step", r["iteration"]) for r in rows])
+    win = max(1, len(rows) // 50)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
-    for key in ("loss", *LOSS_KEYS):
+    for a, b in zip(rows, rows[1:], strict=False):
+        if a.get("stage") != b.get("stage"):  # where this run continued from the earlier one
+            ax.axvline(b["step"] - 0.5, color="grey", ls=":", lw=1)
+    for key in ("loss", *loss_keys):
         y = np.array([r[key] for r in rows], dtype=np.float64)
-        win = max(1, len(y) // 50)
         ys = np.convolve(y, np.ones(win) / win, mode="valid")
-        ax.plot(it[win - 1 :], ys, label=key.removeprefix("loss_") if key != "loss" else "total",
+        ax.plot(it[win - 1 :], ys, label="total" if key == "loss" else key.removeprefix("loss_"),
                 lw=2 if key == "loss" else 1)  # fmt: skip
     ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"loss (moving mean of {max(1, len(rows) // 50)})")
+    ax.set_xlabel("iteration" + (" (both stages; dotted: continued)" if "stage" in rows[0]
+                                 and rows[0]["stage"] != rows[-1]["stage"] else ""))  # fmt: skip
+    ax.set_ylabel(f"loss (moving mean of {win})")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
@@ -426,8 +454,8 @@ def machine() -> str:
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The model folder, its name, version and source, and the seeds (every training script)."""
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
     ap.add_argument("--name", default=None, help="model name (default: the folder's name)")
     ap.add_argument("--version", default="1.0.0")
@@ -436,6 +464,30 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed for weights init, data and order")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
+
+
+def add_schedule_tail_arguments(ap: argparse.ArgumentParser) -> None:
+    """The cosine floor, gradient clipping and the two augmentations (the R-CNN scripts)."""
+    ap.add_argument("--final-lr-frac", type=float, default=0.02, help="cosine floor / lr")
+    ap.add_argument("--clip-grad", type=float, default=10.0)
+    ap.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability")
+    ap.add_argument("--low-light", type=float, default=0.0,
+                    help="probability of the low-light augmentation")  # fmt: skip
+
+
+def add_loop_arguments(ap: argparse.ArgumentParser, *, threads: int, eval_images: int) -> None:
+    """Data-loader workers, torch threads, logging and the periodic evaluation."""
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    ap.add_argument("--threads", type=int, default=threads, help="torch.set_num_threads")
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="evaluate on the first --eval-images of --val every N iterations")  # fmt: skip
+    ap.add_argument("--eval-images", type=int, default=eval_images)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(ap)
     ap.add_argument("--iterations", type=int, default=1800)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--num-images", type=int, default=8000, help="synthetic training images")
@@ -445,11 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up iterations")
-    ap.add_argument("--final-lr-frac", type=float, default=0.02, help="cosine floor / lr")
-    ap.add_argument("--clip-grad", type=float, default=10.0)
-    ap.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability")
-    ap.add_argument("--low-light", type=float, default=0.0,
-                    help="probability of the low-light augmentation")  # fmt: skip
+    add_schedule_tail_arguments(ap)
     ap.add_argument("--init-from", type=Path, default=None,
                     help="card or safetensors to start from (matching name and shape)")  # fmt: skip
     ap.add_argument("--base", type=Path, default=None, help="base card for [provenance] base")
@@ -458,12 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val", type=Path, default=None,
                     help="COCO annotations to measure [claims] on after training")  # fmt: skip
     ap.add_argument("--val-images", type=Path, default=None)
-    ap.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--eval-every", type=int, default=0,
-                    help="evaluate on the first --eval-images of --val every N iterations")  # fmt: skip
-    ap.add_argument("--eval-images", type=int, default=50)
+    add_loop_arguments(ap, threads=2, eval_images=50)
     m = ap.add_argument_group("model kwargs (pytest_kpmodel.zoo:keypointrcnn_compact)")
     m.add_argument("--backbone", default="resnet18_half")
     m.add_argument("--fpn-channels", type=int, default=32)
@@ -514,26 +557,106 @@ def lr_factor(it: int, total: int, warmup: int, floor: float) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, save, measure and write the card; returns a summary. Restores torch's thread count."""
-    args = build_parser().parse_args(argv)
+    return with_threads(_train, build_parser().parse_args(argv), argv)
+
+
+def with_threads(train, args, argv) -> dict[str, Any]:
+    """``train(args, argv)`` with ``--threads`` torch threads, restoring the count after."""
     import torch
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _train(args, argv)
+        return train(args, argv)
     finally:
         torch.set_num_threads(threads_before)
+
+
+def run_folder(args) -> tuple[Path, str, str, int]:
+    """The model folder (created), the model's name, its provenance source, the data seed."""
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or out.resolve().name
+    source = args.source or f"https://models.example.org/{name}/{args.version}"
+    data_seed = args.data_seed if args.data_seed is not None else 1000 + args.seed
+    return out, name, source, data_seed
+
+
+def endless_loader(dataset, args, collate_fn, worker_init_fn):
+    """Batches of ``dataset`` in a seeded order that never ends (``_Forever``)."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=_Forever(args.num_images, args.seed),
+        num_workers=args.workers,
+        collate_fn=collate_fn,
+        worker_init_fn=worker_init_fn if args.workers else None,
+        generator=torch.Generator().manual_seed(args.seed),
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers else None,
+    )
+
+
+def optimise(model, opt, sched, losses: dict, it: int, clip_grad: float):
+    """One step on the summed ``losses`` (a non-finite loss stops the run); returns the loss."""
+    import torch
+
+    loss = sum(losses.values())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    opt.step()
+    sched.step()
+    return loss
+
+
+def record_step(rows, log, args, it: int, lr: float, loss, losses, loss_keys, t0: float) -> None:
+    """The iteration's row (lr, total and each loss, elapsed seconds); every ``--log-every``
+    iterations (and the first and last) a log line with the mean of the recent rows."""
+    row = {"iteration": it + 1, "lr": lr, "loss": float(loss.detach())}
+    row.update({k: float(losses[k].detach()) for k in loss_keys})
+    row["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    rows.append(row)
+    if (it + 1) % args.log_every == 0 or it == 0 or it + 1 == args.iterations:
+        recent = rows[-args.log_every :]
+        mean = {k: np.mean([r[k] for r in recent]) for k in ("loss", *loss_keys)}
+        log(
+            f"it {it + 1}/{args.iterations} lr {row['lr']:.2e} "
+            + " ".join(f"{k.removeprefix('loss_')} {v:.4f}" for k, v in mean.items())
+            + f" ({row['elapsed_s']:.0f} s)"
+        )
+
+
+def write_loss_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[-1]))
+        wr.writeheader()
+        wr.writerows([{k: _sig(v) for k, v in r.items()} for r in rows])
+
+
+def summary_head(name: str, card: Path, weights: Path, parameters: int, train_s: float):
+    """The first keys of the summary ``main`` returns (and TRAINING.md reads)."""
+    return {"name": name, "card": str(card), "weights": str(weights),
+            "weights_bytes": weights.stat().st_size, "parameters": parameters,
+            "train_seconds": train_s}  # fmt: skip
+
+
+def final_losses(rows: list[dict], loss_keys: tuple[str, ...]) -> dict[str, float]:
+    """Mean of the last 50 iterations, total and each term."""
+    last = rows[-min(len(rows), 50) :]
+    return {k: float(np.mean([r[k] for r in last])) for k in ("loss", *loss_keys)}
 
 
 def _train(args, argv) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(args.seed)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    name = args.name or out.resolve().name
-    source = args.source or f"https://models.example.org/{name}/{args.version}"
-    data_seed = args.data_seed if args.data_seed is not None else 1000 + args.seed
+    out, name, source, data_seed = run_folder(args)
     kwargs = model_kwargs(args)
     log = _Log(out / "train.log")
     log(f"machine: {machine()}")
@@ -567,17 +690,7 @@ def _train(args, argv) -> dict[str, Any]:
 
     dataset = SynthTrainSet(data_seed, args.num_images, args.width, args.height,
                             flip_p=args.hflip, low_light_p=args.low_light)  # fmt: skip
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        sampler=_Forever(args.num_images, args.seed),
-        num_workers=args.workers,
-        collate_fn=_collate,
-        worker_init_fn=_worker_init if args.workers else None,
-        generator=torch.Generator().manual_seed(args.seed),
-        persistent_workers=args.workers > 0,
-        prefetch_factor=4 if args.workers else None,
-    )
+    loader = endless_loader(dataset, args, _collate, _worker_init)
 
     rows: list[dict] = []
     model.train()
@@ -586,27 +699,8 @@ def _train(args, argv) -> dict[str, Any]:
     for it in range(args.iterations):
         images, targets = next(batches)
         losses = model(list(images), list(targets))
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        opt.step()
-        sched.step()
-        row = {"iteration": it + 1, "lr": opt.param_groups[0]["lr"], "loss": float(loss.detach())}
-        row.update({k: float(losses[k].detach()) for k in LOSS_KEYS})
-        row["elapsed_s"] = round(time.perf_counter() - t0, 2)
-        rows.append(row)
-        if (it + 1) % args.log_every == 0 or it == 0 or it + 1 == args.iterations:
-            recent = rows[-args.log_every :]
-            mean = {k: np.mean([r[k] for r in recent]) for k in ("loss", *LOSS_KEYS)}
-            log(
-                f"it {it + 1}/{args.iterations} lr {row['lr']:.2e} "
-                + " ".join(f"{k.removeprefix('loss_')} {v:.4f}" for k, v in mean.items())
-                + f" ({row['elapsed_s']:.0f} s)"
-            )
+        loss = optimise(model, opt, sched, losses, it, args.clip_grad)
+        record_step(rows, log, args, it, opt.param_groups[0]["lr"], loss, losses, LOSS_KEYS, t0)
         if args.eval_every and args.val is not None and (it + 1) % args.eval_every == 0:
             t_eval = time.perf_counter()
             res, _ = predict_coco(model, args.val, args.val_images, args.threads,
@@ -621,10 +715,7 @@ def _train(args, argv) -> dict[str, Any]:
 
     weights = out / f"{name}.safetensors"
     save_weights(model, weights)
-    with open(out / "loss.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows([{k: _sig(v) for k, v in r.items()} for r in rows])
+    write_loss_csv(out / "loss.csv", rows)
     plot_losses(rows, out / "loss.png", f"{name}: training loss")
     write_license(out)
 
@@ -646,15 +737,9 @@ def _train(args, argv) -> dict[str, Any]:
         base=args.base, modifications=modifications, claims=claims, val=args.val,
         val_images=args.val_images,
     )  # fmt: skip
-    last = rows[-min(len(rows), 50) :]
-    final = {k: float(np.mean([r[k] for r in last])) for k in ("loss", *LOSS_KEYS)}
+    final = final_losses(rows, LOSS_KEYS)
     summary = {
-        "name": name,
-        "card": str(card),
-        "weights": str(weights),
-        "weights_bytes": weights.stat().st_size,
-        "parameters": n_params,
-        "train_seconds": train_s,
+        **summary_head(name, card, weights, n_params, train_s),
         "final_losses": final,
         "metrics": metrics,
         "predict_seconds": predict_s,

@@ -432,31 +432,12 @@ def evaluate(model, cfg, dataset: str, max_images: int | None = None):
 def write_card(out: Path, *, name, version, weights: Path, kwargs, source, modifications,
                val: Path | None, val_images: Path | None) -> Path:  # fmt: skip
     tv = train_tv._toml_value
-    lines = [
-        "schema = 1",
-        "",
-        "[model]",
-        f"name = {tv(name)}",
-        f"version = {tv(version)}",
-        'format = "detectron2"',
-        f"weights = {tv(weights.name)}",
-        f"sha256 = {tv(train_tv.sha256_file(weights))}",
-        f"architecture = {tv(ARCHITECTURE)}",
-        "",
-        "[model.kwargs]",
-    ]
+    lines = train_tv.card_model_lines(name, version, "detectron2", weights, ARCHITECTURE)
     lines += [f"{json.dumps(k)} = {tv(v)}" for k, v in kwargs.items()]
     lines += ["", "[provenance]", f"source = {tv(source)}", "modifications = ["]
     lines += [f"    {tv(m)}," for m in modifications] + ["]"]
-    lines += ["", "[license]", 'spdx = "Apache-2.0"', 'file = "LICENSE"']
-    lines += ["", "[dependencies]", f"python = {tv(PYTHON)}", f"requires = {tv(REQUIRES)}"]
-    if val is not None:
-        images = val_images if val_images is not None else val.parent / "images"
-        lines += ["", "[dataset]", f"annotations = {tv(train_tv._rel(val, out))}",
-                  f"images = {tv(train_tv._rel(images, out))}"]  # fmt: skip
-    path = out / "kpmodel.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    lines += train_tv.card_license_lines(PYTHON, REQUIRES)
+    return train_tv.write_card_file(out, lines + train_tv.card_dataset_lines(out, val, val_images))
 
 
 def describe_modifications(kwargs: dict[str, Any], args) -> list[str]:
@@ -504,35 +485,6 @@ def describe_modifications(kwargs: dict[str, Any], args) -> list[str]:
     return mods
 
 
-def plot_losses(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    it = np.array([r.get("step", r["iteration"]) for r in rows])
-    win = max(1, len(rows) // 50)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
-    for a, b in zip(rows, rows[1:], strict=False):
-        if a.get("stage") != b.get("stage"):  # where this run continued from the earlier one
-            ax.axvline(b["step"] - 0.5, color="grey", ls=":", lw=1)
-    for key in ("loss", *LOSS_KEYS):
-        y = np.array([r[key] for r in rows], dtype=np.float64)
-        ys = np.convolve(y, np.ones(win) / win, mode="valid")
-        ax.plot(it[win - 1 :], ys, label="total" if key == "loss" else key.removeprefix("loss_"),
-                lw=2 if key == "loss" else 1)  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration" + (" (both stages; dotted: continued)" if "stage" in rows[0]
-                                 and rows[0]["stage"] != rows[-1]["stage"] else ""))  # fmt: skip
-    ax.set_ylabel(f"loss (moving mean of {win})")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def environment() -> str:
     import detectron2
     import torch
@@ -548,14 +500,7 @@ def environment() -> str:
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
-    ap.add_argument("--name", default=None, help="model name (default: the folder's name)")
-    ap.add_argument("--version", default="1.0.0")
-    ap.add_argument("--source", default=None,
-                    help="provenance source URL (default https://models.example.org/NAME/VERSION)")  # fmt: skip
-    ap.add_argument("--seed", type=int, default=0, help="seed for weights init, data and order")
-    ap.add_argument("--data-seed", type=int, default=None,
-                    help="seed of the synthetic training set (default: 1000 + --seed)")  # fmt: skip
+    train_tv.add_run_arguments(ap)
     ap.add_argument("--init-from", type=Path, default=None,
                     help="model_final.pkl of an earlier run of this script to continue from "
                     "(MODEL.WEIGHTS); when its folder holds that run's card, its command, "
@@ -570,20 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=1.5e-3, help="AdamW learning rate")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=150, help="linear warm-up iterations")
-    ap.add_argument("--final-lr-frac", type=float, default=0.02, help="cosine floor / lr")
-    ap.add_argument("--clip-grad", type=float, default=10.0)
-    ap.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability")
-    ap.add_argument("--low-light", type=float, default=0.0,
-                    help="probability of the low-light augmentation")  # fmt: skip
+    train_tv.add_schedule_tail_arguments(ap)
     ap.add_argument("--val", type=Path, default=None,
                     help="COCO annotations to evaluate on with COCOEvaluator")  # fmt: skip
     ap.add_argument("--val-images", type=Path, default=None)
-    ap.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--eval-every", type=int, default=0,
-                    help="evaluate on the first --eval-images of --val every N iterations")  # fmt: skip
-    ap.add_argument("--eval-images", type=int, default=60)
+    train_tv.add_loop_arguments(ap, threads=1, eval_images=60)
     m = ap.add_argument_group("model (detectron2 config keys; see model_overrides)")
     m.add_argument("--resnet-width", type=int, default=16,
                    help="MODEL.RESNETS.WIDTH_PER_GROUP (zoo: 64)")  # fmt: skip
@@ -607,15 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, save, evaluate and write the folder; returns a summary."""
-    args = build_parser().parse_args(argv)
-    import torch
-
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        return _train(args, argv)
-    finally:
-        torch.set_num_threads(threads_before)
+    return train_tv.with_threads(_train, build_parser().parse_args(argv), argv)
 
 
 def _train(args, argv) -> dict[str, Any]:
@@ -626,11 +554,7 @@ def _train(args, argv) -> dict[str, Any]:
     from detectron2.utils.events import EventStorage
 
     seed_all_rng(args.seed)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    name = args.name or out.resolve().name
-    source = args.source or f"https://models.example.org/{name}/{args.version}"
-    data_seed = args.data_seed if args.data_seed is not None else 1000 + args.seed
+    out, name, source, data_seed = train_tv.run_folder(args)
     if data_seed == 7:
         raise SystemExit("--data-seed 7 is the validation set's seed; train on another one")
     cfg, infer_cfg, kwargs = build_cfgs(args)
@@ -660,17 +584,7 @@ def _train(args, argv) -> dict[str, Any]:
 
     dataset = SynthD2Train(cfg, data_seed, args.num_images, args.width, args.height,
                            flip_p=args.hflip, low_light_p=args.low_light)  # fmt: skip
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        sampler=train_tv._Forever(args.num_images, args.seed),
-        num_workers=args.workers,
-        collate_fn=_as_list,
-        worker_init_fn=_worker_init if args.workers else None,
-        generator=torch.Generator().manual_seed(args.seed),
-        persistent_workers=args.workers > 0,
-        prefetch_factor=4 if args.workers else None,
-    )
+    loader = train_tv.endless_loader(dataset, args, _as_list, _worker_init)
     val_name = None
     if args.val is not None:
         val_images = args.val_images or args.val.parent / "images"
@@ -685,29 +599,10 @@ def _train(args, argv) -> dict[str, Any]:
         for it in range(args.iterations):
             storage.iter = it
             losses = model(next(batches))
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-            opt.step()
-            sched.step()
+            loss = train_tv.optimise(model, opt, sched, losses, it, args.clip_grad)
             storage.step()
-            row = {"iteration": it + 1, "lr": opt.param_groups[0]["lr"],
-                   "loss": float(loss.detach())}  # fmt: skip
-            row.update({k: float(losses[k].detach()) for k in LOSS_KEYS})
-            row["elapsed_s"] = round(time.perf_counter() - t0, 2)
-            rows.append(row)
-            if (it + 1) % args.log_every == 0 or it == 0 or it + 1 == args.iterations:
-                recent = rows[-args.log_every :]
-                mean = {k: np.mean([r[k] for r in recent]) for k in ("loss", *LOSS_KEYS)}
-                log(
-                    f"it {it + 1}/{args.iterations} lr {row['lr']:.2e} "
-                    + " ".join(f"{k.removeprefix('loss_')} {v:.4f}" for k, v in mean.items())
-                    + f" ({row['elapsed_s']:.0f} s)"
-                )
+            lr = opt.param_groups[0]["lr"]
+            train_tv.record_step(rows, log, args, it, lr, loss, losses, LOSS_KEYS, t0)
             if args.eval_every and val_name and (it + 1) % args.eval_every == 0:
                 t_eval = time.perf_counter()
                 met, _, _ = evaluate(model, cfg, val_name, args.eval_images)
@@ -727,11 +622,8 @@ def _train(args, argv) -> dict[str, Any]:
     cfg_dump.MODEL.WEIGHTS = WEIGHTS_NAME
     (out / "config.yaml").write_text(cfg_dump.dump(), encoding="utf-8")
     all_rows = staged_rows(earlier["rows"], rows) if earlier and earlier["rows"] else rows
-    with open(out / "loss.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(all_rows[-1]))
-        wr.writeheader()
-        wr.writerows([{k: train_tv._sig(v) for k, v in r.items()} for r in all_rows])
-    plot_losses(all_rows, out / "loss.png", f"{name}: detectron2 training loss")
+    train_tv.write_loss_csv(out / "loss.csv", all_rows)
+    train_tv.plot_losses(all_rows, out / "loss.png", f"{name}: detectron2 training loss", LOSS_KEYS)
     if earlier and earlier["log"]:
         (out / "train-stage1.log").write_bytes(Path(earlier["log"]).read_bytes())
     train_tv.write_license(out)
@@ -750,15 +642,9 @@ def _train(args, argv) -> dict[str, Any]:
     card = write_card(out, name=name, version=args.version, weights=weights, kwargs=kwargs,
                       source=source, modifications=modifications, val=args.val,
                       val_images=args.val_images)  # fmt: skip
-    last = rows[-min(len(rows), 50) :]
-    final = {k: float(np.mean([r[k] for r in last])) for k in ("loss", *LOSS_KEYS)}
+    final = train_tv.final_losses(rows, LOSS_KEYS)
     summary = {
-        "name": name,
-        "card": str(card),
-        "weights": str(weights),
-        "weights_bytes": weights.stat().st_size,
-        "parameters": n_params,
-        "train_seconds": train_s,
+        **train_tv.summary_head(name, card, weights, n_params, train_s),
         "final_losses": final,
         "metrics": metrics,
         "evals": evals,
