@@ -133,7 +133,6 @@ _BASE = {
     "keypoints": {"keypoint_presets"},
     "marker_args": {"errors"},
     "settings": {"errors"},
-    "header": {"errors"},
     "hypothesis_profile": set(),
     "progress": set(),
     "required": {"errors"},
@@ -185,6 +184,7 @@ _FEATURES = {
     # the evaluators are named by string, imported by importlib
     "checks": {"errors", "findings", "provenance.unpinned"},
     "strategies": {"robustness", "hypothesis_profile"},
+    "header": {"errors", "bench.load"},  # the run's header line, with the machine's load
     "cli": {"errors"},  # subcommands are named by string, imported by importlib
 }
 _BELOW_SESSION = {**_BASE, **_FOUNDATION, **_FEATURES}
