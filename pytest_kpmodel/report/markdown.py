@@ -46,7 +46,7 @@ def render(
     failed = [c for c in checks if not c.get("passed") and not c.get("skipped")]
     required_missing = [e for e in not_run if e.get("required")]
     bad = failed_gates or failed or required_missing
-    verdict = FAIL if bad else PASS
+    verdict = FAIL if bad else PASS if rows else SKIP  # nothing evaluated is not green
     lines = [f"## kpmodel: {verdict.split(' ', 1)[0]} {_headline(rows, failed, not_run)}", ""]
     if model:
         lines += [f"`{cell(model)}`", ""]
@@ -88,7 +88,7 @@ def render(
 
 def _headline(rows: Sequence[Sequence[str]], failed: Sequence[Any], not_run: Sequence[Any]) -> str:
     passed = sum(r[-1] == "pass" for r in rows)
-    parts = [f"{passed}/{len(rows)} gates passed"]
+    parts = [f"{passed}/{len(rows)} gates passed" if rows else "no gate evaluated"]
     if failed:
         parts.append(f"{len(failed)} check(s) failed")
     if not_run:
