@@ -38,10 +38,13 @@ def _zoom_blur(x, p, ctx):
     zooms = zoom_factors(p["max_zoom"], p["step"])
     if len(zooms) <= 1:
         return x
-    out = x.clone()
+    # Channels-last: torch's bilinear resize of a crop is about 3x faster in that layout on
+    # the CPU (identical values), and the zoomed copies are the whole cost of this kind.
+    xl = x.contiguous(memory_format=torch.channels_last)
+    out = xl.clone()
     for z in zooms:
-        out += clipped_zoom(x, z)
-    return (out / (len(zooms) + 1)).clamp(0, 1)
+        out += clipped_zoom(xl, z)
+    return (out / (len(zooms) + 1)).clamp(0, 1).contiguous()
 
 
 def _glass_blur(x, p, ctx):

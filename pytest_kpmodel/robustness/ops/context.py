@@ -43,9 +43,15 @@ class Rng:
         )
         return out * std + mean if (mean, std) != (0.0, 1.0) else out
 
-    def uniform(self, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    def uniform(
+        self, shape: Sequence[int], low: float = 0.0, high: float = 1.0,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:  # fmt: skip
         out = torch.stack(
-            [torch.rand(tuple(shape), generator=g, device=self.device) for g in self.gens]
+            [
+                torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype)
+                for g in self.gens
+            ]
         )
         return out * (high - low) + low if (low, high) != (0.0, 1.0) else out
 

@@ -1,0 +1,133 @@
+"""The corruption sweep's cost per corrupted image against one inference of the reference model,
+before and after issue 18's kernel changes, side by side in one run (target: <= 10%).
+
+    .venv/bin/python benchmarks/corruption_cost.py [--images 4] [--rounds 3] [--threads 1]
+
+"Before" are the previous kernels, kept here verbatim: shot noise with ``torch.poisson``
+(a per-element rejection sampler) and zoom blur resizing its crops in NCHW layout. "After" are
+the package's kernels: shot noise from per-level Walker alias tables (one uniform and two table
+reads per pixel) and zoom blur in channels-last layout (the same bilinear values, about 3x
+faster to resize on the CPU). Every corruption x severity is timed in both configurations in
+alternating rounds (the minimum of ``--rounds``), with the model's inference timed between
+them, so a busy machine slows both sides alike. The images are example-suite photos resized to
+640x480 (synthetic scenes when absent); the model is example_suite/models/kp-tiny-base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from corruptions import load_images, load_model  # benchmarks/ is on sys.path
+
+from pytest_kpmodel.robustness.corruptions import SEVERITIES
+from pytest_kpmodel.robustness.kinds import CORRUPTIONS
+from pytest_kpmodel.robustness.ops import apply as ops_apply
+from pytest_kpmodel.robustness.ops.blur import zoom_factors
+from pytest_kpmodel.robustness.ops.filters import clipped_zoom
+from pytest_kpmodel.robustness.perturbations import Perturbation
+
+
+def shot_noise_before(x, p, ctx):
+    c = p["photons"]
+    if c is None:
+        return x
+    return (ctx.rng.poisson(x.clamp(0, 1) * c) / c).clamp(0, 1)
+
+
+def zoom_blur_before(x, p, ctx):
+    zooms = zoom_factors(p["max_zoom"], p["step"])
+    if len(zooms) <= 1:
+        return x
+    out = x.clone()
+    for z in zooms:
+        out += clipped_zoom(x, z)
+    return (out / (len(zooms) + 1)).clamp(0, 1)
+
+
+BEFORE = {"shot_noise": shot_noise_before, "zoom_blur": zoom_blur_before}
+AFTER = {name: ops_apply.KERNELS[name] for name in BEFORE}
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_apply(images, name: str, severity: int, kernels: dict, device: str) -> float:
+    ops_apply.KERNELS.update(kernels)
+    p = Perturbation(name, float(severity), seed=0)
+    sync(device)
+    t0 = time.perf_counter()
+    p.apply(images)
+    sync(device)
+    return (time.perf_counter() - t0) / len(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=4, help="images in the batch")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (minimum kept)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    images, what = load_images(args.images)
+    images = [im.to(device) for im in images]
+    model, model_note = load_model(device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; {what}")
+    print(f"model: {model_note}")
+    for name in CORRUPTIONS:  # warm-up: libraries, kernels, the alias tables
+        for kernels in (BEFORE, AFTER):
+            for s in SEVERITIES:
+                time_apply(images[:1], name, s, kernels, device)
+    model.predict(images[:1])
+
+    before: dict[str, list[float]] = {}
+    after: dict[str, list[float]] = {}
+    infer: list[float] = []
+    try:
+        for name in CORRUPTIONS:
+            b_sev, a_sev = [], []
+            for s in SEVERITIES:
+                tb, ta = [], []
+                for _ in range(args.rounds):
+                    tb.append(time_apply(images, name, s, BEFORE, device))
+                    ta.append(time_apply(images, name, s, AFTER, device))
+                b_sev.append(min(tb))
+                a_sev.append(min(ta))
+            sync(device)
+            t0 = time.perf_counter()
+            model.predict(images)
+            sync(device)
+            infer.append((time.perf_counter() - t0) / len(images))
+            before[name], after[name] = b_sev, a_sev
+            b, a = statistics.mean(b_sev), statistics.mean(a_sev)
+            mark = "  (changed)" if name in BEFORE else ""
+            print(f"  {name:18s} before {1000 * b:7.1f} ms/img   after {1000 * a:7.1f} ms/img   "
+                  f"{b / a:5.2f}x{mark}", flush=True)  # fmt: skip
+    finally:
+        ops_apply.KERNELS.update(AFTER)
+
+    n = len(CORRUPTIONS) * len(SEVERITIES)
+    per_before = sum(map(sum, before.values())) / n
+    per_after = sum(map(sum, after.values())) / n
+    inference = statistics.median(infer)
+    print()
+    print(f"model inference: median {1000 * inference:.1f} ms/img over {len(infer)} batches "
+          f"(timed between the corruptions)")  # fmt: skip
+    print("per corrupted image (mean over 15 corruptions x 5 severities), side by side:")
+    print(f"  before: corruption {1000 * per_before:.1f} ms = {100 * per_before / inference:.1f}% "
+          f"of inference")  # fmt: skip
+    print(f"  after:  corruption {1000 * per_after:.1f} ms = {100 * per_after / inference:.1f}% "
+          f"of inference (target <= 10%)")  # fmt: skip
+    print(f"  the sweep is {per_before / per_after:.2f}x faster")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
