@@ -16,27 +16,33 @@ def wrap_state_dict(card, state_dict: dict[str, Any], options: LoadOptions) -> T
     return TorchDetectionModel(module, options, card.keypoints.num_keypoints, card.model.name)
 
 
+def load_safely(path, options: LoadOptions, what: str, **kwargs: Any) -> Any:
+    """``security.load_state_dict_safely`` after the run's scan; a reader's own error (torch's
+    unpickler, a corrupt archive) becomes one ``AdapterError``: ``"{path}: {what}: {reason}"``.
+    The scanner's refusals (``KpModelError``) pass unchanged."""
+    import pickle
+
+    from ..errors import KpModelError
+    from ..security import load_state_dict_safely
+
+    try:
+        return load_state_dict_safely(path, options.scan_report, **kwargs)
+    except KpModelError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise AdapterError(f"{path}: {what}: {first_line(exc)}") from None
+
+
 def read_checked(path, options: LoadOptions | None = None) -> dict[str, Any]:
     """The state dict in ``path`` (safetensors or torch zip), loaded only after a clean scan.
 
     Nested training checkpoints (``{"model": state_dict, "epoch": ...}``) yield their state dict.
     """
-    import pickle
-
     import torch
 
-    from ..errors import KpModelError
-    from ..security import load_state_dict_safely
-
     options = options or LoadOptions()
-    try:
-        obj = load_state_dict_safely(path, options.scan_report, extra_globals=options.extra_globals)
-    except KpModelError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise AdapterError(
-            f"{path}: could not be read as a state dict: {first_line(exc)}"
-        ) from None
+    obj = load_safely(path, options, "could not be read as a state dict",
+                      extra_globals=options.extra_globals)  # fmt: skip
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(obj.get(key), dict):

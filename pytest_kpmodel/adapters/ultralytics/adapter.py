@@ -30,7 +30,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ...errors import AdapterError, KpModelError, first_line
+from ...errors import AdapterError
 from ..base import Prediction
 from ..options import LoadOptions
 from .kwargs import model_of, settings
@@ -40,26 +40,12 @@ PROFILE = "ultralytics"
 
 def read_checkpoint(path: Path, options: LoadOptions, profiles: tuple[str, ...]) -> Any:
     """The checkpoint dict, loaded with ``weights_only=True`` into the stand-in classes."""
-    import pickle
-
-    from ...security import load_state_dict_safely
+    from ..state_dict import load_safely
     from .standins import STAND_INS
 
     extra = tuple(g for g in options.extra_globals if g not in STAND_INS)
-    try:
-        return load_state_dict_safely(
-            path,
-            options.scan_report,
-            extra_globals=extra,
-            allowlists=profiles,
-            stand_ins=STAND_INS,
-        )
-    except KpModelError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise AdapterError(
-            f"{path}: not a readable Ultralytics checkpoint: {first_line(exc)}"
-        ) from None
+    return load_safely(path, options, "not a readable Ultralytics checkpoint",
+                       extra_globals=extra, allowlists=profiles, stand_ins=STAND_INS)  # fmt: skip
 
 
 def load(card, options: LoadOptions):
