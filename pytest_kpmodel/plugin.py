@@ -295,6 +295,7 @@ def pytest_configure(config: pytest.Config) -> None:
     that selects no kp test pays for nothing more (the run is built by ``_kp`` on first use,
     the hypothesis profile is registered by hypothesis' own entry point when hypothesis is
     imported: ``hypothesis_profile.register``)."""
+    _configure_progress(config)
     for doc in MARKERS_DOC.values():
         config.addinivalue_line("markers", doc)
     config.stash[_SETTINGS] = _settings(config)
@@ -320,6 +321,23 @@ def _load_hypothesis_profile(config: pytest.Config, items: list[pytest.Item]) ->
         from .hypothesis_profile import register
 
         register(load=True)
+
+
+def _configure_progress(config: pytest.Config) -> None:
+    """Tell ``progress`` whether the long steps show their line and bar: pytest's verbosity
+    (quiet under ``-q``) and whether stderr is a terminal, read now, while the output capture is
+    suspended (so this is the real stderr); and how to step out of the capture for each write,
+    since the steps run inside tests and fixtures."""
+    import sys
+
+    from . import progress
+
+    capman = config.pluginmanager.getplugin("capturemanager")
+    progress.configure(
+        verbosity=config.get_verbosity(),
+        isatty=bool(getattr(sys.stderr, "isatty", lambda: False)()),
+        suspend=capman.global_and_fixture_disabled if capman is not None else None,
+    )
 
 
 def _is_main(config: pytest.Config) -> bool:
@@ -546,6 +564,9 @@ def pytest_testnodedown(node, error) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from . import progress
+
+    progress.reset()  # a later run in this process (pytester) decides anew
     kp = config.stash.get(_KP, None)
     if kp is None:
         return

@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,19 +74,31 @@ def predict_dataset(
     num_workers: int | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> PredictionSet:
-    """Run the model over every image, in order, with decoding overlapped in workers."""
+    """Run the model over every image, in order, with decoding overlapped in workers.
+    ``progress(n)`` is called with the images done after each batch; without it the step shows
+    its own line and bar (``progress.step``: on a terminal only)."""
+    from .progress import step
+
     device = model.device
     pin = getattr(device, "type", str(device)) == "cuda"
     preds: list[Prediction | None] = [None] * len(dataset)
+    own = step(describe_predicting(model, len(dataset)), len(dataset)) if progress is None else None
+    done: Callable[[int], Any] = own if own is not None else progress  # type: ignore[assignment]
     start = time.perf_counter()
-    for indices, images in iterate_batches(dataset, batch_size, num_workers, pin_memory=pin):
-        batch = [im.to(device, non_blocking=True).float().div_(255) for im in images]
-        for i, p in zip(indices, model.predict(batch), strict=True):
-            preds[i] = p.cpu()
-        if progress is not None:
-            progress(len(indices))
+    with own or nullcontext():
+        for indices, images in iterate_batches(dataset, batch_size, num_workers, pin_memory=pin):
+            batch = [im.to(device, non_blocking=True).float().div_(255) for im in images]
+            for i, p in zip(indices, model.predict(batch), strict=True):
+                preds[i] = p.cpu()
+            done(len(indices))
     elapsed = time.perf_counter() - start
     return PredictionSet(list(dataset.image_ids), preds, seconds=elapsed)  # type: ignore[arg-type]
+
+
+def describe_predicting(model: Any, images: int) -> str:
+    """The line of a prediction step: 'predicting 200 images with kp-tiny-mod on cpu'."""
+    name = getattr(model, "name", "") or type(model).__name__
+    return f"predicting {images} images with {name} on {getattr(model, 'device', 'cpu')}"
 
 
 # -- on-disk cache ------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ carrying one message for the user.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,6 @@ from .provenance.digests import sha256_file
 from .security.policy import SecurityPolicy
 from .settings import Settings
 
-PARITY_IMAGES = 50  # images kp_parity predicts per variant
 T = TypeVar("T")
 
 # What ``KpSession.computed`` answers for: the pieces a run computes at most once.
@@ -408,7 +406,11 @@ class KpSession:
         # Under torchrun each rank predicts its shard (whole batches) and every rank gets the
         # merged set; rank 0 reads/writes the cache entry under a lock (xdist workers wait).
         def compute():
-            with progress_bar(len(self.dataset), f"predict {self.card.model.name}") as bar:
+            from .progress import step
+
+            n = len(self.dataset)
+            with step(f"predicting {n} images with {self.card.model.name} on {self.device}",
+                      n) as bar:  # fmt: skip
                 return predict_sharded(self.dist, lambda: self.model, self.dataset,
                                        self.settings.batch_size, self.settings.workers, bar,
                                        tag=f"predict {key[:12]}")  # fmt: skip
@@ -541,8 +543,7 @@ class KpSession:
     @property
     def parity(self):
         def compute():
-            from .bench.parity import run
-            from .bench.settings import BenchSettings
+            from .bench.parity import parity_settings, run
             from .metrics.accuracy import evaluate_predictions
 
             self.check_ground_truth()  # refuse a bad ground truth before predicting
@@ -551,16 +552,18 @@ class KpSession:
                 m = evaluate_predictions(self, ps, image_ids=ps.image_ids, analyses=False)
                 return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
 
-            # Accuracy columns on the first images of the set: each variant predicts them all,
-            # and emulated bf16 on CPUs without native support costs ~20x fp32.
+            # Bounded by the kp_bench(...) of its tests (parity_settings): each variant predicts
+            # the first num_images images (emulated bf16 on CPUs without native support costs
+            # ~20x fp32) and is timed with warmup per shape + iters calls.
+            settings = parity_settings(self.parity_bench)
             ds = self.dataset
-            ds = ds.subset(list(range(min(len(ds), PARITY_IMAGES))))
+            ds = ds.subset(list(range(min(len(ds), settings.num_images))))
             table = run(
                 self.model,
                 self.card,
                 ds,
                 evaluate_fn=evaluate,
-                settings=BenchSettings.from_kwargs(**self.parity_bench),
+                settings=settings,
                 workdir=self.run_dir / "parity",
                 batch_size=self.settings.batch_size,
             )
@@ -615,25 +618,3 @@ class KpSession:
     def record_check(self, nodeid: str, marker: str, result: CheckResult) -> None:
         entry = {"nodeid": nodeid, "marker": marker, **result.to_json()}
         self.checks.append(entry)
-
-
-class progress_bar:
-    """tqdm on a TTY (images/s and ETA), silent otherwise so CI logs stay clean."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.bar = total, desc, None
-
-    def __enter__(self):
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total, desc=self.desc, unit="img", leave=False)
-        return self
-
-    def __call__(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
