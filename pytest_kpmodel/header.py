@@ -30,3 +30,16 @@ def reproduction_header(session) -> str:
             else ""
         )
     )
+        + _load()
+
+
+def _load() -> str:
+    """' load=2.1/2cores': runnable threads against the cores at the start of the run (the
+    speed gates record the load during their own timing; ' busy' marks an oversubscribed
+    machine, whose timings mean less)."""
+    from .bench.load import snapshot
+
+    reading = snapshot()
+    if reading.load is None:
+        return ""
+    return f" load={reading.load:.1f}/{reading.cores}cores" + (" busy" if reading.busy else "")

@@ -561,6 +561,15 @@ class KpSession:
             table = run(
                 self.model,
                 self.card,
+    def bench_vs_baseline(self, **settings: Any):
+        """This model against its baseline, timed in alternating rounds on the same images
+        under ``kp_bench(...)`` ``settings`` (``bench.relative``); once per distinct setting,
+        into the report's ``bench_vs_baseline`` list."""
+        from .bench.relative import measure_relative
+
+        text = repr(sorted(settings.items()))
+        return self._once(("bench_vs_baseline", text), lambda: measure_relative(self, settings))
+
                 ds,
                 evaluate_fn=evaluate,
                 settings=settings,

@@ -58,7 +58,7 @@ def test_runs_with_model_and_caches(pytester, tiny_card):
     first.assert_outcomes(passed=3)
     first.stdout.fnmatch_lines(
         [
-            "kpmodel: tiny 0.1 sha256:* device=cpu *seed=0 hypothesis-profile=kpmodel",
+            "kpmodel: tiny 0.1 sha256:* device=cpu *seed=0 hypothesis-profile=kpmodel load=*/*cores*",
             "*FROM_CACHE False*",
         ]
     )

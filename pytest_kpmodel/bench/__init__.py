@@ -15,6 +15,10 @@ Modules (import them directly; this package imports nothing, so importing it nev
 - ``thresholds``: the speed gates (``fps``, ``latency_p50_ms``, ``latency_p90_ms``,
   ``vram_mib``) and the values they read.
 - ``machine``: device and machine names for the report and pytest-benchmark's machine info.
+- ``load``: how busy the machine was during a timed region (runnable threads against the
+  cores, other processes' CPU, steal, other GPU processes), and the "machine busy" sentence.
+- ``relative``: ``kp_no_regression(fps=...)``'s candidate-vs-baseline timing in alternating
+  rounds, gated on the median throughput ratio with its spread.
 - ``export``: ONNX and ``torch.export`` exports of eager torch models.
 - ``parity``: each precision and export of the model, speed and accuracy side by side,
   agreement with fp32 by OKS; ``parity_table``: the resulting table.

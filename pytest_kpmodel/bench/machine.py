@@ -32,11 +32,14 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def machine_info_extra() -> dict[str, Any]:
+def machine_info_extra(bench_entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """For ``pytest_benchmark_update_machine_info(config, machine_info)``:
-    ``machine_info.update(machine_info_extra())`` — so ``--benchmark-compare`` warns when runs
-    come from different GPUs, drivers or torch builds."""
+    ``machine_info.update(machine_info_extra(entries))`` — so ``--benchmark-compare`` warns when
+    runs come from different GPUs, drivers or torch builds. ``bench_entries``: the run's
+    report ``bench`` entries; the busiest load reading among them is ``load`` (``load.py``)."""
     import torch
+
+    from .load import cores, worst
 
     info: dict[str, Any] = {
         "torch": torch.__version__,
@@ -46,6 +49,8 @@ def machine_info_extra() -> dict[str, Any]:
         "gpu_count": 0,
         "gpu_driver": None,
         "cpu_threads": torch.get_num_threads(),
+        "cpu_cores": cores(),
+        "load": worst([e.get("load") or {} for e in bench_entries or []]),
     }
     try:  # the distribution's version: importing torchvision costs seconds
         from importlib.metadata import PackageNotFoundError, version

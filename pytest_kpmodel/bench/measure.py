@@ -26,6 +26,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from ..progress import step
+from .load import LoadSampler
 from .machine import device_name
 from .memory import TimedRunMemory
 from .precision import with_precision
@@ -150,12 +151,14 @@ def measure(
     sync = device_sync(device)
     counts = _DetectionCounts(len(prepared), len(batches), settings.batch_size)
     memory = TimedRunMemory(device, settings.rss_interval_s)
+    load = LoadSampler(torch.get_num_threads(), gpu=device.type == "cuda")
     hookable = detection_module(vmodel) is not None
     in_timed = settings.stages_in_timed_calls(device.type, hookable)
     timed_stages = TimedStages(vmodel, sync, clock) if in_timed else None
 
     def timed_start() -> None:
         memory.start()
+        load.start()
         if timed_stages is not None:
             timed_stages.start()
 
@@ -193,6 +196,7 @@ def measure(
                     loop.run()
         finally:
             memory.stop()
+            load.stop()
         memory_json = memory.to_json()
         stats = loop.stats(settings.batch_size)
         if timed_stages is not None:
@@ -220,6 +224,7 @@ def measure(
         memory=memory_json,
         times_ms=[t * 1000.0 for t in loop.times[: settings.iters]],
         driver="pytest-benchmark" if use_pb else "kpmodel",
+        load=load.reading.to_json() if load.reading is not None else {},
     )
     if benchmark is not None:
         attach_extra_info(benchmark, result)

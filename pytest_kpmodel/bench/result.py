@@ -28,6 +28,13 @@ class BenchResult:
     memory: dict[str, Any] = field(default_factory=dict)
     times_ms: list[float] = field(default_factory=list)
     driver: str = "kpmodel"  # "kpmodel" (own loop) or "pytest-benchmark" (pedantic rounds)
+    load: dict[str, Any] = field(default_factory=dict)  # the machine's load while timing (load.py)
+
+    @property
+    def busy(self) -> str | None:
+        """'machine busy: load 6.1 on 2 cores during timing' when the timed calls shared the
+        machine enough to distort them (``load.LoadReading.busy``)."""
+        return self.load.get("busy")
 
     @property
     def fps(self) -> float:
@@ -68,6 +75,7 @@ class BenchResult:
             "interop_threads": self.interop_threads,
             "cudnn_benchmark": False,
             "driver": self.driver,
+            "load": dict(self.load),
             "settings": self.settings.to_json(),
         }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..findings import CheckResult, Gate
+from ..findings import CheckResult, Finding, Gate
 from .result import BenchResult
 
 # name -> (label, op, unit), in the order gates are listed
@@ -50,6 +50,20 @@ def speed_gates(result: BenchResult, thresholds: dict[str, Any]) -> list[Gate]:
     return gates
 
 
+def busy_finding(result: Any, gates: list[Gate]) -> Finding | None:
+    """When a speed gate failed on a machine that was busy while timing: the finding saying so
+    (the load measured during the timed calls), listed with the failed gates."""
+    busy = getattr(result, "busy", None)
+    if not busy or all(g.passed for g in gates):
+        return None
+    return Finding(
+        "speed.load",
+        f"{busy}: the timings measured a shared machine (kp_no_regression(fps=...) compares "
+        "with the base model in alternating rounds, which holds on a busy machine)",
+        details={"load": dict(getattr(result, "load", {}) or {})},
+    )
+
+
 def missing_gates(result: BenchResult, thresholds: dict[str, Any]) -> list[str]:
     """Why requested speed gates cannot be evaluated here (one sentence each)."""
     reasons = []
@@ -65,6 +79,9 @@ def speed_check(result: BenchResult, thresholds: dict[str, Any]) -> CheckResult:
     """Fails with every missed gate at once; otherwise skips when a requested gate could not be
     evaluated (never passes silently); otherwise passes."""
     check = CheckResult("kp_thresholds", gates=speed_gates(result, thresholds))
+    busy = busy_finding(result, check.gates)
+    if busy is not None:
+        check.findings.append(busy)
     if not check.failures:
         missing = missing_gates(result, thresholds)
         if missing:
