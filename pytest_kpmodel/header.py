@@ -29,8 +29,8 @@ def reproduction_header(session) -> str:
             if session.hypothesis_profile
             else ""
         )
-    )
         + _load()
+    )
 
 
 def _load() -> str:
