@@ -8,7 +8,7 @@ from pathlib import Path
 
 from real_datasets import crowdpose_like, humanart_like, ochuman_like, wholebody_like
 
-from kp_factories import write_card
+from kp_factories import make_dataset, write_card
 
 # A model that looks up each image's ground truth, shifted; K from the annotations (COCO-
 # WholeBody's parts joined as the plugin joins them). It records every call in RECORD, so a
@@ -121,6 +121,23 @@ def test_bad_ground_truth_fails_at_setup_before_the_model_predicts(pytester):
         f"*{ann}: category 1 'person' lists 21 keypoint names but * annotations carry 17 "
         "keypoints (51 values) in 'keypoints' (ids *",
     ])  # fmt: skip
+
+
+def test_rle_without_size_names_the_file_and_annotation_before_predicting(pytester):
+    """hotcoco (the default engine when installed) would raise a bare ValueError here."""
+    ann = make_dataset(pytester.path / "data")
+    gt = json.loads(ann.read_text())
+    gt["annotations"][1]["segmentation"] = {"counts": [0, 25, 75]}
+    ann.write_text(json.dumps(gt))
+    card = recording_card(pytester.path / "model", ann)
+    pytester.makepyfile(NEVER_PREDICTED)
+    result = pytester.runpytest(f"--kp-model={card}", "--kp-allow-code")
+    result.assert_outcomes(errors=1, passed=1)
+    aid = gt["annotations"][1]["id"]
+    result.stdout.fnmatch_lines(
+        [f"*{ann}: annotation id {aid}: 'segmentation' is an RLE dict without 'size' *"]
+    )
+    assert "ValueError" not in result.stdout.str()
 
 
 def test_card_keypoints_must_match_the_set_before_predicting(pytester):

@@ -105,6 +105,7 @@ def _first_pass(anns: list[Any], index: GroundTruthIndex) -> None:
                 and a["iscrowd"] in (0, 1)
                 and len(a["bbox"]) == 4
                 and a["area"].__class__ in (int, float)
+                and _segmentation_ok(a.get("segmentation"))
                 and (
                     not index.k
                     or (
@@ -119,6 +120,34 @@ def _first_pass(anns: list[Any], index: GroundTruthIndex) -> None:
         if not ok:
             explain_annotation(i, a, index, seen, anns=anns)
         seen.add(a["id"])
+
+
+def _segmentation_ok(seg: Any) -> bool:
+    """Absent, polygons (a list) or an RLE dict with both 'size' and 'counts'. Box and keypoint
+    evaluation never read it, but hotcoco parses every annotation's segmentation and refuses
+    an RLE without 'size' with a bare ValueError naming only the list position."""
+    if seg is None or seg.__class__ is list:
+        return True
+    return (
+        seg.__class__ is dict
+        and "counts" in seg
+        and seg.get("size").__class__ in (list, tuple)
+        and len(seg["size"]) == 2
+    )
+
+
+def _segmentation_problem(seg: Any) -> str | None:
+    if _segmentation_ok(seg):
+        return None
+    if not isinstance(seg, Mapping):
+        return f"must be a list of polygons or an RLE dict, got {type(seg).__name__}"
+    missing = [k for k in ("size", "counts") if k not in seg]
+    if missing:
+        return (
+            f"is an RLE dict without {' and '.join(repr(k) for k in missing)} "
+            "(COCO's RLE is {'size': [height, width], 'counts': ...})"
+        )
+    return f"has 'size' {show(seg['size'])}; an RLE's size is [height, width]"
 
 
 def _value_arrays(
@@ -232,6 +261,12 @@ def explain_annotation(
     if index.k and (not is_int(a["num_keypoints"]) or a["num_keypoints"] < 0):
         raise DatasetError(
             f"{where}: 'num_keypoints' must be an integer >= 0, got {show(a['num_keypoints'])}"
+        )
+    seg = _segmentation_problem(a.get("segmentation"))
+    if seg:
+        raise DatasetError(
+            f"{where}: 'segmentation' {seg}; box and keypoint evaluation do not use it, but "
+            "the evaluation engines parse it: fix it or drop the key"
         )
     box = number_list(a["bbox"], 4, f"{where}: 'bbox'")
     if box[2] < 0 or box[3] < 0:

@@ -193,3 +193,39 @@ def test_numpy_numbers_in_results_are_accepted(base):
 def test_keypoint_names_must_be_unique(base):
     gt, res = copy.deepcopy(base)
     refused(gt, res, "keypoint names are not unique", names=["a"] * 17)
+
+
+@pytest.mark.parametrize(
+    ("seg", "match"),
+    [
+        ({"counts": [0, 25, 75]}, r"'segmentation' is an RLE dict without 'size' \(COCO's RLE"),
+        ({"size": [10, 10]}, r"'segmentation' is an RLE dict without 'counts'"),
+        (
+            {"size": [10], "counts": [1]},
+            r"'segmentation' has 'size' \[10\]; an RLE's size is \[height, width\]",
+        ),
+        ("abc", r"'segmentation' must be a list of polygons or an RLE dict, got str"),
+    ],
+)
+def test_malformed_segmentation_names_the_annotation(base, seg, match):
+    """hotcoco refuses these with a bare ValueError naming the list position; pycocotools'
+    box and keypoint evaluation never reads them: refused up front for every engine."""
+    gt, res = copy.deepcopy(base)
+    a = gt["annotations"][1]
+    a["segmentation"] = seg
+    refused(gt, res, f"annotation id {a['id']}: {match}")
+
+
+def test_valid_segmentations_are_accepted_by_every_engine(base):
+    gt, res = copy.deepcopy(base)
+    gt["annotations"][0]["segmentation"] = [[1.0, 1.0, 5.0, 1.0, 5.0, 5.0]]
+    gt["annotations"][1]["segmentation"] = {"size": [480, 640], "counts": [0, 10, 307190]}
+    want = evaluate(gt, res, engine="pycocotools", **FAST).keypoints.AP
+    for engine in ("hotcoco", "faster-coco-eval"):
+        try:
+            resolve_engine(engine)
+        except EngineError:
+            continue
+        assert (
+            pytest.approx(want, abs=1e-12) == evaluate(gt, res, engine=engine, **FAST).keypoints.AP
+        )
