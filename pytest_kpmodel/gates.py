@@ -186,6 +186,10 @@ def no_regression(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: An
             1.0 - tolerances["fps"],
             unit="x",
         )
+        result.gates.append(gate)
+        busy = rel.load.busy if rel.load is not None else None
+        if busy and not gate.passed:
+            result.findings.append(Finding("speed.load", f"{busy} ({rel.describe()})"))
     return result
 
 
@@ -230,7 +234,10 @@ def claims(session, bench: Mapping[str, Any], /, *args: Any, tolerance: float = 
             )
         )
     elif speed_claims:
+        from .bench.thresholds import busy_finding
+
         measured = session.bench(**bench)
+        first = len(result.gates)
         for name in speed_claims:
             label, op, unit = SPEED[name]
             claimed = card_claims[name]
@@ -246,18 +253,15 @@ def claims(session, bench: Mapping[str, Any], /, *args: Any, tolerance: float = 
                     "claims",
                     f"{label} (card claims {claimed:g})",
                     float(value),
-        from .bench.thresholds import busy_finding
-
                     bound,
-        first = len(result.gates)
                     op,
                     baseline=claimed,
                     unit=unit,
                 )  # fmt: skip
             )
-    if not result.gates and not result.findings:
-        result.skipped = "the card's [claims] name nothing this run measures"
-    return result
         busy = busy_finding(measured, result.gates[first:])
         if busy is not None:
             result.findings.append(busy)
+    if not result.gates and not result.findings:
+        result.skipped = "the card's [claims] name nothing this run measures"
+    return result

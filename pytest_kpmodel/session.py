@@ -540,6 +540,15 @@ class KpSession:
 
         return self._once(("bench", text), compute)
 
+    def bench_vs_baseline(self, **settings: Any):
+        """This model against its baseline, timed in alternating rounds on the same images
+        under ``kp_bench(...)`` ``settings`` (``bench.relative``); once per distinct setting,
+        into the report's ``bench_vs_baseline`` list."""
+        from .bench.relative import measure_relative
+
+        text = repr(sorted(settings.items()))
+        return self._once(("bench_vs_baseline", text), lambda: measure_relative(self, settings))
+
     @property
     def parity(self):
         def compute():
@@ -561,15 +570,6 @@ class KpSession:
             table = run(
                 self.model,
                 self.card,
-    def bench_vs_baseline(self, **settings: Any):
-        """This model against its baseline, timed in alternating rounds on the same images
-        under ``kp_bench(...)`` ``settings`` (``bench.relative``); once per distinct setting,
-        into the report's ``bench_vs_baseline`` list."""
-        from .bench.relative import measure_relative
-
-        text = repr(sorted(settings.items()))
-        return self._once(("bench_vs_baseline", text), lambda: measure_relative(self, settings))
-
                 ds,
                 evaluate_fn=evaluate,
                 settings=settings,
