@@ -352,8 +352,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not _has_model(config) or not _is_main(config):
         return None
     from .header import reproduction_header
+    from .metrics.engines import auto_engine_note
 
-    return [reproduction_header(_kp(config))]
+    note = auto_engine_note(config.stash[_SETTINGS].metrics_engine)
+    return [reproduction_header(_kp(config)), *([note] if note else [])]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
