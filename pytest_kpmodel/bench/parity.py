@@ -289,6 +289,9 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
         row.status, row.reason = "skipped", str(exc)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not hide the others
         row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"
+    row.seconds = time.perf_counter() - t0
+    if row.status == "ok":
+        row.forward_passes = bar.done  # the step counted every prediction and timed call
     return row
 
 

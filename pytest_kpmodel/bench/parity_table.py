@@ -25,6 +25,9 @@ class ParityRow:
     oks50_fraction: float | None = None
     detections: int | None = None  # over the evaluation set
     prepare_s: float | None = None  # export / build time
+    seconds: float | None = None  # the whole variant: build, predictions, timed calls
+    # images predicted + benchmark calls (warm-up, timed, stage pass): model calls at batch 1
+    forward_passes: int | None = None
     notes: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     bench: dict[str, Any] = field(default_factory=dict)

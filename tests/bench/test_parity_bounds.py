@@ -47,6 +47,9 @@ def test_forward_passes_are_images_plus_warmup_plus_iters_per_variant(tiny, two_
     # stage times come from the timed calls on the CPU
     assert len(calls) == 2 + 4 + 2 + 4
     assert table.row("bf16").bench["stage_pass"] == "timed"
+    assert table.row("fp32").forward_passes == 4  # its predictions are the reference's
+    assert table.row("bf16").forward_passes == 2 + 4
+    assert all(r.seconds > 0 for r in table.rows)
 
 
 def test_parity_settings_bound_a_run_without_a_marker():

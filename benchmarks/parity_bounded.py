@@ -1,0 +1,111 @@
+"""``kp_parity`` on a full-size keypoint R-CNN R50-FPN on the CPU with 3 images: forward passes
+and wall time per variant, against the bound the settings give and against the previous
+defaults, side by side from one run.
+
+    .venv/bin/python benchmarks/parity_bounded.py [--images 3] [--image-size 320 480]
+        [--variants fp32 bf16 fp16 onnx exported] [--iters 10] [--warmup 1] [--threads 1]
+
+The model is torchvision's ``keypointrcnn_resnet50_fpn`` with random weights (no download), on
+the first ``--images`` images of example_suite/data/val. The run is ``bench.parity.run`` with
+``parity_settings`` (what the ``kp_parity`` fixture uses): every variant predicts the images and
+is timed with ``warmup`` calls per shape and ``iters`` timed calls. Each variant is a progress
+step (shown on a terminal).
+
+Printed per variant: status, forward passes (images predicted + benchmark calls), the bound
+``images + warmup x shapes + iters``, seconds, and the seconds the previous defaults would have
+taken, estimated from this run's own per-call median: ``images + 10 warm-up + 100 timed + 20
+stage-pass calls`` (the issue's run: "did not finish in 10 minutes and printed nothing").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_VAL = ROOT / "example_suite/data/val/annotations.json"
+BEFORE_CALLS = 10 + 100 + 20  # warm-up (max(10, distinct batches)), timed, stage pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--image-size", type=int, nargs=2, default=(320, 480), metavar=("H", "W"),
+                    help="kp_bench image_size of the speed columns (the default is 800 1333)")  # fmt: skip
+    ap.add_argument("--variants", nargs="+", default=["fp32", "bf16", "fp16", "onnx", "exported"])
+    ap.add_argument("--iters", type=int, default=None, help="kp_bench iters (default: parity's)")
+    ap.add_argument("--warmup", type=int, default=None, help="kp_bench warmup (default: parity's)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    import torch
+    import torchvision
+
+    from pytest_kpmodel.adapters.options import LoadOptions
+    from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
+    from pytest_kpmodel.bench import parity
+    from pytest_kpmodel.data import load_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    marker: dict = {"image_size": tuple(args.image_size)}
+    if args.iters is not None:
+        marker["iters"] = args.iters
+    if args.warmup is not None:
+        marker["warmup"] = args.warmup
+    settings = parity.parity_settings(marker)
+    if EXAMPLE_VAL.is_file():
+        dataset = load_dataset(EXAMPLE_VAL)
+    else:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from kp_factories import make_dataset
+
+        dataset = load_dataset(make_dataset(Path(tempfile.mkdtemp()), n=args.images))
+    dataset = dataset.subset(list(range(min(args.images, len(dataset)))))
+    torch.manual_seed(0)
+    module = torchvision.models.detection.keypointrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None
+    ).eval()
+    model = TorchDetectionModel(module, LoadOptions(), 17, "r50-fpn")
+    n = len(dataset)
+    print(f"cpu, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"keypointrcnn_resnet50_fpn (random weights); {n} images; kp_bench settings "
+          f"warmup={settings.warmup} iters={settings.iters} image_size={settings.image_size}")  # fmt: skip
+
+    before_tmp = set(os.listdir(tempfile.gettempdir()))
+    t0 = time.perf_counter()
+    table = parity.run(model, None, dataset, tuple(args.variants), settings=settings)
+    total = time.perf_counter() - t0
+    left = set(os.listdir(tempfile.gettempdir())) - before_tmp
+
+    print()
+    print(table.format())
+    print()
+    print(f"{'variant':9s} {'status':8s} {'passes':>6s} {'bound':>6s} {'seconds':>8s} "
+          f"{'previous defaults (est.)':>25s}")  # fmt: skip
+    est_total = 0.0
+    for r in table.rows:
+        bound = (n if r.variant != "fp32" else 0) + settings.warmup + settings.iters
+        if r.status != "ok":
+            print(f"{r.variant:9s} {r.status:8s} {'-':>6s} {'-':>6s} {r.seconds:8.1f}")
+            continue
+        per_call = (r.latency_ms_p50 or 0.0) / 1000.0
+        before = (r.prepare_s or 0.0) + (
+            (n if r.variant != "fp32" else 0) + BEFORE_CALLS
+        ) * per_call
+        est_total += before
+        print(f"{r.variant:9s} {r.status:8s} {r.forward_passes:6d} {bound:6d} {r.seconds:8.1f} "
+              f"{before:23.0f} s")  # fmt: skip
+    print()
+    print(f"whole run: {total:.1f} s (reference predictions included); the previous defaults: "
+          f"about {est_total:.0f} s -> {est_total / total:.1f}x")  # fmt: skip
+    print(f"left in the temp folder: {sorted(left) or 'nothing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
