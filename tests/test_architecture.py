@@ -143,7 +143,8 @@ _FOUNDATION = {
     "adapters": {"errors", "card", "security"},
     "data_layouts": {"errors", "keypoint_presets"},
     "data": {"errors", "keypoints", "data_layouts"},
-    "predictions": {"adapters.base", "data"},
+    # metrics imports only the base, so its result arrays can sit under predictions' cache
+    "predictions": {"adapters.base", "data", "metrics.detections"},
 }
 _FEATURES = {
     "metrics": {"errors", "keypoints", "keypoint_presets"},
