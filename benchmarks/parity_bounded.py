@@ -4,6 +4,7 @@ defaults, side by side from one run.
 
     .venv/bin/python benchmarks/parity_bounded.py [--images 3] [--image-size 320 480]
         [--variants fp32 bf16 fp16 onnx exported] [--iters 10] [--warmup 1] [--threads 1]
+        [--device cpu|cuda]
 
 The model is torchvision's ``keypointrcnn_resnet50_fpn`` with random weights (no download), on
 the first ``--images`` images of example_suite/data/val. The run is ``bench.parity.run`` with
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="kp_bench iters (default: parity's)")
     ap.add_argument("--warmup", type=int, default=None, help="kp_bench warmup (default: parity's)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
 
     import torch
@@ -70,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     module = torchvision.models.detection.keypointrcnn_resnet50_fpn(
         weights=None, weights_backbone=None
     ).eval()
-    model = TorchDetectionModel(module, LoadOptions(), 17, "r50-fpn")
+    model = TorchDetectionModel(module, LoadOptions(device=args.device), 17, "r50-fpn")
     n = len(dataset)
-    print(f"cpu, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"keypointrcnn_resnet50_fpn (random weights); {n} images; kp_bench settings "
           f"warmup={settings.warmup} iters={settings.iters} image_size={settings.image_size}")  # fmt: skip
 
