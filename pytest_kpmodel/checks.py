@@ -57,7 +57,12 @@ MARKERS_DOC: dict[str, str] = {
     "kp_corruptions": "kp_corruptions(corruptions=[...], severities=[1, 2, 3, 4, 5], "
     "max_images=50, batch_size=4): how kp_corruption_eval and the rpc gate sweep (once per run).",
     "kp_bench": "kp_bench(batch_size=1, precision='fp32', image_size=(800, 1333), warmup=10, "
-    "iters=100): how kp_bench and speed gates measure.",
+    "iters=100, num_images=8, stage_iters=None): how kp_bench, the speed gates and kp_parity "
+    "measure. warmup: calls per distinct timed input shape; num_images: the first images of "
+    "the set the timed calls cycle through (at most iters x batch_size are used; kp_parity: "
+    "the images every variant predicts, default 50); stage_iters: None takes the per-stage "
+    "times inside the timed calls (no extra pass) except for R-CNN models on CUDA (a separate "
+    "pass of min(iters, 10) calls), 0 turns them off, N forces a separate pass of N calls.",
 }
 
 

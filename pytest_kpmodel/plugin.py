@@ -706,7 +706,12 @@ def kp_precision_drop(request: pytest.FixtureRequest):
 @pytest.fixture
 def kp_bench(request: pytest.FixtureRequest):
     """``kp_bench(batch_size=1, precision="fp32", image_size=(800, 1333), warmup=10,
-    iters=100)`` -> latency percentiles, FPS, stage times and memory (``bench.BenchResult``).
+    iters=100, num_images=8, stage_iters=None)`` -> latency percentiles, FPS, stage times and
+    memory (``bench.BenchResult``). ``warmup`` calls per distinct timed shape, then ``iters``
+    timed calls cycling through the first ``num_images`` images (no more than the timed calls
+    reach); the stage times come from the timed calls (``stage_iters=None``) except for R-CNN
+    models on CUDA, which get a separate pass of ``min(iters, 10)`` calls (``stage_iters=N``:
+    a pass of N calls, 0: none); ``BenchSettings.forward_passes`` counts the calls.
     Settings come from ``@pytest.mark.kp_bench(...)`` and the call; the first measurement of a
     test is stored through pytest-benchmark (``--benchmark-json``, ``--benchmark-compare``)."""
     from .bench.precision import BenchUnavailable
