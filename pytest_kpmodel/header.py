@@ -5,6 +5,21 @@ from __future__ import annotations
 from .errors import KpModelError
 
 
+def _version(name: str) -> str:
+    """A package's version without importing it (a cached run that only evaluates never
+    imports torch); the imported module's own when it is loaded."""
+    import sys
+    from importlib import metadata
+
+    module = sys.modules.get(name)
+    if module is not None and hasattr(module, "__version__"):
+        return str(module.__version__)
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
 def reproduction_header(session) -> str:
     try:
         card = session.card
@@ -12,8 +27,7 @@ def reproduction_header(session) -> str:
         device = session.device
     except KpModelError as exc:
         return f"kpmodel: {exc}"
-    import torch
-    import torchvision
+    torch, torchvision = _version("torch"), _version("torchvision")
 
     version = f" {card.model.version}" if card.model.version else ""
     # A bare checkpoint: the digest is what was measured, not what anyone pinned.
@@ -22,8 +36,8 @@ def reproduction_header(session) -> str:
     return (
         f"kpmodel: {card.model.name}{version}{pinned} sha256:{digest[:12]} "
         f"format={card.model.format} "
-        f"device={device} precision={s.precision} torch={torch.__version__} "
-        f"torchvision={torchvision.__version__} seed={s.seed}"
+        f"device={device} precision={s.precision} torch={torch} "
+        f"torchvision={torchvision} seed={s.seed}"
         + (
             f" hypothesis-profile={session.hypothesis_profile}"
             if session.hypothesis_profile

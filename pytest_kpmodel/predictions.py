@@ -35,22 +35,9 @@ class PredictionSet:
     key: str = ""
 
     def to_coco_results(self, category_id: int = 1) -> list[dict[str, Any]]:
-        results = []
-        for image_id, p in zip(self.image_ids, self.predictions, strict=True):
-            boxes = p.boxes.tolist()
-            scores = p.scores.tolist()
-            kps = p.keypoints.flatten(1).tolist()
-            for b, s, k in zip(boxes, scores, kps, strict=True):
-                results.append(
-                    {
-                        "image_id": image_id,
-                        "category_id": category_id,
-                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                        "score": s,
-                        "keypoints": k,
-                    }
-                )
-        return results
+        """COCO result dicts (``metrics.detections.ResultArrays``: their columns travel with
+        them, so the evaluation's checks run on arrays), in image order."""
+        return _coco_results(_to_arrays(self), category_id)
 
 
 def cache_key(weights_digest: str, card_bytes: bytes, dataset_digest: str, **settings: Any) -> str:
@@ -130,12 +117,56 @@ def load(path: Path, key: str) -> PredictionSet | None:
         stored = arrays.pop("content_digest").tobytes().decode()
         if stored != _digest(arrays):
             return None
-        ps = _from_arrays(arrays)
+        return CachedPredictionSet(_checked(arrays), key)
     except Exception:  # noqa: BLE001 - any defect in a cache file means "recompute"
         return None
-    ps.from_cache = True
-    ps.key = key
-    return ps
+
+
+class CachedPredictionSet(PredictionSet):
+    """A set read from the cache: numpy arrays, so that a cached run that only evaluates
+    (``kp_eval``, the accuracy gates) never imports torch; the per-image ``Prediction``
+    tensors are made on first use of ``predictions``."""
+
+    def __init__(self, arrays: dict[str, Any], key: str) -> None:
+        self.arrays = arrays
+        self.image_ids = [int(i) for i in arrays["image_ids"].tolist()]
+        self.seconds, self.from_cache, self.key = 0.0, True, key
+        self._predictions: list[Prediction] | None = None
+
+    @property
+    def predictions(self) -> list[Prediction]:  # type: ignore[override]
+        if self._predictions is None:
+            self._predictions = _from_arrays(self.arrays).predictions
+        return self._predictions
+
+    def to_coco_results(self, category_id: int = 1) -> list[dict[str, Any]]:
+        return _coco_results(self.arrays, category_id)
+
+
+def _coco_results(a: dict[str, Any], category_id: int):
+    """COCO results of cache-layout arrays: boxes x1, y1, x2, y2 (float32) become x, y, w, h
+    subtracted in double precision, every number the float32 value as a Python float."""
+    import numpy as np
+
+    from .metrics.detections import ResultArrays
+
+    b = a["boxes"].astype(np.float64)
+    xywh = np.column_stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]])
+    return ResultArrays.from_columns(
+        np.repeat(a["image_ids"], a["counts"]), category_id, xywh, a["scores"], a["keypoints"]
+    )
+
+
+def _checked(a: dict[str, Any]) -> dict[str, Any]:
+    """The arrays of a cache entry, refused (ValueError) when they do not fit together."""
+    counts, n = a["counts"], len(a["boxes"])
+    if counts.sum() != n or len(counts) != len(a["image_ids"]) or (counts < 0).any():
+        raise ValueError("inconsistent cache entry")
+    if a["boxes"].shape != (n, 4) or a["scores"].shape != (n,) or a["labels"].shape != (n,):
+        raise ValueError("inconsistent cache entry")
+    if a["keypoints"].ndim != 3 or len(a["keypoints"]) != n or a["keypoints"].shape[2] != 3:
+        raise ValueError("inconsistent cache entry")
+    return a
 
 
 def _to_arrays(ps: PredictionSet) -> dict[str, Any]:
@@ -146,7 +177,11 @@ def _to_arrays(ps: PredictionSet) -> dict[str, Any]:
     counts = [len(p) for p in ps.predictions]
 
     def cat(xs, shape):
-        return torch.cat(xs).numpy() if xs else np.zeros(shape, np.float32)
+        if not xs:
+            return np.zeros(shape, np.float32)
+        t = torch.cat(xs).cpu()
+        # numpy has no bfloat16; float32 holds fp16 and bf16 values exactly.
+        return (t.float() if t.is_floating_point() else t).numpy()
 
     return {
         "image_ids": np.asarray(ps.image_ids, dtype=np.int64),

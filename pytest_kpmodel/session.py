@@ -46,7 +46,10 @@ class KpSession:
         self.parent = parent
         self.role = role
         self.checks: list[dict[str, Any]] = []  # one entry per marker evaluation, for the report
-        self.sections: dict[str, Any] = {}  # report sections added by features (bench, diff...)
+        # Report sections added by features (bench, diff...); read through ``sections``.
+        self._sections: dict[str, Any] = {}
+        # Sections whose JSON costs work (the metrics' analyses), made when first read.
+        self._pending_sections: list[Callable[[], None]] = []
         self.warnings: list[str] = []
         self._pieces: dict[Hashable, Any] = {}
         self._errors: dict[Hashable, KpModelError] = {}
@@ -462,18 +465,36 @@ class KpSession:
     def eval(self):
         return self.eval_at(None)
 
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The report sections (kp-report.json), each a JSON value. The metrics section (with
+        its bootstrap intervals and analyses) is made when the sections are first read after
+        the evaluation, by the report or an xdist worker's output: a run without either
+        never computes the analyses no gate asked for."""
+        while self._pending_sections:
+            self._pending_sections.pop(0)()
+        return self._sections
+
     def _publish_metrics(self, metrics) -> None:
         if self.parent is None:
-            flip = self.sections.get("metrics", {}).get("flip_consistency")
-            self.sections["metrics"] = metrics.to_json()
-            if flip is not None:
-                self.sections["metrics"]["flip_consistency"] = flip
+
+            def publish() -> None:
+                flip = self._sections.get("metrics", {}).get("flip_consistency")
+                self._sections["metrics"] = metrics.to_json()
+                if flip is not None:
+                    self._sections["metrics"]["flip_consistency"] = flip
+
+            self._pending_sections.append(publish)
         elif self.role == "baseline":
-            card = self.card
-            self.parent.sections["baseline"] = {
-                "model": {"name": card.model.name, "version": card.model.version},
-                "metrics": metrics.to_json(),
-            }
+            card, parent = self.card, self.parent
+
+            def publish_baseline() -> None:
+                parent._sections.setdefault("baseline", {}).update(
+                    model={"name": card.model.name, "version": card.model.version},
+                    metrics=metrics.to_json(),
+                )
+
+            parent._pending_sections.append(publish_baseline)
 
     @property
     def flip_consistency(self):
@@ -503,7 +524,7 @@ class KpSession:
             from .metrics.accuracy import precision_drop
 
             drop = precision_drop(self, precision)
-            self.sections.setdefault("precision_drop", {})[precision] = drop.to_json()
+            self._sections.setdefault("precision_drop", {})[precision] = drop.to_json()
             return drop
 
         return self._once(("precision_drop", precision), compute)
@@ -531,9 +552,9 @@ class KpSession:
             )
             entry = result.to_json()
             if self.parent is None:
-                self.sections.setdefault("bench", []).append(entry)
+                self._sections.setdefault("bench", []).append(entry)
             elif self.role == "baseline":
-                self.parent.sections.setdefault("baseline", {}).setdefault("bench", []).append(
+                self.parent._sections.setdefault("baseline", {}).setdefault("bench", []).append(
                     entry
                 )
             return result
@@ -576,7 +597,7 @@ class KpSession:
                 workdir=self.run_dir / "parity",
                 batch_size=self.settings.batch_size,
             )
-            self.sections["parity"] = table.to_json()
+            self._sections["parity"] = table.to_json()
             return table
 
         return self._once("parity", compute)
@@ -618,7 +639,7 @@ class KpSession:
             from .provenance.diff import session_diff
 
             d = session_diff(self)
-            self.sections["diff"] = d.to_json()
+            self._sections["diff"] = d.to_json()
             return d
 
         return self._once("diff", compute)

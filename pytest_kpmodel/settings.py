@@ -32,8 +32,29 @@ class Settings:
     rootdir: Path | None = None  # the spec's root: relative paths in markers resolve here
 
 
+def no_cuda_here() -> bool:
+    """True when torch certainly sees no CUDA (or ROCm) device here, known without importing
+    torch (about a second, which a cached run that only evaluates need not pay): every device
+    hidden by ``CUDA_VISIBLE_DEVICES``, macOS, or Linux without a GPU device node (NVIDIA,
+    WSL's /dev/dxg, Jetson's nvhost, ROCm's /dev/kfd). False means "ask torch"."""
+    import glob
+    import os
+    import sys
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return True
+    if sys.platform == "darwin":
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    nodes = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd", "/dev/nvhost-ctrl-gpu")
+    return not any(os.path.exists(p) for p in nodes) and not glob.glob("/dev/nvidia[0-9]*")
+
+
 def resolve_device(requested: str | None) -> str:
     """'cuda' when available unless told otherwise; a clear error for an unusable request."""
+    if requested == "cpu" or (requested in (None, "", "auto") and no_cuda_here()):
+        return "cpu"  # without importing torch
     import torch
 
     from .errors import KpModelError

@@ -121,41 +121,83 @@ def _prepare(cache: PairCache, iou_type: str) -> list[_Category]:
     return cats
 
 
-def _replicate_precision(c: _Category, counts: np.ndarray, npig: float) -> np.ndarray:
-    """Interpolated precision [T, R] of one category under image weights ``counts``."""
+#: Replicates evaluated together: arrays of [chunk, detections] float64 stay a few MB.
+CHUNK = 25
+
+
+def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) -> np.ndarray:
+    """Interpolated precision [B, T, R] of one category under the image weights ``counts``
+    [B, I] of B replicates at once (``npig`` [B]: their non-ignored ground truths, > 0).
+
+    Row b is what pycocotools' accumulate gives with every detection of image i counted
+    counts[b, i] times (see ``_Category``): cumulative weights along the accumulation order,
+    precision at each true positive, its running maximum from the right, and the first true
+    positive reaching each recall threshold (``searchsorted`` per row: exact)."""
+    b_count, t_count, r_count = len(counts), len(c.tp), len(REC_THRS)
+    precision = np.zeros((b_count, t_count, r_count))
     if c.img.size == 0:
-        return np.zeros((len(c.tp), len(REC_THRS)))
-    w = counts[c.img]
-    valid_cum = np.cumsum(w)  # every kept detection is valid at t unless ignored at t
-    tp_cum = np.cumsum(np.where(c.tp_valid, w[c.tp_pos], 0.0), axis=1)
-    ig_cum = np.cumsum(np.where(c.ig_valid, w[c.ig_pos], 0.0), axis=1)
-    ig_cum = np.concatenate([np.zeros((len(ig_cum), 1)), ig_cum], axis=1)
-    ig_at = np.take_along_axis(ig_cum, c.ig_before, axis=1)
-    fp_cum = valid_cum[c.tp_pos] - tp_cum - ig_at
-    pr = tp_cum / (fp_cum + tp_cum + EPS)
-    pr = np.where(c.tp_valid, pr, -np.inf)
-    env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    rc = tp_cum / npig
-    precision = np.zeros((len(pr), len(REC_THRS)))
-    for t in range(len(pr)):
+        return precision
+    w = counts[:, c.img]  # [B, N]
+    valid_cum = np.cumsum(w, axis=1)
+    for t in range(t_count):
         n = int(c.tp_count[t])
-        inds = np.searchsorted(rc[t, :n], REC_THRS, side="left")
+        if n == 0:
+            continue
+        pos = c.tp_pos[t, :n]
+        tp_cum = np.cumsum(w[:, pos], axis=1)  # [B, n]
+        ig = c.ig_pos[t][c.ig_valid[t]]
+        if ig.size:
+            ig_cum = np.concatenate([np.zeros((b_count, 1)), np.cumsum(w[:, ig], axis=1)], axis=1)
+            ig_at = ig_cum[:, c.ig_before[t, :n]]
+        else:
+            ig_at = 0.0
+        fp_cum = valid_cum[:, pos] - tp_cum - ig_at
+        pr = tp_cum / (fp_cum + tp_cum + EPS)
+        env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+        rc = tp_cum / npig[:, None]
+        inds = np.stack([np.searchsorted(row, REC_THRS, side="left") for row in rc])
         inside = inds < n
-        precision[t, inside] = env[t, inds[inside]]
+        rows = np.broadcast_to(np.arange(b_count)[:, None], inds.shape)
+        precision[:, t, :][inside] = env[rows[inside], inds[inside]]
     return precision
 
 
-def _stats(cats: list[_Category], counts: np.ndarray | None) -> tuple[float, float, float]:
+def _replicate_precision(c: _Category, counts: np.ndarray, npig: float) -> np.ndarray:
+    """Interpolated precision [T, R] of one replicate (image weights ``counts`` [I])."""
+    return _replicate_precisions(c, counts[None, :], np.array([npig]))[0]
+
+
+def _replicate_stats(cats: list[_Category], counts: np.ndarray) -> np.ndarray:
+    """AP, AP50, AP75 [B, 3] of B replicates (image weights ``counts`` [B, I]); -1 where no
+    category has ground truth in a replicate."""
+    b_count = len(counts)
+    total = np.zeros((b_count, len(IOU_THRS), len(REC_THRS)))
+    present = np.zeros(b_count)
+    for c in cats:
+        npig = counts @ c.npig.astype(np.float64)
+        has = npig > 0
+        if not has.any():
+            continue
+        p = np.zeros_like(total)
+        p[has] = _replicate_precisions(c, counts[has], npig[has])
+        total += p
+        present += has
+    out = np.full((b_count, 3), -1.0)
+    ok = present > 0
+    mean = total[ok] / present[ok, None, None]  # mean over present categories
+    out[ok, 0] = mean.mean(axis=(1, 2))
+    out[ok, 1] = mean[:, I50].mean(axis=1)
+    out[ok, 2] = mean[:, I75].mean(axis=1)
+    return out
+
+
+def _stats(cats: list[_Category]) -> tuple[float, float, float]:
+    """AP, AP50, AP75 of the evaluated set itself (every image once)."""
     precs = []
     for c in cats:
-        if counts is None:
-            npig = float(c.npig.sum())
-            if npig:
-                precs.append(accumulate_sorted(c.tp, c.fp, npig, REC_THRS)[0])
-        else:
-            npig = float(counts @ c.npig)
-            if npig:
-                precs.append(_replicate_precision(c, counts, npig))
+        npig = float(c.npig.sum())
+        if npig:
+            precs.append(accumulate_sorted(c.tp, c.fp, npig, REC_THRS)[0])
     if not precs:
         return -1.0, -1.0, -1.0
     s = np.stack(precs, axis=-1)  # [T, R, K]; present categories have no -1 entries
@@ -175,14 +217,18 @@ def bootstrap(
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     cache = cache if cache is not None else PairCache(inp)
     prepared = {t: _prepare(cache, t) for t in iou_types}
-    estimates = {t: _stats(c, None) for t, c in prepared.items()}
+    estimates = {t: _stats(c) for t, c in prepared.items()}
     n_img = len(inp.image_ids)
     rng = np.random.default_rng(seed)
     values = {t: np.full((replicates, len(STATS)), np.nan) for t in iou_types}
-    for b in range(replicates if n_img else 0):
-        counts = np.bincount(rng.integers(0, n_img, size=n_img), minlength=n_img).astype(np.float64)
+    draws = [
+        np.bincount(rng.integers(0, n_img, size=n_img), minlength=n_img).astype(np.float64)
+        for _ in range(replicates if n_img else 0)
+    ]  # drawn one replicate at a time: the same draws as ever for a seed
+    for start in range(0, len(draws), CHUNK):
+        counts = np.stack(draws[start : start + CHUNK])
         for t, cats in prepared.items():
-            values[t][b] = _stats(cats, counts)
+            values[t][start : start + len(counts)] = _replicate_stats(cats, counts)
     lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
     out: dict[str, dict[str, Interval]] = {}
     for t in iou_types:

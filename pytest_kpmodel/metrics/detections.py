@@ -33,6 +33,76 @@ class DetectionArrays:
         return len(self.index)
 
 
+class ResultArrays(list):
+    """COCO result dicts (what the engines read) made from columns held as numpy arrays (the
+    plugin's predictions): the checks and :func:`detection_arrays` then read the columns at
+    numpy speed instead of every dict. The dicts must hold exactly the columns' values
+    (``from_columns`` makes both)."""
+
+    columns: dict[str, np.ndarray]
+
+    @classmethod
+    def from_columns(cls, image_id: np.ndarray, category_id: int, bbox: np.ndarray,
+                     score: np.ndarray, keypoints: np.ndarray) -> ResultArrays:  # fmt: skip
+        """``bbox`` [N, 4] x, y, w, h, ``keypoints`` [N, K, 3]; all converted to float64 once,
+        and the dicts' numbers are these (Python floats of the same doubles)."""
+        n = len(score)
+        bbox = np.asarray(bbox, dtype=np.float64).reshape(n, 4)
+        score = np.asarray(score, dtype=np.float64).reshape(n)
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        keypoints = keypoints.reshape(n, keypoints.shape[1] if keypoints.ndim == 3 else 0, 3)
+        image_id = np.asarray(image_id, dtype=np.int64).reshape(n)
+        out = cls(
+            {"image_id": i, "category_id": category_id, "bbox": b, "score": s, "keypoints": k}
+            for i, b, s, k in zip(
+                image_id.tolist(),
+                bbox.tolist(),
+                score.tolist(),
+                keypoints.reshape(n, 3 * keypoints.shape[1]).tolist(),
+                strict=True,
+            )  # fmt: skip
+        )
+        out.columns = {"image_id": image_id, "category_id": np.full(n, category_id, np.int64),
+                       "bbox": bbox, "score": score, "keypoints": keypoints}  # fmt: skip
+        return out
+
+
+def _columns(results: Any, k: int) -> dict[str, np.ndarray] | None:
+    """The columns of a ``ResultArrays`` that still matches them (nobody appended to it)."""
+    cols = getattr(results, "columns", None) if isinstance(results, ResultArrays) else None
+    if cols is None or len(cols["score"]) != len(results):
+        return None
+    if k and cols["keypoints"].shape[1] != k:
+        return None  # the per-result look names the bad length
+    return cols
+
+
+def _check_columns(
+    results: ResultArrays, cols: dict[str, np.ndarray], index: GroundTruthIndex,
+    img_pos: Mapping[int, int],
+) -> tuple[list[Mapping[str, Any]], int, int] | None:  # fmt: skip
+    """``check_results`` on the columns; None when any result fails a check (then the
+    per-result look names it) or some category is not evaluated (the general path)."""
+    img, box = cols["image_id"], cols["bbox"]
+    known = np.fromiter(index.images, dtype=np.int64, count=len(index.images))
+    ok = (
+        np.isfinite(box).all()
+        and (box[:, 2:] >= 0).all()
+        and np.isfinite(cols["score"]).all()
+        and (not index.k or np.isfinite(cols["keypoints"]).all())
+        and np.isin(img, known).all()
+        and np.isin(cols["category_id"], list(index.categories)).all()
+    )
+    if not ok:
+        return None
+    n = len(results)
+    if len(img_pos) == len(index.images):
+        evaluated = n
+    else:
+        evaluated = int(np.isin(img, np.fromiter(img_pos, dtype=np.int64)).sum())
+    return results, 0, evaluated
+
+
 def check_results(
     results: Sequence[Mapping[str, Any]], index: GroundTruthIndex, img_pos: Mapping[int, int]
 ) -> tuple[list[Mapping[str, Any]], int, int]:
@@ -43,6 +113,11 @@ def check_results(
         raise DatasetError(
             f"results must be a list of COCO result dicts, got {type(results).__name__}"
         )
+    cols = _columns(results, index.k)
+    if cols is not None:
+        checked = _check_columns(results, cols, index, img_pos)  # type: ignore[arg-type]
+        if checked is not None:
+            return checked
     n = len(results)
     columns = _bulk_check(results, index)
     if columns is None:
@@ -135,6 +210,9 @@ def detection_arrays(
     results: Sequence[Mapping[str, Any]], img_pos: Mapping[int, int], k: int
 ) -> DetectionArrays:
     """Arrays of the (already checked) results on the evaluated images."""
+    cols = _columns(results, k)
+    if cols is not None:
+        return _column_detections(cols, img_pos, k)
     n = len(results)
     img_ids = np.fromiter((r["image_id"] for r in results), dtype=np.int64, count=n)
     pos = np.fromiter((img_pos.get(i, -1) for i in img_ids.tolist()), dtype=np.int64, count=n)
@@ -157,4 +235,27 @@ def detection_arrays(
         area=boxes[:, 2] * boxes[:, 3],
         score=np.fromiter((r["score"] for r in sel), dtype=np.float64, count=m),
         keypoints=kps,
+    )
+
+
+def _column_detections(cols: dict[str, np.ndarray], img_pos: Mapping[int, int], k: int):
+    """``detection_arrays`` from the columns of a ``ResultArrays``."""
+    ids = np.fromiter(img_pos, dtype=np.int64, count=len(img_pos))
+    if not len(ids):
+        ids = np.array([-1], dtype=np.int64)  # no evaluated image: nothing is found
+        img_pos = {-1: -1}
+    order = np.argsort(ids)
+    at = np.searchsorted(ids[order], cols["image_id"]).clip(0, max(len(ids) - 1, 0))
+    found = ids[order][at] == cols["image_id"]
+    pos = np.where(found, np.fromiter(img_pos.values(), dtype=np.int64)[order][at], -1)
+    index = np.flatnonzero(pos >= 0)
+    boxes = cols["bbox"][index]
+    return DetectionArrays(
+        index=index,
+        img=pos[index],
+        cat=cols["category_id"][index],
+        bbox=boxes,
+        area=boxes[:, 2] * boxes[:, 3],
+        score=cols["score"][index],
+        keypoints=cols["keypoints"][index] if k else None,
     )

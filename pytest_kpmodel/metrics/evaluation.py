@@ -181,32 +181,67 @@ def evaluate(
         iou_types = ("bbox", "keypoints") if inp.has_keypoints else ("bbox",)
     runs = run_engine(name, inp, iou_types)
     has_kp = "keypoints" in runs
-
-    cache = PairCache(inp)
-    pk, pck = _per_keypoint(cache, pck_alphas) if has_kp and per_keypoint else (None, None)
-    errors = _keypoint_errors(cache) if has_kp and error_analysis else None
-    boot, boot_settings = None, {}
-    if bootstrap:
-        boot = _bootstrap(
-            inp, list(runs), replicates=int(bootstrap), seed=seed, confidence=confidence,
-            cache=cache,
-        )  # fmt: skip
-        _check_against_engine(boot, runs, name)
-        boot_settings = {"replicates": int(bootstrap), "seed": seed, "confidence": confidence,
-                         "unit": "image"}  # fmt: skip
+    boot_settings = (
+        {"replicates": int(bootstrap), "seed": seed, "confidence": confidence, "unit": "image"}
+        if bootstrap
+        else {}
+    )
+    if bootstrap and not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    analyses = _Analyses(
+        inp, runs, name, pck_alphas=tuple(pck_alphas), replicates=int(bootstrap), seed=seed,
+        confidence=confidence, per_keypoint=has_kp and per_keypoint,
+        error_analysis=has_kp and error_analysis,
+    )  # fmt: skip
     return KeypointMetrics(
         engine=name,
         engine_version=engine_version(name),
         bbox=CocoStats("bbox", runs["bbox"].stats) if "bbox" in runs else None,
         keypoints=CocoStats("keypoints", runs["keypoints"].stats) if has_kp else None,
-        per_keypoint=pk,
-        pck=pck,
         pr_curves=_pr_curves(runs),
-        bootstrap=boot,
-        keypoint_errors=errors,
         dataset=_dataset_info(inp),
         bootstrap_settings=boot_settings,
+        compute=analyses,
     )
+
+
+class _Analyses:
+    """The analyses of one evaluation, computed when ``KeypointMetrics`` is first asked for
+    them (a gate, a fixture attribute or the report), sharing one per-image matching cache."""
+
+    def __init__(self, inp: EvalInput, runs: Mapping[str, EngineRun], engine: str, *,
+                 pck_alphas: tuple[float, ...], replicates: int, seed: int, confidence: float,
+                 per_keypoint: bool, error_analysis: bool) -> None:  # fmt: skip
+        self.inp, self.runs, self.engine = inp, dict(runs), engine
+        self.pck_alphas, self.replicates, self.seed = pck_alphas, replicates, seed
+        self.confidence = confidence
+        self.per_keypoint, self.error_analysis = per_keypoint, error_analysis
+        self._cache: PairCache | None = None
+        self._per_keypoint: tuple[PerKeypoint, dict[str, Any]] | None = None
+
+    @property
+    def cache(self) -> PairCache:
+        if self._cache is None:
+            self._cache = PairCache(self.inp)
+        return self._cache
+
+    def __call__(self, name: str) -> Any:
+        if name in ("per_keypoint", "pck"):
+            if not self.per_keypoint:
+                return None
+            if self._per_keypoint is None:
+                self._per_keypoint = _per_keypoint(self.cache, self.pck_alphas)
+            return self._per_keypoint[0 if name == "per_keypoint" else 1]
+        if name == "keypoint_errors":
+            return _keypoint_errors(self.cache) if self.error_analysis else None
+        if name == "bootstrap":
+            if not self.replicates:
+                return None
+            boot = _bootstrap(self.inp, list(self.runs), replicates=self.replicates,
+                              seed=self.seed, confidence=self.confidence, cache=self.cache)  # fmt: skip
+            _check_against_engine(boot, self.runs, self.engine)
+            return boot
+        raise AttributeError(name)
 
 
 def _checked_iou_types(iou_types: Sequence[str] | None) -> tuple[str, ...] | None:

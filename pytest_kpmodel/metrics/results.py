@@ -4,8 +4,8 @@ kp-report.json's ``metrics`` (layout in :mod:`.evaluation`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -152,21 +152,62 @@ class KeypointErrors:
         }
 
 
-@dataclass(frozen=True)
-class KeypointMetrics:
-    """Everything :func:`evaluate` computed; ``to_json()`` is kp-report.json's ``metrics``."""
+#: What :class:`KeypointMetrics` may compute on first access instead of up front.
+ANALYSES = ("per_keypoint", "pck", "bootstrap", "keypoint_errors")
 
-    engine: str
-    engine_version: str
-    bbox: CocoStats | None
-    keypoints: CocoStats | None
+
+class KeypointMetrics:
+    """Everything :func:`evaluate` computed; ``to_json()`` is kp-report.json's ``metrics``.
+
+    The COCO stats are computed up front; the analyses (``per_keypoint``, ``pck``,
+    ``bootstrap``, ``keypoint_errors``) when first read, once (``compute(name)``, given by
+    :func:`evaluate`), so a gate on AP pays for the engine only. Given as values, they are
+    never recomputed.
+    """
+
+    def __init__(
+        self,
+        engine: str,
+        engine_version: str,
+        bbox: CocoStats | None,
+        keypoints: CocoStats | None,
+        pr_curves: PRCurves,
+        dataset: Mapping[str, Any] | None = None,
+        bootstrap_settings: Mapping[str, Any] | None = None,
+        *,
+        compute: Callable[[str], Any] | None = None,
+        **analyses: Any,
+    ) -> None:
+        unknown = set(analyses) - set(ANALYSES)
+        if unknown:
+            raise TypeError(f"unknown KeypointMetrics fields: {sorted(unknown)}")
+        self.engine = engine
+        self.engine_version = engine_version
+        self.bbox = bbox
+        self.keypoints = keypoints
+        self.pr_curves = pr_curves
+        self.dataset: dict[str, Any] = dict(dataset or {})
+        self.bootstrap_settings: dict[str, Any] = dict(bootstrap_settings or {})
+        self._compute = compute
+        self.__dict__.update(analyses)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not set yet: the analyses, computed on first read.
+        if name not in ANALYSES:
+            raise AttributeError(name)
+        compute = self.__dict__.get("_compute")
+        value = compute(name) if compute is not None else None
+        self.__dict__[name] = value
+        return value
+
+    def computed(self, name: str) -> bool:
+        """Whether analysis ``name`` (one of ``ANALYSES``) has been computed (or given)."""
+        return name in self.__dict__
+
+    bootstrap: Mapping[str, Mapping[str, Interval]] | None
     per_keypoint: PerKeypoint | None
     pck: Mapping[str, Any] | None
-    pr_curves: PRCurves
-    bootstrap: Mapping[str, Mapping[str, Interval]] | None
     keypoint_errors: KeypointErrors | None
-    dataset: Mapping[str, Any] = field(default_factory=dict)
-    bootstrap_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,3 +227,6 @@ class KeypointMetrics:
                 **{t: {s: iv.to_json() for s, iv in v.items()} for t, v in self.bootstrap.items()},
             }
         return out
+
+    def __repr__(self) -> str:
+        return f"KeypointMetrics(engine={self.engine!r}, bbox={self.bbox!r}, keypoints={self.keypoints!r})"

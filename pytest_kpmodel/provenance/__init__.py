@@ -26,10 +26,29 @@ Never pytest, ``session`` or ``plugin``. Importing the package does not import t
 
 from __future__ import annotations
 
-from .check import check_provenance
-from .diff import ModelDiff, diff_cards
-from .signing import sign_card
-from .verify import VerifyResult, verify_card
+from importlib import import_module
+from typing import Any
+
+# name -> submodule; imported on first use (PEP 562), so that ``provenance.digests`` (which the
+# session imports) does not import the signing and diff machinery.
+_EXPORTS = {
+    "check_provenance": "check", "ModelDiff": "diff", "diff_cards": "diff",
+    "sign_card": "signing", "VerifyResult": "verify", "verify_card": "verify",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "ModelDiff",

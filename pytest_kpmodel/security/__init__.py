@@ -58,11 +58,32 @@ the functions that load or guard.
 
 from __future__ import annotations
 
-from .allowlist import DEFAULT_ALLOWLIST, Allowed, Allowlist
-from .guard import GuardEvent, GuardViolation, RuntimeGuard
-from .loading import load_state_dict_safely, pick_weights
-from .report import ScanLimits, ScanReport
-from .scan import detect_kind, scan_bytes, scan_path, scan_paths
+from importlib import import_module
+from typing import Any
+
+# name -> submodule; imported on first use (PEP 562), so that importing one module of the
+# package (the session imports ``policy``) does not build the scanner.
+_EXPORTS = {
+    "DEFAULT_ALLOWLIST": "allowlist", "Allowed": "allowlist", "Allowlist": "allowlist",
+    "GuardEvent": "guard", "GuardViolation": "guard", "RuntimeGuard": "guard",
+    "load_state_dict_safely": "loading", "pick_weights": "loading",
+    "ScanLimits": "report", "ScanReport": "report",
+    "detect_kind": "scan", "scan_bytes": "scan", "scan_path": "scan", "scan_paths": "scan",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "DEFAULT_ALLOWLIST",
