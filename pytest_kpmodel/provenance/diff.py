@@ -24,8 +24,9 @@ Weights are read with ``adapters.state_dict.read_checked`` (security scan first,
 safetensors or ``torch.load(weights_only=True)``) and the module is built with
 ``adapters.builders.build_module(card)``. Formats without a state dict on disk (``torchscript``,
 ``python``, ``exported``) are loaded through ``adapters.load_model`` and diffed by the loaded
-module's ``state_dict()``; that runs the model's code, so it needs ``allow_code=True``. ``onnx``
-has no state dict to diff.
+module's ``state_dict()``; that runs the model's code, so it needs ``allow_code=True``. The
+``detectron2`` and ``ultralytics`` families are read by their adapters (no model code runs);
+``onnx`` is diffed by its graph's initializers.
 """
 
 from __future__ import annotations
@@ -295,12 +296,17 @@ def load_for_diff(card: ModelCard, *, allow_code: bool = False):
             return sd, None, f"module not built ({exc}); no FLOPs, params from the state dict"
         order = list(module.state_dict())  # the module's order, not the file's (often sorted)
         return {k: sd[k] for k in order}, module.eval(), ""
-    if fmt == "detectron2":  # its adapter reads the .pkl/.pth safely (scan first); no code runs
+    if fmt in ("detectron2", "ultralytics"):
+        # their adapters read the .pkl/.pth/.pt safely (scan first, reviewed allow-lists) into
+        # the plugin's own modules; no code of the model's runs. Ultralytics' module is the
+        # fused one (Conv+BN folded) on both sides, so the two compare.
         from ..adapters import load_model
         from ..adapters.options import LoadOptions
 
         module = load_model(card, LoadOptions(device="cpu")).module
         return dict(module.state_dict()), module.eval(), ""
+    if fmt == "onnx":
+        return _onnx_initializers(card), None, "ONNX graph: its initializers, no module"
     if fmt in CODE_LOADED_FORMATS:
         if not allow_code:
             raise KpModelError(
@@ -393,6 +399,27 @@ def _layer_status(statuses: set[str]) -> str:
     if statuses & {"added", "removed", "reshaped"}:
         return "reshaped"
     return "changed" if "changed" in statuses else "frozen"
+
+
+def _onnx_initializers(card: ModelCard) -> dict[str, Any]:
+    """An ONNX graph's initializers by name (parsing the protobuf runs nothing; external data
+    is not read: the onnx format refuses it). Names are the exporter's: a graph exported from
+    the same code keeps them, constant folding may rename some."""
+    import torch
+
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise KpModelError(
+            f"{card.path}: diffing an ONNX graph reads its initializers with the onnx package "
+            "(pip install pytest-kpmodel[onnx])"
+        ) from None
+    try:
+        graph = onnx.load(str(card.model.weights), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001 - protobuf's errors name no common type
+        raise KpModelError(f"{card.model.weights}: not a readable ONNX graph: {exc}") from None
+    return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
 
 
 def count_flops(module, shape=FLOPS_INPUT, seed: int = FLOPS_SEED) -> tuple[int | None, str]:
