@@ -1,6 +1,7 @@
 """Is this the file the vendor published, signed by them, from a source we trust? What did they
 change against the base model?"""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ import pytest
 KEYS = Path(__file__).parent / "keys"
 # A demo key shipped with the example: a real spec pins the vendor's real public key.
 VENDOR_KEY = KEYS / "DEMO-ONLY-vendor-key.pub"
+# The keypoint head, by tensor name: roi_heads.keypoint_* in torchvision's and detectron2's
+# keypoint R-CNN, the pose head's keypoint branch (model.<last>.cv4) in Ultralytics YOLO-pose.
+KEYPOINT_HEAD = re.compile(r"roi_heads\.keypoint|model\.\d+\.cv4\.")
 
 
 @pytest.mark.kp_provenance(
@@ -26,5 +30,5 @@ def test_changes_against_base_are_declared(kp_diff):
     assert not undeclared, undeclared
     # Only the keypoint head may change shape; the backbone must keep its architecture.
     changed = [t.name for t in kp_diff.added + kp_diff.removed]
-    assert all(name.startswith("roi_heads.keypoint") for name in changed), changed
+    assert all(KEYPOINT_HEAD.match(name) for name in changed), changed
     assert not kp_diff.reshaped
