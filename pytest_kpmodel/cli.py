@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "diff": "pytest_kpmodel.provenance.cli",
     "keygen": "pytest_kpmodel.provenance.cli",
     "report": "pytest_kpmodel.report.cli",
+    "init": "pytest_kpmodel.scaffold.cli",
 }
 
 
