@@ -121,8 +121,9 @@ def _prepare(cache: PairCache, iou_type: str) -> list[_Category]:
     return cats
 
 
-#: Replicates evaluated together: arrays of [chunk, detections] float64 stay a few MB.
-CHUNK = 25
+#: Replicates are evaluated together in chunks whose [chunk, detections] float64 arrays hold
+#: about this many values (32 MB), at least 25 replicates at a time.
+CHUNK_VALUES = 4_000_000
 
 
 def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) -> np.ndarray:
@@ -132,7 +133,7 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
     Row b is what pycocotools' accumulate gives with every detection of image i counted
     counts[b, i] times (see ``_Category``): cumulative weights along the accumulation order,
     precision at each true positive, its running maximum from the right, and the first true
-    positive reaching each recall threshold (``searchsorted`` per row: exact)."""
+    positive reaching each recall threshold (the same comparisons as pycocotools')."""
     b_count, t_count, r_count = len(counts), len(c.tp), len(REC_THRS)
     precision = np.zeros((b_count, t_count, r_count))
     if c.img.size == 0:
@@ -155,7 +156,13 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
         pr = tp_cum / (fp_cum + tp_cum + EPS)
         env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
         rc = tp_cum / npig[:, None]
-        inds = np.stack([np.searchsorted(row, REC_THRS, side="left") for row in rc])
+        # inds[b, r] = searchsorted(rc[b], REC_THRS[r], "left") = #(j: rc[b, j] < thr[r])
+        # = #(j: k[b, j] <= r), with k = #(thresholds <= rc): one searchsorted and one bincount
+        # for every row, and the same float comparisons as per row.
+        k = np.searchsorted(REC_THRS, rc.ravel(), side="right")
+        k += (r_count + 1) * np.repeat(np.arange(b_count), n)
+        hist = np.bincount(k, minlength=b_count * (r_count + 1)).reshape(b_count, r_count + 1)
+        inds = np.cumsum(hist, axis=1)[:, :r_count]
         inside = inds < n
         rows = np.broadcast_to(np.arange(b_count)[:, None], inds.shape)
         precision[:, t, :][inside] = env[rows[inside], inds[inside]]
@@ -225,8 +232,10 @@ def bootstrap(
         np.bincount(rng.integers(0, n_img, size=n_img), minlength=n_img).astype(np.float64)
         for _ in range(replicates if n_img else 0)
     ]  # drawn one replicate at a time: the same draws as ever for a seed
-    for start in range(0, len(draws), CHUNK):
-        counts = np.stack(draws[start : start + CHUNK])
+    detections = max(sum(len(c.img) for cats in prepared.values() for c in cats), 1)
+    chunk = max(25, CHUNK_VALUES // detections)
+    for start in range(0, len(draws), chunk):
+        counts = np.stack(draws[start : start + chunk])
         for t, cats in prepared.items():
             values[t][start : start + len(counts)] = _replicate_stats(cats, counts)
     lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
