@@ -107,9 +107,21 @@ def thresholds(session, bench: Mapping[str, Any], /, *args: Any, **kwargs: Any) 
             result.skipped = "; ".join(missing)
     if "rpc" in asked:
         rob = session.corruption_eval
-        result.gates.append(
-            Gate("robustness", f"rPC ({rob.primary})", float(rob.rpc), asked["rpc"])
-        )
+        if rob.rpc is None:  # rPC = mPC / clean: undefined when the clean value is 0 (or absent)
+            clean = rob.clean_value
+            result.findings.append(
+                Finding(
+                    "robustness.rpc",
+                    f"rPC ({rob.primary}) is undefined: the clean {rob.primary} on the "
+                    f"{rob.num_images}-image corruption sample is "
+                    + (f"{clean:.3f}" if clean is not None else "not measured")
+                    + f", so no share of it can be kept (rpc >= {asked['rpc']} asked)",
+                )
+            )
+        else:
+            result.gates.append(
+                Gate("robustness", f"rPC ({rob.primary})", float(rob.rpc), asked["rpc"])
+            )
     for name in DROPS:
         if name in asked:
             precision = name.removeprefix("max_drop_")
