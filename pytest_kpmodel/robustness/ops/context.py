@@ -5,7 +5,8 @@ equals its images processed one by one) and the people's boxes (``Ctx``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,3 +95,37 @@ def kernel_angles(ctx: Ctx, n: int, angle: float | None, low: float, high: float
 
 # (batch [B, C, H, W], params, context) -> batch, or (batch, AffineTransform) for geometric kinds
 Kernel = Callable[[torch.Tensor, dict[str, Any], Ctx], Any]
+
+
+class ByteLRU:
+    """Tensors computed from the per-image seeds alone (not from a severity), kept for the next
+    severity of a sweep: the sweep applies one kind at severities 1-5 to the same images with
+    the same seeds, so such a tensor is made once instead of five times. Least recently used
+    entries go first once ``max_bytes`` is exceeded; a tensor larger than that is not kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.entries: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        value = compute()
+        size = value.numel() * value.element_size()
+        if size <= self.max_bytes:
+            self.entries[key] = value
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, old = self.entries.popitem(last=False)
+                self.bytes -= old.numel() * old.element_size()
+        return value
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+
+# The textures of a sweep's images (frost): 50 images of 640x480 are 184 MB.
+SEED_MEMO = ByteLRU(256 * 2**20)

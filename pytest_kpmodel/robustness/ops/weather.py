@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .context import Kernel, kernel_angles
+from .context import SEED_MEMO, Kernel, kernel_angles
 from .filters import clipped_zoom, motion_blur_batch, next_pow2, to_gray
 from .textures import frost_texture, plasma_fractal
 
@@ -24,7 +24,10 @@ def _fog(x, p, ctx):
 def _frost(x, p, ctx):
     if p["frost"] == 0 and p["image"] == 1:
         return x
-    tex = frost_texture(ctx.rng, x.shape[2], x.shape[3], x.shape[1])
+    b, c, h, w = x.shape
+    # A function of the images' seeds and size only: the same at every severity of a sweep.
+    key = ("frost", tuple(ctx.seeds), c, h, w, str(x.device))
+    tex = SEED_MEMO.get(key, lambda: frost_texture(ctx.rng, h, w, c))
     return (p["image"] * x + p["frost"] * tex).clamp(0, 1)
 
 
