@@ -71,3 +71,12 @@ def test_known_ini_key_is_read(pytester, tiny_card):
     pytester.makepyprojecttoml(f'[tool.pytest.ini_options]\nkp_model = "{tiny_card}"\n')
     pytester.makepyfile("def test_card(kp_card):\n    assert kp_card.model.name == 'tiny'\n")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_kp_bench_setting_typo():
+    import pytest
+
+    from pytest_kpmodel.bench.settings import BenchError, BenchSettings
+
+    with pytest.raises(BenchError, match=r"unknown setting\(s\) itres; did you mean 'iters'\?"):
+        BenchSettings.from_kwargs(itres=5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..errors import KpModelError
+from ..errors import KpModelError, did_you_mean
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 STAGE_PASS_CUDA = 10  # calls of the separate stage pass on CUDA when stage_iters is None
@@ -42,8 +42,10 @@ class BenchSettings:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(kwargs) - known)
         if unknown:
+            hint = "".join(did_you_mean(name, known) for name in unknown[:1])
             raise BenchError(
-                f"kp_bench: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"kp_bench: unknown setting(s) {', '.join(unknown)}; {hint}known: "
+                + ", ".join(sorted(known))
             )
         s = cls(**kwargs)
         s.validate()
