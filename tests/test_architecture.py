@@ -135,6 +135,7 @@ _BASE = {
     "settings": {"errors"},
     "hypothesis_profile": set(),
     "progress": set(),
+    "atomic": set(),
     "required": {"errors"},
 }
 _FOUNDATION = {
@@ -196,8 +197,9 @@ ALLOWED: dict[str, set[str]] = {
     "scaffold": set(_BELOW_SESSION) - {"cli"} | {"session"},  # kpmodel init runs a session
 }
 SESSION_USERS = {"plugin", "scaffold"}
-# What any module may import: the progress lines of long steps (imports nothing itself).
-EVERYONE = {"progress"}
+# What any module may import (they import nothing of the project): the progress lines of long
+# steps, and writing a file atomically.
+EVERYONE = {"progress", "atomic"}
 
 # Modules that may form a runtime import circle inside their package, each with its reason
 # (none: the last one, ultralytics adapter <-> onnx_layout, went when the card's kwargs moved to

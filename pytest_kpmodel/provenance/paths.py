@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_bytes
 
 
 def relative_posix(path: Path, folder: Path) -> str:
@@ -13,18 +14,8 @@ def relative_posix(path: Path, folder: Path) -> str:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Never a half-written card, key or signature: ``atomic.write_bytes``, synced to disk."""
+    write_bytes(path, data, mode=mode, fsync=True)
 
 
 def symlinks_on_path(path: Path, folder: Path) -> list[Path]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..atomic import write_text
 
 REPORT_SCHEMA = 1
 REPORT_NAME = "kp-report.json"
@@ -75,12 +75,7 @@ def write(report: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / REPORT_NAME
     text = json.dumps(_finite(report), indent=2, sort_keys=False, default=str)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=REPORT_NAME, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read by others
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text + "\n")  # never half a report for a CI step reading it
 
 
 def _finite(x: Any) -> Any:

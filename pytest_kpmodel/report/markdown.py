@@ -7,12 +7,11 @@ terminal summary, the findings of failed checks and every check that did not run
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
 from .terminal import COLUMNS, gate_rows
 
 PASS, FAIL, SKIP = "✅ pass", "❌ FAIL", "⚠️ did not run"
@@ -101,10 +100,4 @@ def _headline(rows: Sequence[Sequence[str]], failed: Sequence[Any], not_run: Seq
 
 def write(text: str, path: Path) -> Path:
     """Atomically, so a CI step reading the file never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text if text.endswith("\n") else text + "\n")
