@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import AdapterError
 from .base import Prediction
+from .keypoint_count import check_onnx_outputs, check_predicted
 from .onnx_runtime import check_external_data, open_session, require_fp32
 from .options import LoadOptions
 
@@ -49,7 +50,9 @@ def load(card, options: LoadOptions):
     require_fp32(card, options)
     path = Path(card.model.weights)
     check_external_data(path, card.folder)
-    return OnnxDetectionModel(path, options.device, card.keypoints.num_keypoints, card.model.name)
+    model = OnnxDetectionModel(path, options.device, card.keypoints.num_keypoints, card.model.name)
+    check_onnx_outputs(card, model.session.get_outputs())
+    return model
 
 
 class OnnxDetectionModel:
@@ -107,7 +110,9 @@ class OnnxDetectionModel:
         scores = torch.from_numpy(np.asarray(named["scores"], dtype=np.float32)).reshape(n)
         labels = torch.from_numpy(np.asarray(named["labels"]).astype(np.int64)).reshape(n)
         kps = torch.from_numpy(np.asarray(named["keypoints"], dtype=np.float32))
-        if kps.ndim != 3:
+        if kps.ndim == 3:
+            check_predicted(self.name, self.num_keypoints, int(kps.shape[1]))
+        else:
             kps = kps.reshape(n, self.num_keypoints, -1)
         if kps.shape[-1] == 2:
             kps = torch.cat([kps, torch.ones_like(kps[..., :1])], dim=-1)

@@ -13,6 +13,7 @@ import inspect
 
 from ..errors import AdapterError
 from .builders import call_factory, resolve_factory
+from .keypoint_count import check_predicted
 from .options import LoadOptions
 from .torch_module import TorchDetectionModel
 
@@ -31,7 +32,10 @@ class PredictorModel:
         self.module = getattr(obj, "module", None)
 
     def predict(self, images):
-        return self.inner.predict(images)
+        preds = self.inner.predict(images)
+        for p in preds:  # its own predict: the count is only known from what it returns
+            check_predicted(self.name, self.num_keypoints, int(p.keypoints.shape[1]))
+        return preds
 
 
 def load(card, options: LoadOptions):

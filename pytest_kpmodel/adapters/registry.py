@@ -65,4 +65,11 @@ def load_model(card: ModelCard, options: LoadOptions) -> KeypointModel:
             f"{card.path}: [model.format] no adapter for format {card.model.format!r} here; "
             f"available: {', '.join(available_formats())}"
         )
-    return loader(card, options)
+    from .keypoint_count import check_kwargs, check_module
+
+    check_kwargs(card)  # [model.kwargs] num_keypoints against [keypoints], before building
+    model = loader(card, options)
+    module = getattr(model, "module", None)
+    if module is not None:  # a torchvision-style keypoint predictor's count, from its weights
+        check_module(card, module)
+    return model

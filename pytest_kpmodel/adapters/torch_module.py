@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import AdapterError
 from .base import Prediction
+from .keypoint_count import check_predicted
 from .options import LoadOptions
 
 
@@ -52,7 +53,10 @@ class TorchDetectionModel:
                 outputs = self.module(images)
         if isinstance(outputs, tuple) and len(outputs) == 2:  # TorchScript returns (losses, dets)
             outputs = outputs[1]
-        return [to_prediction(o, self.num_keypoints) for o in outputs]
+        preds = [to_prediction(o, self.num_keypoints) for o in outputs]
+        for p in preds:  # a count the card's [keypoints] does not describe: refused, not scored
+            check_predicted(self.name, self.num_keypoints, int(p.keypoints.shape[1]))
+        return preds
 
 
 def to_prediction(output: dict[str, Any], num_keypoints: int) -> Prediction:
