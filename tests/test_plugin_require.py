@@ -173,3 +173,31 @@ def test_of_marker_reads_partial_skips():
     ledger.add("t.py::test", outcome.properties())
     assert [e.required for e in ledger.not_run("cpu", True)] == [True]
     assert ledger.never_evaluated("cpu", True) == []
+
+
+def test_fixture_skips_are_listed_and_fail_when_required(pytester, tiny_card):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_drop(kp_precision_drop):
+            kp_precision_drop("fp16")
+
+        @pytest.mark.kp_bench(precision="fp16", image_size=(64, 96), warmup=1, iters=2,
+                              num_images=1, stage_iters=0)
+        def test_bench(kp_bench):
+            kp_bench()
+        """
+    )
+    result = pytester.runpytest(f"--kp-model={tiny_card}")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["fp16 in *::test_drop: fp16 needs a CUDA device*"])
+    result.stdout.fnmatch_lines(["fp16 in *::test_bench: *"])
+    required = pytester.runpytest(f"--kp-model={tiny_card}", "--kp-require=fp16")
+    required.assert_outcomes(failed=2)
+    required.stdout.fnmatch_lines(
+        [
+            "*kp_precision_drop: fp16 did not run and --kp-require requires it: fp16 needs a CUDA*",
+            "*kp_bench: fp16 did not run and --kp-require requires it: *",
+        ]
+    )
