@@ -33,6 +33,11 @@ What :func:`evaluate` computes
 * :func:`~.flip.flip_consistency` (separate call): mean OKS between predictions on images and
   on their horizontal mirror images mapped back with the flip index.
 
+The COCO stats and PR curves are computed by the call; ``per_keypoint``, ``pck``,
+``bootstrap`` and ``keypoint_errors`` when first read (an attribute, ``to_json()``), once: a
+gate on AP never pays for the 200 replicates. ``bootstrap=0``, ``per_keypoint=False``,
+``error_analysis=False`` make them None.
+
 Engines
 -------
 ``engine="auto"`` (default; ``--kp-metrics-engine``) uses the fastest installed of hotcoco,
