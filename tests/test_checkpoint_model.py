@@ -38,6 +38,10 @@ def test_license_named_by_the_spec():
 @pytest.mark.kp_claims()
 def test_claims():
     pass
+
+@pytest.mark.kp_security(pickle="strict")
+def test_security():
+    pass
 """
 
 
@@ -46,12 +50,14 @@ def test_checkpoint_runs_unpinned(pytester, tmp_path_factory, tiny_dataset, fmt)
     folder = make_model(tmp_path_factory.mktemp("m") / "tiny", fmt=fmt).parent
     (folder / "kpmodel.toml").unlink()  # the vendor shipped no card
     weights = next(folder.iterdir())
+    # Beside it, a file that is not the model's: the folder of a bare checkpoint is not scanned.
+    (folder / "notes.bin").write_bytes(b"\x80\x02cos\nsystem\n.")
     before = sorted(p.name for p in folder.iterdir())
     pytester.makepyfile(SPEC.format(fmt=fmt))
     result = pytester.runpytest(
         f"--kp-model={weights}", f"--kp-dataset={tiny_dataset}", "--kp-report=out", "-rs"
     )
-    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    result.assert_outcomes(passed=4, failed=2, skipped=1)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([f"kpmodel: {weights.stem} UNPINNED (a checkpoint, no card) *"])
     result.stdout.fnmatch_lines(

@@ -25,6 +25,12 @@ def folder_findings(session) -> list[Finding]:
 
     card = session.card
     weights = card.model.weights
+    if getattr(card, "unpinned", False):
+        # A bare checkpoint's folder is wherever the user keeps it (a downloads folder), not a
+        # model's files named by a card: the checkpoint alone is the model.
+        return [Finding("security.folder", f"{card.path}: a bare checkpoint (unpinned run): "
+                        "its folder's other files are not the model's and are not scanned",
+                        "info")]  # fmt: skip
     reports = scan_folder(
         card.folder,
         extra_globals=session.security_policy.allow_globals,
