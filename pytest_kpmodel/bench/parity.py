@@ -271,7 +271,8 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
     error when it breaks (the other variants still run)."""
     row = ParityRow(variant=variant, status="ok", device=str(getattr(ctx.model, "device", "cpu")))
     t0 = time.perf_counter()
-    n = len(ctx.dataset) if variant != "fp32" else 0  # fp32's predictions are the reference
+    # fp32's predictions are the reference's; no dataset: a variant only built (tests)
+    n = len(ctx.dataset) if variant != "fp32" and ctx.dataset is not None else 0
     timed = f", then {ctx.settings.iters} timed calls" if ctx.measure_speed else ""
     what = f"kp_parity {variant}: building, predicting {n} images{timed} on {row.device}"
     try:
