@@ -1,0 +1,10 @@
+{
+  "payloadType": "application/vnd.kpmodel.manifest+json",
+  "payload": "eyJjYXJkIjp7InBhdGgiOiJrcG1vZGVsLnRvbWwiLCJzaGEyNTYiOiI4NDhhZjRkNTA4OTlmMjAzYzU3NmRkMjE1N2ViN2UxODdkYjFhYjY5NTg5OWU5ZWYyMDViY2VkZTU1YmFiMmNiIn0sImZpbGVzIjp7IkxJQ0VOU0UiOiI2MzU5NjdmODllZTJmYjQ2N2IzNWU2ZTdhNzc0ODI5NzVjNjY2NjZlZjQyNThkODQ0NDlhMWMzODJiNGFjNGIyIiwia3AtdGlueS15b2xvLnB0IjoiZGI3ZmY0MTY3NGE4MzQ5NzcyYzgyN2ZlZWY4ZGVkMmIwMDYwODM4NjQ3OTEzMjNmZWMzNWZkZGU1MjQxYTM5ZCJ9LCJoYXNoIjoic2hhMjU2Iiwic2NoZW1lIjoia3Btb2RlbC1tYW5pZmVzdCIsInZlcnNpb24iOjF9",
+  "signatures": [
+    {
+      "keyid": "1b20f35681360059f15c979d450edcb90059f775e1c4e11ece26ed53a516ca01",
+      "sig": "3+/LgDaKxXSWBUceotac6o5RmxzM001cR80daKadAYDHHZWL6HwglE1BtEH7kmZXqFsETqoGg8A4MCs3M/h0Dw=="
+    }
+  ]
+}
