@@ -63,6 +63,7 @@ class _Session:
                 name="kp-tiny", version="0.1", sha256="0" * 64, format="safetensors"
             ),
             path=Path("/models/kp-tiny/kpmodel.toml"),
+            unpinned=False,  # a card, not a bare checkpoint (report key 'unpinned')
         )
 
 
