@@ -41,3 +41,26 @@ def test_byte_lru_evicts_the_least_recent_and_skips_what_is_too_big():
     assert set(lru.entries) == {"a", "c"} and lru.bytes == 800
     big = torch.zeros(1000)
     assert lru.get("big", lambda: big) is big and "big" not in lru.entries
+
+
+def test_elastic_displacement_is_made_once_and_scaled_per_severity(monkeypatch):
+    from pytest_kpmodel.robustness.ops import digital
+
+    made = []
+    original = digital._displacement
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(digital, "_displacement", counting)
+    SEED_MEMO.clear()
+    images = [torch.rand(3, 40, 56)]
+    shared = [Perturbation("elastic_transform", float(s), seed=1).apply(images).images[0]
+              for s in (1, 4)]  # fmt: skip
+    assert len(made) == 1
+    SEED_MEMO.clear()
+    fresh = Perturbation("elastic_transform", 4.0, seed=1).apply(images).images[0]
+    assert len(made) == 2 and torch.equal(shared[1], fresh)
+    assert not torch.equal(shared[0], shared[1])  # alpha differs by severity
+    SEED_MEMO.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .context import Kernel
+from .context import SEED_MEMO, Kernel
 from .filters import gaussian_blur
 
 
@@ -72,6 +72,11 @@ def _downscale(x, p, ctx):
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
+def _displacement(ctx, h: int, w: int, max_d: float, sigma: tuple[float, float]):
+    field = ctx.rng.uniform((2, h, w), -max_d, max_d)  # dx, dy
+    return gaussian_blur(field, sigma, mode="symmetric", truncate=3.0)
+
+
 def _elastic_transform(x, p, ctx):
     alpha = p["alpha"]
     if alpha == 0:
@@ -79,8 +84,10 @@ def _elastic_transform(x, p, ctx):
     b, _, h, w = x.shape
     max_d = h * 0.005
     sigma = (h * 0.01, w * 0.01)
-    field = ctx.rng.uniform((2, h, w), -max_d, max_d)  # dx, dy
-    field = gaussian_blur(field, sigma, mode="symmetric", truncate=3.0) * alpha
+    # The smoothed displacement field is a function of the seeds and the size: made once for
+    # the five severities of a sweep (only alpha scales it).
+    key = ("elastic", tuple(ctx.seeds), h, w, str(x.device))
+    field = SEED_MEMO.get(key, lambda: _displacement(ctx, h, w, max_d, sigma)) * alpha
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     # map_coordinates(order=1, mode='reflect') reads pixel-index coordinates (centre = index);
