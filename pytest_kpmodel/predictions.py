@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters.base import KeypointModel, Prediction
+from .atomic import replacing
 from .data import CocoKeypointDataset, iterate_batches
 
 CACHE_FORMAT = 1
@@ -94,15 +93,9 @@ def save(path: Path, ps: PredictionSet) -> None:
 
     arrays = _to_arrays(ps)
     arrays["content_digest"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Whole or not at all: xdist workers and torchrun ranks read the entry another one wrote.
+    with replacing(path, mode=0o600) as f:  # the cache is this user's
+        np.savez(f, **arrays)
 
 
 def load(path: Path, key: str) -> PredictionSet | None:
