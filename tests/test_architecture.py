@@ -136,6 +136,7 @@ _BASE = {
     "hypothesis_profile": set(),
     "progress": set(),
     "atomic": set(),
+    "lazy": set(),
     "required": {"errors"},
 }
 _FOUNDATION = {
@@ -182,7 +183,7 @@ _FEATURES = {
     },  # fmt: skip
     "policy": {TOP, "errors", "findings", "card", "provenance.digests"},
     "gates": {"errors", "findings", "marker_args", "bench.thresholds"},
-    "report": {"errors", "environment", "data", "metrics.oks", "gates"},
+    "report": {"errors", "environment", "data", "metrics.oks", "gates", "header"},
     # the evaluators are named by string, imported by importlib
     "checks": {"errors", "findings", "provenance.unpinned"},
     "strategies": {"robustness", "hypothesis_profile"},
@@ -198,8 +199,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 SESSION_USERS = {"plugin", "scaffold"}
 # What any module may import (they import nothing of the project): the progress lines of long
-# steps, and writing a file atomically.
-EVERYONE = {"progress", "atomic"}
+# steps, writing a file atomically, a package's names imported on first use.
+EVERYONE = {"progress", "atomic", "lazy"}
 
 # Modules that may form a runtime import circle inside their package, each with its reason
 # (none: the last one, ultralytics adapter <-> onnx_layout, went when the card's kwargs moved to

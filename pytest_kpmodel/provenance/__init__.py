@@ -26,8 +26,7 @@ Never pytest, ``session`` or ``plugin``. Importing the package does not import t
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ..lazy import lazy_exports
 
 # name -> submodule; imported on first use (PEP 562), so that ``provenance.digests`` (which the
 # session imports) does not import the signing and diff machinery.
@@ -36,18 +35,7 @@ _EXPORTS = {
     "sign_card": "signing", "VerifyResult": "verify", "verify_card": "verify",
 }  # fmt: skip
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 
 __all__ = [

@@ -16,8 +16,8 @@ pulls matplotlib, PIL or torch):
 - ``terminal``: the summary pytest prints; ``cli``: ``kpmodel report DIR`` re-renders the page.
 
 May import: ``errors``, ``environment`` (the JSON's environment), ``data`` (images for the
-gallery), ``metrics.oks`` (the gallery's per-person OKS), ``gates`` (metric names); the run only
-through what it is handed (``write`` and ``json_report`` take the session and ask it
-``computed(piece)``, never computing anything). Everything but ``write`` and ``json_report``
-reads only the report dict. Never pytest, ``session`` or ``plugin``.
+gallery), ``metrics.oks`` (the gallery's per-person OKS), ``gates`` (metric names), ``header``
+(the run's header line in the Markdown summary); the run only through what it is handed
+(``write``, ``json_report`` and ``markdown`` take the session: they read what it holds and ask
+it ``computed(piece)``, never computing anything). Everything else reads only the report dict. Never pytest, ``session`` or ``plugin``.
 """

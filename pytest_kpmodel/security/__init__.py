@@ -58,8 +58,7 @@ the functions that load or guard.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ..lazy import lazy_exports
 
 # name -> submodule; imported on first use (PEP 562), so that importing one module of the
 # package (the session imports ``policy``) does not build the scanner.
@@ -71,18 +70,7 @@ _EXPORTS = {
     "detect_kind": "scan", "scan_bytes": "scan", "scan_path": "scan", "scan_paths": "scan",
 }  # fmt: skip
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 
 __all__ = [
