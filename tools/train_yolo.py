@@ -142,6 +142,8 @@ def render_train_split(root: Path, seed: int, num_images: int, width: int, heigh
               "width": width, "height": height, "quality": quality}  # fmt: skip
     stamp = root / "train-recipe.json"
     if stamp.exists() and json.loads(stamp.read_text()) == recipe:
+        labels = sorted((root / "labels/train").glob("*.txt"))
+        recipe["people"] = sum(len(f.read_text().splitlines()) for f in labels)
         log(f"training split reused: {root} ({recipe})")
         return recipe
     from PIL import Image
@@ -741,7 +743,7 @@ def _write_training_md(out: Path, args, argv, summary) -> None:
         "```",
         "",
         "run with a Python where `ultralytics` and torch 2.14.1 are installed "
-        "(here `/work/venvs/ul-train`), under `nice -n 10`.",
+        f"(here `{sys.prefix}`), one torch thread (`--threads`).",
         "",
         f"- seeds: Ultralytics `seed={args.seed}`, `deterministic=True`; synthetic training-set "
         f"seed {summary['data_seed']} ({args.num_images} images of {args.width}x{args.height}, "
