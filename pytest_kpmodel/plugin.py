@@ -496,36 +496,21 @@ def _finish_gate(session: pytest.Session) -> None:
         return
     settings, ledger = config.stash[_SETTINGS], config.stash[_LEDGER]
     kp = config.stash.get(_KP, None) if _has_model(config) else None
-    device = None
-    if kp is not None and "gpu" in settings.require:
-        try:
-            device = kp.device
-        except KpModelError:
-            device = None
-    missing = ledger.never_evaluated(device, kp is not None)
-    if missing and session.exitstatus == pytest.ExitCode.OK:
+    if ledger.never_evaluated(kp) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if settings.summary is None:
         return
-    from .report.markdown import render, write
+    from .report.markdown import write_summary
 
-    header = None
-    if kp is not None:
-        from .header import reproduction_header
-
-        header = reproduction_header(kp)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     try:
         outcome = ", ".join(text for text, _ in tr.build_summary_stats_line()[0]) if tr else None
     except AttributeError:  # another pytest's terminal reporter
         outcome = None
-    entries = [e.to_json() for e in ledger.not_run(device, kp is not None)]
-    text = render(kp.checks if kp is not None else [], entries, header, outcome)
-    try:
-        write(text, settings.summary)
-    except OSError as exc:
-        if kp is not None:
-            kp.warnings.append(f"--kp-summary {settings.summary} not written: {exc}")
+    entries = [e.to_json() for e in ledger.not_run(kp)]
+    warning = write_summary(settings.summary, kp, entries, outcome)
+    if warning and kp is not None:
+        kp.warnings.append(warning)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -583,13 +568,7 @@ def _write_not_run(terminalreporter, config: pytest.Config) -> None:
     from .report.terminal import not_run_lines
 
     kp = config.stash.get(_KP, None) if _has_model(config) else None
-    device = None
-    if kp is not None and "gpu" in config.stash[_SETTINGS].require:
-        try:
-            device = kp.device
-        except KpModelError:
-            device = None
-    entries = config.stash[_LEDGER].not_run(device, kp is not None)
+    entries = config.stash[_LEDGER].not_run(kp)
     lines = not_run_lines([e.to_json() for e in entries], no_model=NO_MODEL)
     if lines:
         terminalreporter.write_sep("-", "kpmodel: checks that did not run")

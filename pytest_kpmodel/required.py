@@ -214,20 +214,31 @@ class Ledger:
                 entry = NotRun(name, nodeid, reason, name in expand(self.required))
                 self.entries.setdefault((nodeid, name, reason), entry)
 
-    def never_evaluated(self, device: str | None, has_model: bool) -> list[NotRun]:
-        """Required names no test of the run evaluated (or, for ``gpu``, a run off CUDA)."""
+    def never_evaluated(self, kp: Any | None) -> list[NotRun]:
+        """Required names no test of the run evaluated (or, for ``gpu``, a run off CUDA).
+        ``kp``: the run (a ``KpSession``), None when there is no model."""
         out = []
         evaluated = self.ran | {e.name for e in self.entries.values()}
         for name in sorted(self.required):
             if name == "gpu":
-                if has_model and device is not None and device.startswith("cuda"):
+                device = _device(kp)
+                if device is not None and device.startswith("cuda"):
                     continue
-                why = f"this run uses {device}" if has_model else "no --kp-model"
+                why = "no --kp-model" if kp is None else f"this run uses {device}"
                 out.append(NotRun("gpu", "", f"the run is not on a CUDA device: {why}", True))
             elif name not in evaluated:
-                why = "" if has_model else " (no --kp-model)"
+                why = "" if kp is not None else " (no --kp-model)"
                 out.append(NotRun(name, "", f"no test of this run checks it{why}", True))
         return out
 
-    def not_run(self, device: str | None, has_model: bool) -> list[NotRun]:
-        return list(self.entries.values()) + self.never_evaluated(device, has_model)
+    def not_run(self, kp: Any | None) -> list[NotRun]:
+        return list(self.entries.values()) + self.never_evaluated(kp)
+
+
+def _device(kp: Any | None) -> str | None:
+    if kp is None:
+        return None
+    try:
+        return str(kp.device)
+    except KpModelError as exc:  # the device itself is unusable: say so
+        return f"no usable device ({exc})"

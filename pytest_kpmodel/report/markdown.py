@@ -98,6 +98,23 @@ def _headline(rows: Sequence[Sequence[str]], failed: Sequence[Any], not_run: Seq
     return ", ".join(parts)
 
 
+def write_summary(path: Path, kp: Any | None, not_run: Sequence[Mapping[str, Any]],
+                  outcome: str | None) -> str | None:  # fmt: skip
+    """``--kp-summary``: render the run (``kp``: a ``KpSession``, None without a model) and write
+    it; a warning when the file cannot be written (the run's verdict stands)."""
+    header = None
+    if kp is not None:
+        from ..header import reproduction_header
+
+        header = reproduction_header(kp)
+    text = render(kp.checks if kp is not None else [], not_run, header, outcome)
+    try:
+        write(text, path)
+    except OSError as exc:
+        return f"--kp-summary {path} not written: {exc}"
+    return None
+
+
 def write(text: str, path: Path) -> Path:
     """Atomically, so a CI step reading the file never sees half of it."""
     return write_text(path, text if text.endswith("\n") else text + "\n")
