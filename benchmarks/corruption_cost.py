@@ -75,24 +75,24 @@ def separable_conv_before(x, ky, kx, mode):
     return y
 
 
-# (namespace, name) -> implementation, for each configuration
-BEFORE = {
-    (ops_apply.KERNELS, "shot_noise"): shot_noise_before,
-    (ops_apply.KERNELS, "zoom_blur"): zoom_blur_before,
-    (filters, "separable_conv"): separable_conv_before,
-    (SEED_MEMO, "max_bytes"): 0,  # nothing shared between severities
-}
-AFTER = {
-    (ops_apply.KERNELS, "shot_noise"): ops_apply.KERNELS["shot_noise"],
-    (ops_apply.KERNELS, "zoom_blur"): ops_apply.KERNELS["zoom_blur"],
-    (filters, "separable_conv"): filters.separable_conv,
-    (SEED_MEMO, "max_bytes"): SEED_MEMO.max_bytes,
-}
+# (namespace, name, implementation) of each configuration
+BEFORE = [
+    (ops_apply.KERNELS, "shot_noise", shot_noise_before),
+    (ops_apply.KERNELS, "zoom_blur", zoom_blur_before),
+    (filters, "separable_conv", separable_conv_before),
+    (SEED_MEMO, "max_bytes", 0),  # nothing shared between severities
+]
+AFTER = [
+    (ops_apply.KERNELS, "shot_noise", ops_apply.KERNELS["shot_noise"]),
+    (ops_apply.KERNELS, "zoom_blur", ops_apply.KERNELS["zoom_blur"]),
+    (filters, "separable_conv", filters.separable_conv),
+    (SEED_MEMO, "max_bytes", SEED_MEMO.max_bytes),
+]
 CHANGED = {"shot_noise", "zoom_blur"}  # kernels replaced; the others changed through the blurs
 
 
-def use(config: dict) -> None:
-    for (where, name), impl in config.items():
+def use(config: list) -> None:
+    for where, name, impl in config:
         if isinstance(where, dict):
             where[name] = impl
         else:
@@ -104,7 +104,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_apply(images, name: str, severity: int, config: dict, device: str) -> float:
+def time_apply(images, name: str, severity: int, config: list, device: str) -> float:
     use(config)
     p = Perturbation(name, float(severity), seed=0)
     sync(device)
