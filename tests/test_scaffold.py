@@ -110,6 +110,10 @@ def test_speed_gates_from_the_measurement(tiny_card, tmp_path):
     speed = SpecWriter(load_card(tiny_card), gpu, tmp_path, Margins()).files()["test_speed.py"]
     assert "VRAM_MIB = 1218.6  # peak measured 812.4 MiB x (1 + 0.5)" in speed
     assert "@pytest.mark.kp_thresholds(vram_mib=VRAM_MIB)" in speed
+    subset = SpecWriter(load_card(tiny_card), gpu, tmp_path, Margins(), max_images=40)
+    ini = subset.files()["pytest.ini"].splitlines()
+    assert "kp_max_images = 40" in ini  # whole: pytest's ini reads a trailing comment as value
+    assert not [line for line in ini if " #" in line and not line.startswith("#")]
     for text in SpecWriter(load_card(tiny_card), gpu, tmp_path, Margins()).files().values():
         if text.startswith('"""'):
             compile(text, "spec", "exec")  # every test file is Python

@@ -93,7 +93,11 @@ class SpecWriter:
         if self.dataset is not None:
             lines.append(f"kp_dataset = {_rel(self.dataset, self.folder)}")
         if self.max_images is not None:
-            lines.append(f"kp_max_images = {self.max_images}  # as measured")
+            # as measured (an ini value cannot carry a trailing comment: it would be read in)
+            lines += [
+                "# the first run's subset of the evaluation set",
+                f"kp_max_images = {self.max_images}",
+            ]
         if self.card.model.format in CODE_FORMATS:
             lines.append(f"# format {self.card.model.format!r} runs the vendor's code:")
             lines.append("kp_allow_code = true")
