@@ -154,8 +154,10 @@ def coco_kp_ap_variants(gt: dict, preds: dict[str, dict], names: dict[str, int])
             ev.params.maxDets = [max_dets]
             ev.evaluate()
             ev.accumulate()
-            ev.summarize()
-        return float(ev.stats[0])
+        # not ev.summarize(): its keypoint AP reads the maxDets=20 column, -1 for any other
+        precision = ev.eval["precision"][:, :, 0, 0, -1]  # IoU x recall, area "all"
+        valid = precision[precision > -1]
+        return float(valid.mean()) if valid.size else 0.0
 
     box_area = copy.deepcopy(gt)
     for a in box_area["annotations"]:
