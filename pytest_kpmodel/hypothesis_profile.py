@@ -12,6 +12,8 @@ This module imports hypothesis inside :func:`register` only; neither pytest nor 
 from __future__ import annotations
 
 PROFILE = "kpmodel"
+# The plugin's fixtures whose probes draw with hypothesis.
+HYPOTHESIS_FIXTURES = frozenset({"kp_stability", "kp_trigger_scan"})
 
 
 def register(name: str = PROFILE, *, max_examples: int = 20, load: bool = False) -> str:
@@ -36,3 +38,14 @@ def register(name: str = PROFILE, *, max_examples: int = 20, load: bool = False)
     if load:
         settings.load_profile(name)
     return name
+
+
+def load_if_used(fixtures_per_test: list[set[str]]) -> bool:
+    """Load the profile when a collected test uses hypothesis (its module imported it) or a
+    robustness fixture that does; other runs never import hypothesis. True when loaded."""
+    import sys
+
+    if "hypothesis" in sys.modules or any(f & HYPOTHESIS_FIXTURES for f in fixtures_per_test):
+        register(load=True)
+        return True
+    return False

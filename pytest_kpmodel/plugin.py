@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +18,7 @@ import pytest
 
 from .checks import MARKERS_DOC
 from .errors import KpModelError
+from .options import OPTIONS, Opt, check_ini_keys, convert
 
 if TYPE_CHECKING:
     from .marker_args import MarkerUse
@@ -29,82 +29,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 NO_MODEL = "no model: pass --kp-model"
-KP_FIXTURES = frozenset(
-    {
-        "kp_card",
-        "kp_scan",
-        "kp_model",
-        "kp_dataset",
-        "kp_predictions",
-        "kp_eval",
-        "kp_baseline_eval",
-        "kp_bench",
-        "kp_diff",
-        "kp_stability",
-        "kp_corruption_eval",
-        "kp_trigger_scan",
-        "kp_parity",
-        "kp_precision_drop",
-        "kp_flip_consistency",
-        "kp_session",
-    }
-)
-
-
-@dataclass(frozen=True)
-class _Opt:
-    dest: str  # also the ini key
-    help: str
-    kind: str = "str"  # str | path | int | float | bool | choice
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.dest.replace("_", "-")
-
-
-OPTIONS = (
-    _Opt("kp_model", "model card (kpmodel.toml, or its folder) under test; without it every "
-         "kp_* test is skipped", "path", metavar="PATH"),
-    _Opt("kp_dataset", "COCO keypoint annotation file to evaluate on (default: the card's "
-         "[dataset])", "path", metavar="PATH"),
-    _Opt("kp_images", "folder of the --kp-dataset images (default: images/ beside the "
-         "annotations, else their folder)", "path", metavar="DIR"),
-    _Opt("kp_device", "cpu, cuda or cuda:N (default: cuda when available)", metavar="DEVICE"),
-    _Opt("kp_baseline", "a second card to compare against (default: the card's "
-         "provenance.base)", "path", metavar="PATH"),
-    _Opt("kp_report", "write kp-report.json and index.html into DIR", "path", metavar="DIR"),
-    _Opt("kp_max_images", "evaluate on the first N images only", "int", metavar="N"),
-    _Opt("kp_batch_size", "images per inference batch (default 1)", "int", 1, metavar="N"),
-    _Opt("kp_precision", "inference precision (default fp32)", "choice", "fp32",
-         ("fp32", "fp16", "bf16")),
-    _Opt("kp_allow_code", "permit formats that run the model's own code (python, torchscript)",
-         "bool", False),
-    _Opt("kp_no_cache", "recompute predictions instead of reusing the on-disk cache", "bool",
-         False),
-    _Opt("kp_metrics_engine", "COCO evaluation backend: auto, pycocotools, faster-coco-eval or "
-         "hotcoco (default auto: the fastest installed exact one)", "str", "auto", metavar="NAME"),
-    _Opt("kp_osv_db", "a local OSV export (PyPI zip or folder of JSON) for the vulnerability "
-         "check", "path", metavar="PATH"),
-    _Opt("kp_sbom", "write a CycloneDX SBOM of the environment and the model to FILE", "path",
-         metavar="FILE"),
-    _Opt("kp_seed", "seed for sampling, perturbations and bootstrap (default 0)", "int", 0,
-         metavar="N"),
-    _Opt("kp_workers", "image-decoding worker processes (default: by CPU count)", "int",
-         metavar="N"),
-    _Opt("kp_allow_box_area", "accept a --kp-dataset whose every 'area' is its box w*h "
-         "(OCHuman); OKS is then more lenient than with COCO's segment areas (card: [dataset] "
-         "allow_box_area)", "bool", False),
-    _Opt("kp_area_from_box", "give annotations without 'area' F * box w*h (CrowdPose's "
-         "evaluation: 0.53; card: [dataset] area_from_box)", "float", metavar="F"),
-    _Opt("kp_summary", "write the verdict (gate table, findings, checks that did not run) as "
-         "GitHub-flavoured Markdown to FILE, e.g. $GITHUB_STEP_SUMMARY", "path", metavar="FILE"),
-    _Opt("kp_require", "checks that must run, comma-separated (e.g. gpu,fp16,vram,signature): "
-         "their skips fail with the reason, and a run in which none evaluated one fails; an "
-         "unknown name lists the valid ones", "names", frozenset(), metavar="NAMES"),
-)  # fmt: skip
+KP_FIXTURES = frozenset({
+    "kp_card", "kp_scan", "kp_model", "kp_dataset", "kp_predictions", "kp_eval",
+    "kp_baseline_eval", "kp_bench", "kp_diff", "kp_stability", "kp_corruption_eval",
+    "kp_trigger_scan", "kp_parity", "kp_precision_drop", "kp_flip_consistency", "kp_session",
+})  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             parser.addini(opt.dest, ini_help, default=None)
 
 
-def _read_option(config: pytest.Config, opt: _Opt) -> Any:
+def _read_option(config: pytest.Config, opt: Opt) -> Any:
     """Command line first, then the ini key; ini paths are relative to the ini file."""
     value = config.getoption(opt.dest)
     from_ini = value is None
@@ -129,59 +58,18 @@ def _read_option(config: pytest.Config, opt: _Opt) -> Any:
         value = config.getini(opt.dest)
         if value in (None, "", []):
             return opt.default
-    if opt.kind == "bool":
-        return bool(value)
-    if opt.kind == "names":
-        from .required import parse
-
-        try:
-            return parse(value, opt.dest if from_ini else opt.flag)
-        except KpModelError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    if opt.kind == "int":
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{opt.flag}: expected an integer, got {value!r}") from None
-    if opt.kind == "float":
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{opt.flag}: expected a number, got {value!r}") from None
-        if not 0 < number <= 1:
-            raise pytest.UsageError(f"{opt.flag}: must be in (0, 1], got {value!r}")
-        return number
-    if opt.kind == "choice" and value not in opt.choices:
-        raise pytest.UsageError(f"{opt.flag}: {value!r} is not one of {', '.join(opt.choices)}")
-    if opt.kind == "path":
-        base = (
-            Path(config.inipath).parent
-            if from_ini and config.inipath
-            else Path(config.invocation_params.dir)
-        )
-        return (base / Path(str(value)).expanduser()).resolve()
-    return value
-
-
-def _check_ini_keys(config: pytest.Config) -> None:
-    """A ``kp_*`` ini key this plugin does not know stops the run, naming its likely fix
-    (pytest itself only warns, and a typo must not silently drop a setting)."""
-    from .errors import did_you_mean
-
-    known = [opt.dest for opt in OPTIONS]
-    present = getattr(config, "_inicfg", None) or {}  # pytest has no public list of the keys
-    for key in sorted(k for k in present if k.startswith("kp") and k not in known):
-        where = config.inipath.name if config.inipath else "ini file"
-        raise pytest.UsageError(
-            f"{where}: {key}: unknown pytest-kpmodel ini key; {did_you_mean(key, known)}"
-            f"allowed: {', '.join(known)}"
-        )
+    ini_dir = from_ini and config.inipath
+    base = Path(config.inipath).parent if ini_dir else Path(config.invocation_params.dir)
+    with _usage_error():
+        return convert(opt, value, from_ini=from_ini, base=base)
 
 
 def _settings(config: pytest.Config) -> Settings:
     from .settings import Settings
 
-    _check_ini_keys(config)
+    present = getattr(config, "_inicfg", None) or {}  # pytest has no public list of the keys
+    with _usage_error():
+        check_ini_keys(present, config.inipath.name if config.inipath else "ini file")
     values = {opt.dest.removeprefix("kp_"): _read_option(config, opt) for opt in OPTIONS}
     return Settings(**values, rootdir=Path(config.rootpath))
 
@@ -263,7 +151,7 @@ def _or_fail(compute: Callable[[], T], skip_on: tuple[type[KpModelError], ...] =
 
 @contextmanager
 def _usage_error() -> Iterator[None]:
-    """A bad marker found at collection stops the run with its message."""
+    """A bad option, ini key or marker stops the run with its message."""
     try:
         yield
     except KpModelError as exc:
@@ -282,11 +170,7 @@ def _bench_settings(node: pytest.Item) -> dict[str, Any]:
 
 
 def _uses(items: list[pytest.Item], marker: str) -> list[MarkerUse]:
-    return [
-        (item.nodeid, mark.args, dict(mark.kwargs))
-        for item in items
-        for mark in item.iter_markers(marker)
-    ]
+    return [(i.nodeid, m.args, dict(m.kwargs)) for i in items for m in i.iter_markers(marker)]
 
 
 # -- hooks ------------------------------------------------------------------------------------------
@@ -305,22 +189,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_LedgerPlugin(ledger), "kpmodel-ledger")
 
 
-# Fixtures whose probes draw with hypothesis.
-_HYPOTHESIS_FIXTURES = frozenset({"kp_stability", "kp_trigger_scan"})
-
-
 def _load_hypothesis_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Derandomized and bounded (the ``kpmodel`` profile) unless the user picked a hypothesis
-    profile; only when a collected test uses hypothesis (its module imported it) or a
-    robustness fixture that does, so that other runs never import it."""
-    if config.getoption("hypothesis_profile", None):
-        return
-    import sys
+    """The ``kpmodel`` profile, unless the user picked one, when a test uses hypothesis."""
+    if not config.getoption("hypothesis_profile", None):
+        from .hypothesis_profile import load_if_used
 
-    if "hypothesis" in sys.modules or any(_fixtures(i) & _HYPOTHESIS_FIXTURES for i in items):
-        from .hypothesis_profile import register
-
-        register(load=True)
+        load_if_used([_fixtures(item) for item in items])
 
 
 def _configure_progress(config: pytest.Config) -> None:
@@ -462,13 +336,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             # Without --kp-report: pytest's temporary folder, which outlives the run (the
             # run's own scratch folder does not).
             folder = kp.settings.report or item.config.stash[_TMP].getbasetemp() / "kpmodel"
-            try:
-                entry = probe.save_last(folder / "stability", item.nodeid)
-            except KpModelError as exc:
-                entry = {"saved": [], "error": str(exc)}
-            lines = [f"reproduce with: kp_stability({probe.last[0]!r})"]
-            lines += [f"saved: {path}" for path in (entry or {}).get("saved", [])]
-            report.sections.append(("kpmodel", "\n".join(lines)))
+            report.sections.append(("kpmodel", probe.failure_note(folder, item.nodeid)))
     return report
 
 
@@ -503,12 +371,7 @@ def _finish_gate(session: pytest.Session) -> None:
     from .report.markdown import write_summary
 
     tr = config.pluginmanager.get_plugin("terminalreporter")
-    try:
-        outcome = ", ".join(text for text, _ in tr.build_summary_stats_line()[0]) if tr else None
-    except AttributeError:  # another pytest's terminal reporter
-        outcome = None
-    entries = [e.to_json() for e in ledger.not_run(kp)]
-    warning = write_summary(settings.summary, kp, entries, outcome)
+    warning = write_summary(settings.summary, kp, [e.to_json() for e in ledger.not_run(kp)], tr)
     if warning and kp is not None:
         kp.warnings.append(warning)
 
@@ -563,42 +426,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutdown()  # the torchrun process group, if the run created one
 
 
-def _write_not_run(terminalreporter, config: pytest.Config) -> None:
-    """Every check that did not run, required ones marked (they failed their test or the run)."""
-    from .report.terminal import not_run_lines
-
-    kp = config.stash.get(_KP, None) if _has_model(config) else None
-    entries = config.stash[_LEDGER].not_run(kp)
-    lines = not_run_lines([e.to_json() for e in entries], no_model=NO_MODEL)
-    if lines:
-        terminalreporter.write_sep("-", "kpmodel: checks that did not run")
-        for line in lines:
-            terminalreporter.write_line(line, red="REQUIRED" in line, yellow="REQUIRED" not in line)
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    """The gate table, the failed checks' findings, every check that did not run (required
+    ones marked), the run's warnings."""
     if not _is_main(config):
         return
-    kp = config.stash.get(_KP, None)
-    if kp is None:
-        _write_not_run(terminalreporter, config)
-        return
-    from .report.terminal import render
+    from .report.terminal import summary_lines
 
-    lines = render(kp.checks)
-    if lines:
-        terminalreporter.write_sep("=", "kpmodel")
-        for line in lines:
-            terminalreporter.write_line(
-                line,
-                red=line.endswith("FAIL") or line.startswith("FAILED"),
-                green=line.endswith("pass"),
-            )
-    _write_not_run(terminalreporter, config)
-    for warning in kp.warnings:
-        terminalreporter.write_line(f"kpmodel: warning: {warning}", yellow=True)
-    if kp.settings.report is not None:
-        terminalreporter.write_line(f"kpmodel: report written to {kp.settings.report}")
+    kp = config.stash.get(_KP, None) if _has_model(config) else None
+    not_run = [e.to_json() for e in config.stash[_LEDGER].not_run(kp)]
+    for text, style in summary_lines(kp, not_run, no_model=NO_MODEL):
+        if style in ("=", "-"):
+            terminalreporter.write_sep(style, text)
+        else:
+            terminalreporter.write_line(text, **({style: True} if style else {}))
 
 
 # -- fixtures ---------------------------------------------------------------------------------------

@@ -34,8 +34,12 @@ class PredictionSet:
     key: str = ""
 
     def to_coco_results(self, category_id: int = 1) -> list[dict[str, Any]]:
-        """COCO result dicts (``metrics.detections.ResultArrays``: their columns travel with
-        them, so the evaluation's checks run on arrays), in image order."""
+        """COCO result dicts in image order: a plain list, what pycocotools' ``loadRes`` takes."""
+        return list(self.to_result_arrays(category_id))
+
+    def to_result_arrays(self, category_id: int = 1):
+        """The same dicts as a ``metrics.detections.ResultArrays``: their columns travel with
+        them, so the evaluation's checks run on arrays."""
         return _coco_results(_to_arrays(self), category_id)
 
 
@@ -132,7 +136,7 @@ class CachedPredictionSet(PredictionSet):
             self._predictions = _from_arrays(self.arrays).predictions
         return self._predictions
 
-    def to_coco_results(self, category_id: int = 1) -> list[dict[str, Any]]:
+    def to_result_arrays(self, category_id: int = 1):
         return _coco_results(self.arrays, category_id)
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from .card import ModelCard
 from .errors import KpModelError
 from .findings import CheckResult
-from .marker_args import MarkerUse, one_per_run, parse_markers
+from .marker_args import MarkerUse, parse_markers
 from .provenance.digests import sha256_file
 from .security.policy import SecurityPolicy
 from .settings import Settings
@@ -23,13 +23,11 @@ from .settings import Settings
 T = TypeVar("T")
 
 # What ``KpSession.computed`` answers for: the pieces a run computes at most once.
-PIECES = frozenset(
-    {
-        "card", "weights_digest", "device", "dist", "scan", "run_dir", "guard", "exercised",
-        "model", "dataset", "ground_truth", "predictions", "baseline", "flip_consistency",
-        "parity", "stability", "corruption_eval", "trigger_scan", "diff",
-    }
-)  # fmt: skip
+PIECES = frozenset({
+    "card", "weights_digest", "device", "dist", "scan", "run_dir", "guard", "exercised",
+    "model", "dataset", "ground_truth", "predictions", "baseline", "flip_consistency",
+    "parity", "stability", "corruption_eval", "trigger_scan", "diff",
+})  # fmt: skip
 
 
 class KpSession:
@@ -84,6 +82,11 @@ class KpSession:
         return self._pieces.get(piece)
 
     @property
+    def root(self) -> KpSession:
+        """The run this session belongs to (a baseline or variant's parent, up to the top)."""
+        return self if self.parent is None else self.parent.root
+
+    @property
     def has_model(self) -> bool:
         return self.card_path is not None
 
@@ -99,6 +102,7 @@ class KpSession:
         security test runs); ``kp_corruptions`` picks the one corruption sweep; the
         ``kp_bench(...)`` of the tests that use ``kp_parity`` times the one variants table.
         A marker that does not parse, or tests that disagree: ``KpModelError`` naming them."""
+        from .bench.parity import parity_bench_for_run
         from .robustness.probes import CorruptionConfig
 
         policy = self.security_policy
@@ -106,14 +110,7 @@ class KpSession:
             policy = policy.union(asked)
         self.security_policy = policy
         self.corruption_config = CorruptionConfig.for_run(corruptions)
-        # Compared as text: marker values may be lists; BenchSettings checks them when used.
-        uses = [(nodeid, args, dict(kwargs)) for nodeid, args, kwargs in parity_bench]
-        by_text = {repr(sorted(kwargs.items())): kwargs for _, _, kwargs in uses}
-        chosen = one_per_run(
-            "kp_parity: the variants table (timed with the test's kp_bench settings)",
-            parse_markers(uses, lambda _args, kwargs: repr(sorted(kwargs.items()))),
-        )
-        self.parity_bench = by_text[chosen] if chosen is not None else {}
+        self.parity_bench = parity_bench_for_run(parity_bench)
 
     # -- card and weights ------------------------------------------------------------------------
     @property
@@ -356,27 +353,13 @@ class KpSession:
         are the run's warnings."""
 
         def compute():
-            from .errors import DatasetError
-            from .metrics.inputs import check_ground_truth
+            from .metrics.accuracy import check_session_ground_truth
 
-            ds = self.dataset
-            try:
-                notes = check_ground_truth(
-                    ds.coco,
-                    self.card.keypoints,
-                    allow_box_area=self.allow_box_area,
-                    keypoints_from=f"the card's [keypoints] ({self.card.path})",
-                )
-            except DatasetError as exc:
-                raise DatasetError(f"{ds.annotations_path}: {exc}") from None
-            notes = ds.notes + notes
-            root = self
-            while root.parent is not None:
-                root = root.parent
+            notes = check_session_ground_truth(self)
             for note in notes:
-                line = f"{ds.annotations_path.name}: {note}"
-                if line not in root.warnings:
-                    root.warnings.append(line)
+                line = f"{self.dataset.annotations_path.name}: {note}"
+                if line not in self.root.warnings:
+                    self.root.warnings.append(line)
             return notes
 
         return self._once("ground_truth", compute)
@@ -386,40 +369,14 @@ class KpSession:
         return self._once("predictions", self._predict)
 
     def prediction_key(self) -> str:
-        from .predictions import cache_key
+        from .distributed.cache import prediction_key
 
-        card = self.card
-        return cache_key(
-            self.weights_digest or "",
-            card.content(),
-            self.dataset.digest,
-            device=self.device.split(":")[0],
-            precision=self.settings.precision,
-            batch_size=self.settings.batch_size,
-        )
+        return prediction_key(self)
 
     def _predict(self):
-        from .distributed.cache import cached_predictions
-        from .distributed.sharding import predict_sharded
+        from .distributed.cache import session_predictions
 
-        self.check_ground_truth()  # refuse a bad ground truth before predicting
-        key = self.prediction_key()
-        path = self.settings.cache_dir / f"{key}.npz" if self.settings.cache_dir else None
-
-        # Under torchrun each rank predicts its shard (whole batches) and every rank gets the
-        # merged set; rank 0 reads/writes the cache entry under a lock (xdist workers wait).
-        def compute():
-            from .progress import step
-
-            n = len(self.dataset)
-            with step(f"predicting {n} images with {self.card.model.name} on {self.device}",
-                      n) as bar:  # fmt: skip
-                return predict_sharded(self.dist, lambda: self.model, self.dataset,
-                                       self.settings.batch_size, self.settings.workers, bar,
-                                       tag=f"predict {key[:12]}")  # fmt: skip
-
-        return cached_predictions(self.dist, path, key, self.dataset.image_ids, compute,
-                                  read=not self.settings.no_cache)  # fmt: skip
+        return session_predictions(self)
 
     # -- baseline ---------------------------------------------------------------------------------
     @property
@@ -512,12 +469,9 @@ class KpSession:
         if all(getattr(self.settings, k) == v for k, v in changes.items()):
             return self
 
-        def compute():
-            v = KpSession(replace(self.settings, **changes), self.card_path, parent=self,
-                          role="variant")  # fmt: skip
-            return v
-
-        return self._once(key, compute)
+        settings = replace(self.settings, **changes)
+        return self._once(key, lambda: KpSession(settings, self.card_path, parent=self,
+                                                 role="variant"))  # fmt: skip
 
     def precision_drop(self, precision: str):
         def compute():
@@ -550,13 +504,11 @@ class KpSession:
                     self.model, self.dataset, chosen, benchmark=benchmark and benchmark()
                 ),
             )
-            entry = result.to_json()
             if self.parent is None:
-                self._sections.setdefault("bench", []).append(entry)
+                self._sections.setdefault("bench", []).append(result.to_json())
             elif self.role == "baseline":
-                self.parent._sections.setdefault("baseline", {}).setdefault("bench", []).append(
-                    entry
-                )
+                into = self.parent._sections.setdefault("baseline", {})
+                into.setdefault("bench", []).append(result.to_json())
             return result
 
         return self._once(("bench", text), compute)
@@ -574,13 +526,9 @@ class KpSession:
     def parity(self):
         def compute():
             from .bench.parity import parity_settings, run
-            from .metrics.accuracy import evaluate_predictions
+            from .metrics.accuracy import variant_metrics
 
             self.check_ground_truth()  # refuse a bad ground truth before predicting
-
-            def evaluate(ps) -> dict[str, Any]:
-                m = evaluate_predictions(self, ps, image_ids=ps.image_ids, analyses=False)
-                return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
 
             # Bounded by the kp_bench(...) of its tests (parity_settings): each variant predicts
             # the first num_images images (emulated bf16 on CPUs without native support costs
@@ -592,7 +540,7 @@ class KpSession:
                 self.model,
                 self.card,
                 ds,
-                evaluate_fn=evaluate,
+                evaluate_fn=lambda ps: variant_metrics(self, ps),
                 settings=settings,
                 workdir=self.run_dir / "parity",
                 batch_size=self.settings.batch_size,

@@ -138,6 +138,7 @@ _BASE = {
     "atomic": set(),
     "lazy": set(),
     "required": {"errors"},
+    "options": {"errors", "required"},  # the option table and its conversions
 }
 _FOUNDATION = {
     "security": {"errors", "findings", "marker_args"},
@@ -164,6 +165,7 @@ _FEATURES = {
     "bench": {
         "errors",
         "findings",
+        "marker_args",
         "adapters",
         "data",
         "keypoints",

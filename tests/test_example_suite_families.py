@@ -56,6 +56,10 @@ RUN_ARGS = (
     "not test_speed",
     "-p",
     "no:cacheprovider",
+    # In this process (inline) the project's own tests/policy/test_dependencies.py may already
+    # be imported as "test_dependencies" (xdist puts any test file in a worker): importlib mode
+    # gives the example suite's modules names of their own.
+    "--import-mode=importlib",
 )
 
 # The detectron2 golden config, with RPN top-k lowered: a random RPN's thousands of proposals

@@ -23,8 +23,8 @@ Modules (import them directly; this package imports nothing, so importing it nev
 - ``parity``: each precision and export of the model, speed and accuracy side by side,
   agreement with fp32 by OKS; ``parity_table``: the resulting table.
 
-May import: ``errors``, ``findings``, ``adapters`` (loading exported files, the ``.pt2``
-archive, the ONNX exporter), ``data``, ``keypoints``, ``predictions``, the OKS formula (from
+May import: ``errors``, ``findings``, ``marker_args`` (the kp_parity tests' one timing),
+``adapters`` (loading exported files, the ``.pt2`` archive, the ONNX exporter), ``data``, ``keypoints``, ``predictions``, the OKS formula (from
 ``metrics`` or ``robustness``) and ``security.guarded_model`` (a guarded model's variants run
 under the same guard). Never pytest, ``session`` or ``plugin``; torch only inside functions.
 """

@@ -327,3 +327,18 @@ def _speed(ctx: _Context, row: ParityRow, vmodel, bar) -> None:
     row.latency_ms_p90 = result.latency.p90
     row.fps = result.fps
     row.fps_latency = result.latency.fps_latency
+
+
+def parity_bench_for_run(uses) -> dict:
+    """The one ``kp_bench(...)`` setting that times the variants table, from the tests that use
+    ``kp_parity`` (``MarkerUse`` triples); tests that disagree: ``KpModelError`` naming them.
+    Compared as text: marker values may be lists; ``BenchSettings`` checks them when used."""
+    from ..marker_args import one_per_run, parse_markers
+
+    uses = [(nodeid, args, dict(kwargs)) for nodeid, args, kwargs in uses]
+    by_text = {repr(sorted(kwargs.items())): kwargs for _, _, kwargs in uses}
+    chosen = one_per_run(
+        "kp_parity: the variants table (timed with the test's kp_bench settings)",
+        parse_markers(uses, lambda _args, kwargs: repr(sorted(kwargs.items()))),
+    )
+    return by_text[chosen] if chosen is not None else {}

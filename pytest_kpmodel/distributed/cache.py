@@ -67,3 +67,40 @@ def cached_predictions(
         if path is not None and group.is_main:
             predictions.save(path, ps)
     return ps
+
+
+def prediction_key(kp) -> str:
+    """The cache key of a run's (``KpSession``) predictions: weights, card, data and the
+    settings that change a prediction."""
+    from ..predictions import cache_key
+
+    return cache_key(
+        kp.weights_digest or "",
+        kp.card.content(),
+        kp.dataset.digest,
+        device=kp.device.split(":")[0],
+        precision=kp.settings.precision,
+        batch_size=kp.settings.batch_size,
+    )
+
+
+def session_predictions(kp):
+    """A run's (``KpSession``) predictions, from the cache or predicted. Under torchrun each
+    rank predicts its shard (whole batches) and every rank gets the merged set; rank 0 reads and
+    writes the cache entry under a lock (xdist workers wait)."""
+    from ..progress import step
+    from .sharding import predict_sharded
+
+    kp.check_ground_truth()  # refuse a bad ground truth before predicting
+    key = prediction_key(kp)
+    settings = kp.settings
+    path = settings.cache_dir / f"{key}.npz" if settings.cache_dir else None
+
+    def compute():
+        n = len(kp.dataset)
+        with step(f"predicting {n} images with {kp.card.model.name} on {kp.device}", n) as bar:
+            return predict_sharded(kp.dist, lambda: kp.model, kp.dataset, settings.batch_size,
+                                   settings.workers, bar, tag=f"predict {key[:12]}")  # fmt: skip
+
+    return cached_predictions(kp.dist, path, key, kp.dataset.image_ids, compute,
+                              read=not settings.no_cache)  # fmt: skip

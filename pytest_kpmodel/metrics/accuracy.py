@@ -19,7 +19,7 @@ def evaluate_predictions(session, predictions, *, confidence: float = 0.95, imag
     ds, ks = session.dataset, session.card.keypoints
     metrics = evaluate(
         ds.coco,
-        predictions.to_coco_results(ds.category_id),
+        predictions.to_result_arrays(ds.category_id),
         sigmas=ks.sigmas,
         flip_index=ks.flip_index(),
         names=ks.names,
@@ -34,6 +34,28 @@ def evaluate_predictions(session, predictions, *, confidence: float = 0.95, imag
     )
     metrics.dataset["notes"][:0] = ds.notes  # how the file was read (data_layouts)
     return metrics
+
+
+def variant_metrics(session, predictions) -> dict[str, Any]:
+    """A parity variant's box and keypoint metrics on the images it predicted (no analyses)."""
+    m = evaluate_predictions(session, predictions, image_ids=predictions.image_ids,
+                             analyses=False)  # fmt: skip
+    return {"bbox": m.bbox.to_json(), "keypoints": m.keypoints.to_json()}
+
+
+def check_session_ground_truth(session) -> list[str]:
+    """The run's evaluation set checked whole, and against the card's keypoints, before
+    anything predicts; its notes (how the file was read, then the checks' warnings)."""
+    from ..errors import DatasetError
+    from .inputs import check_ground_truth
+
+    ds, card = session.dataset, session.card
+    try:
+        notes = check_ground_truth(ds.coco, card.keypoints, allow_box_area=session.allow_box_area,
+                                   keypoints_from=f"the card's [keypoints] ({card.path})")  # fmt: skip
+    except DatasetError as exc:
+        raise DatasetError(f"{ds.annotations_path}: {exc}") from None
+    return ds.notes + notes
 
 
 @dataclass

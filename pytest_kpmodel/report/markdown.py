@@ -98,10 +98,22 @@ def _headline(rows: Sequence[Sequence[str]], failed: Sequence[Any], not_run: Seq
     return ", ".join(parts)
 
 
+def pytest_outcome(terminalreporter: Any | None) -> str | None:
+    """pytest's own outcome line ("8 passed, 2 skipped"), from its terminal reporter."""
+    if terminalreporter is None:
+        return None
+    try:
+        return ", ".join(text for text, _ in terminalreporter.build_summary_stats_line()[0])
+    except AttributeError:  # another pytest's terminal reporter
+        return None
+
+
 def write_summary(path: Path, kp: Any | None, not_run: Sequence[Mapping[str, Any]],
-                  outcome: str | None) -> str | None:  # fmt: skip
-    """``--kp-summary``: render the run (``kp``: a ``KpSession``, None without a model) and write
-    it; a warning when the file cannot be written (the run's verdict stands)."""
+                  terminalreporter: Any | None) -> str | None:  # fmt: skip
+    """``--kp-summary``: render the run (``kp``: a ``KpSession``, None without a model) with
+    pytest's outcome line and write it; a warning when the file cannot be written (the run's
+    verdict stands)."""
+    outcome = pytest_outcome(terminalreporter)
     header = None
     if kp is not None:
         from ..header import reproduction_header

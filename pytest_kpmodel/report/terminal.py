@@ -81,3 +81,25 @@ def not_run_lines(entries: list[dict[str, Any]], no_model: str | None = None) ->
     if idle:
         lines.append(f"{len(idle)} kp test(s): {no_model}")
     return lines
+
+
+def summary_lines(kp: Any | None, not_run: list[dict[str, Any]], no_model: str | None = None):
+    """The terminal summary as ``(text, style)``: style "=" or "-" makes ``text`` the title of a
+    separator line of that character; otherwise "red", "green", "yellow" or None. ``kp`` is the
+    run (a ``KpSession``), None when it was never built."""
+    out: list[tuple[str, str | None]] = []
+    lines = render(kp.checks) if kp is not None else []
+    if lines:
+        out.append(("kpmodel", "="))
+        for line in lines:
+            failed = line.endswith("FAIL") or line.startswith("FAILED")
+            out.append((line, "red" if failed else "green" if line.endswith("pass") else None))
+    not_run_text = not_run_lines(not_run, no_model=no_model)
+    if not_run_text:
+        out.append(("kpmodel: checks that did not run", "-"))
+        out += [(line, "red" if "REQUIRED" in line else "yellow") for line in not_run_text]
+    if kp is not None:
+        out += [(f"kpmodel: warning: {warning}", "yellow") for warning in kp.warnings]
+        if kp.settings.report is not None:
+            out.append((f"kpmodel: report written to {kp.settings.report}", None))
+    return out

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_kpmodel.progress import step
 from pytest_kpmodel.robustness.kinds import CORRUPTIONS
-from pytest_kpmodel.robustness.ops.context import SEED_MEMO
 
 if TYPE_CHECKING:
     import torch
@@ -278,6 +277,8 @@ def run(
                 results[name][s] = metrics
                 if progress is not None:
                     progress(name, s, metrics)
+    from pytest_kpmodel.robustness.ops.context import SEED_MEMO  # torch: imported when used
+
     SEED_MEMO.clear()  # the sweep's textures: shared by its severities, not kept after it
     timing["evaluate"] = t_eval
     all_metrics = [m for by_sev in results.values() for m in by_sev.values()]

@@ -118,6 +118,17 @@ class StabilityProbe:
             **options,
         )
 
+    def failure_note(self, folder: Path, nodeid: str) -> str:
+        """What a failed stability test shows: the line that reproduces the last (shrunk)
+        perturbation and the images :meth:`save_last` saved under ``folder/stability``."""
+        try:
+            entry = self.save_last(folder / "stability", nodeid)
+        except KpModelError as exc:
+            entry = {"saved": [], "error": str(exc)}
+        lines = [f"reproduce with: kp_stability({self.last[0]!r})"] if self.last else []
+        lines += [f"saved: {path}" for path in (entry or {}).get("saved", [])]
+        return "\n".join(lines)
+
     def save_last(self, folder: Path, nodeid: str) -> dict[str, Any] | None:
         """Re-run the last (for a failed hypothesis test: the shrunk) perturbation, saving the
         clean vs perturbed images; recorded in the report's robustness section."""
@@ -143,8 +154,8 @@ def flip_consistency(session, n_images: int = 32):
     ks, cat = session.card.keypoints, session.dataset.category_id
     flipped = predict_images(session.model, [im.flip(-1) for im in sample.images])
     result = measure(
-        PredictionSet(sample.image_ids, sample.clean).to_coco_results(cat),
-        PredictionSet(sample.image_ids, flipped).to_coco_results(cat),
+        PredictionSet(sample.image_ids, sample.clean).to_result_arrays(cat),
+        PredictionSet(sample.image_ids, flipped).to_result_arrays(cat),
         widths={i: im.shape[-1] for i, im in zip(sample.image_ids, sample.images, strict=True)},
         flip_index=ks.flip_index(),
         sigmas=ks.sigmas,

@@ -53,6 +53,8 @@ def test_devices_backend_timeout(monkeypatch):
         assert rank_device(None, TORCHRUN) == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    # the default device asks torch only where a GPU device node exists: pretend one does
+    monkeypatch.setattr("pytest_kpmodel.settings.no_cuda_here", lambda: False)
     assert rank_device("cuda", TORCHRUN) == "cuda:1"  # LOCAL_RANK
     assert rank_device(None, TORCHRUN) == "cuda:1"
     assert rank_device("cuda:3", TORCHRUN) == "cuda:3"  # explicit: honoured
