@@ -24,7 +24,7 @@ import statistics
 import time
 
 import torch
-from corruptions import load_images, load_model  # benchmarks/ is on sys.path
+from corruptions import load_images, load_model, sync, time_torch  # benchmarks/ on sys.path
 
 from pytest_kpmodel.robustness.corruptions import SEVERITIES
 from pytest_kpmodel.robustness.kinds import CORRUPTIONS
@@ -33,7 +33,6 @@ from pytest_kpmodel.robustness.ops import filters
 from pytest_kpmodel.robustness.ops.blur import zoom_factors
 from pytest_kpmodel.robustness.ops.context import SEED_MEMO
 from pytest_kpmodel.robustness.ops.filters import clipped_zoom, fft_conv
-from pytest_kpmodel.robustness.perturbations import Perturbation
 
 
 def shot_noise_before(x, p, ctx):
@@ -99,19 +98,10 @@ def use(config: list) -> None:
             setattr(where, name, impl)
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def time_apply(images, name: str, severity: int, config: list, device: str) -> float:
+    """Seconds per image of one corruption under ``config`` (old or new kernels)."""
     use(config)
-    p = Perturbation(name, float(severity), seed=0)
-    sync(device)
-    t0 = time.perf_counter()
-    p.apply(images)
-    sync(device)
-    return (time.perf_counter() - t0) / len(images)
+    return time_torch(images, name, severity, device)
 
 
 def main(argv: list[str] | None = None) -> int:
