@@ -20,6 +20,15 @@ score, score >= ``min_score``) are matched greedily to the variant's same-label 
 OKS with the card's sigmas (scale: the fp32 box's area); ``mean_oks`` averages the matched OKS
 over fp32 detections (0 for an fp32 detection left without a partner), ``oks50_fraction`` is the
 share with OKS >= 0.5.
+
+Emulated bf16: on a CPU without bf16 in hardware (no AVX512-BF16 or AMX; ``precision.
+bf16_emulated``) autocast's bf16 kernels are converting fallbacks that take many times the fp32
+time, and timing them says nothing about bf16 on a machine one would deploy it on. There the
+bf16 row still predicts the images (its AP and OKS against fp32 are what the emulation does not
+change) but its speed columns are left empty: ``speed_skipped`` and the note say
+"bf16 is emulated on this CPU (no AVX512-BF16/AMX): speed not measured", the row stays ``ok``
+and makes ``num_images`` forward passes instead of ``num_images + warmup x shapes + iters``.
+``run(..., time_emulated_bf16=True)`` times it anyway.
 """
 
 from __future__ import annotations
@@ -201,6 +210,7 @@ def run(
     batch_size: int = 1,
     min_score: float = 0.0,
     measure_speed: bool = True,
+    time_emulated_bf16: bool = False,
 ) -> ParityTable:
     """The parity table of ``model`` (a ``KeypointModel`` on its device) over ``dataset``.
 
@@ -211,7 +221,8 @@ def run(
     Variants that cannot run here are rows with ``status="skipped"`` and the reason; a variant
     that fails unexpectedly is ``status="failed"`` with the error, and the others still run.
     Whatever the exporters and runtimes write goes into ``workdir`` (a temporary folder when
-    None, removed afterwards).
+    None, removed afterwards). The bf16 row of a CPU that emulates bf16 is not timed unless
+    ``time_emulated_bf16`` (see the module doc).
     """
     from ..data import load_images
     from ..keypoints import COCO17
@@ -235,7 +246,8 @@ def run(
     examples = prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
 
     context = _Context(model, card, dataset, examples, reference, evaluate_fn, settings,
-                       batch_size, sigmas, min_score, measure_speed)  # fmt: skip
+                       batch_size, sigmas, min_score, measure_speed,
+                       time_emulated_bf16)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="kp-parity-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
         with library_scratch(base / "scratch"):
@@ -264,6 +276,16 @@ class _Context:
     sigmas: Sequence[float]
     min_score: float
     measure_speed: bool
+    time_emulated_bf16: bool = False
+
+
+def _speed_skip(ctx: _Context, variant: str, device: str) -> str | None:
+    """Why ``variant``'s speed columns stay empty although it runs (None: it is timed)."""
+    from .precision import bf16_emulated
+
+    if variant != "bf16" or ctx.time_emulated_bf16:
+        return None
+    return bf16_emulated(device)
 
 
 def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
@@ -273,7 +295,12 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
     t0 = time.perf_counter()
     # fp32's predictions are the reference's; no dataset: a variant only built (tests)
     n = len(ctx.dataset) if variant != "fp32" and ctx.dataset is not None else 0
+    # decided before the step so that its line says what will run (a precision variant runs on
+    # the model's own device)
+    speed_skip = _speed_skip(ctx, variant, row.device or "cpu") if ctx.measure_speed else None
     timed = f", then {ctx.settings.iters} timed calls" if ctx.measure_speed else ""
+    if speed_skip is not None:
+        timed = " (emulated bf16: not timed)"
     what = f"kp_parity {variant}: building, predicting {n} images{timed} on {row.device}"
     try:
         with step(what, n, unit="call") as bar:
@@ -284,7 +311,10 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
             row.prepare_s = time.perf_counter() - t0
             row.device = str(getattr(vmodel, "device", row.device))
             _accuracy(ctx, row, vmodel, bar)
-            if ctx.measure_speed:
+            if speed_skip is not None:
+                row.speed_skipped = speed_skip
+                row.notes = f"{speed_skip}; {row.notes}" if row.notes else speed_skip
+            elif ctx.measure_speed:
                 _speed(ctx, row, vmodel, bar)
     except KpModelError as exc:
         row.status, row.reason = "skipped", str(exc)

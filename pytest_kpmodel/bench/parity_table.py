@@ -28,6 +28,9 @@ class ParityRow:
     seconds: float | None = None  # the whole variant: build, predictions, timed calls
     # images predicted + benchmark calls (warm-up, timed, stage pass): model calls at batch 1
     forward_passes: int | None = None
+    # why the speed columns are empty on an ok row (bf16 emulated on this CPU); None: timed, or
+    # the run measured no speed at all
+    speed_skipped: str | None = None
     notes: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     bench: dict[str, Any] = field(default_factory=dict)

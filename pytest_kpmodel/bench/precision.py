@@ -1,8 +1,13 @@
-"""The model at another precision, for ``kp_bench(precision=...)`` and ``kp_parity``'s rows."""
+"""The model at another precision, for ``kp_bench(precision=...)`` and ``kp_parity``'s rows, and
+whether bf16 runs natively on a device (``bf16_emulated``)."""
 
 from __future__ import annotations
 
+import platform
+
 from ..errors import AdapterError, KpModelError
+
+BF16_EMULATED_CPU = "bf16 is emulated on this CPU (no AVX512-BF16/AMX): speed not measured"
 
 
 class BenchUnavailable(KpModelError):
@@ -40,3 +45,32 @@ def with_precision(model, precision: str):
         )  # fmt: skip
     except AdapterError as exc:
         raise BenchUnavailable(str(exc)) from None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware: x86 with AVX512-BF16 or AMX, or an Arm CPU
+    whose oneDNN build has bf16 kernels. Elsewhere (e.g. AVX2 only) torch.autocast's bf16
+    convolutions and matmuls run on converting fallback kernels, measured at 20x and more the
+    fp32 time of a keypoint R-CNN R50-FPN (benchmarks/parity_bounded.py)."""
+    import torch
+
+    cpu = torch.cpu
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(cpu, name, None)  # private helpers: absent from some torch builds
+        if check is not None and check():
+            return True
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:  # Arm: oneDNN says whether it has bf16 kernels for this CPU
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def bf16_emulated(device: str) -> str | None:
+    """Why a bf16 timing on ``device`` would not say how fast bf16 is (the reason, for a
+    report's note), or None when bf16 runs natively there. Only the CPU is checked: that is
+    where the emulation costs many times the fp32 time (GPUs are not second-guessed)."""
+    if str(device).split(":")[0] != "cpu":
+        return None
+    return None if cpu_has_native_bf16() else BF16_EMULATED_CPU

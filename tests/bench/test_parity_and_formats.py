@@ -24,7 +24,7 @@ from pytest_kpmodel.adapters import load_model
 from pytest_kpmodel.adapters.options import LoadOptions
 from pytest_kpmodel.adapters.pt2_archive import FULL_PROGRAM, save_programs
 from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
-from pytest_kpmodel.bench import export, parity
+from pytest_kpmodel.bench import export, parity, precision
 from pytest_kpmodel.bench.measure import measure
 from pytest_kpmodel.bench.settings import BenchSettings
 from pytest_kpmodel.card import load_card
@@ -48,9 +48,11 @@ def parity_run(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("parity")
     dataset = load_dataset(make_dataset(root / "data", n=2))
     settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1, stage_iters=1)
-    table = parity.run(
-        tiny, None, dataset, evaluate_fn=fake_evaluate, settings=settings, workdir=root / "work"
-    )
+    with pytest.MonkeyPatch.context() as mp:  # every row timed, whatever this CPU's bf16
+        mp.setattr(precision, "cpu_has_native_bf16", lambda: True)
+        table = parity.run(
+            tiny, None, dataset, evaluate_fn=fake_evaluate, settings=settings, workdir=root / "work"
+        )
     return table, root / "work", dataset
 
 

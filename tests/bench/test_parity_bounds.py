@@ -1,5 +1,7 @@
 """kp_parity is bounded by its settings, shows one progress step per variant and leaves no
-folder behind, neither its own nor the ones torch.export and ONNX Runtime create on their own."""
+folder behind, neither its own nor the ones torch.export and ONNX Runtime create on their own;
+on a CPU that emulates bf16 the bf16 row predicts but is not timed (the capability check is
+faked: the tests must not depend on the CPU they run on)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from kp_factories import make_dataset, tiny_module
 from pytest_kpmodel import progress
 from pytest_kpmodel.adapters.options import LoadOptions
 from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
-from pytest_kpmodel.bench import export, parity
+from pytest_kpmodel.bench import export, parity, precision
 from pytest_kpmodel.bench.settings import BenchSettings
 from pytest_kpmodel.data import load_dataset
 
@@ -28,13 +30,25 @@ def tiny():
 
 
 @pytest.fixture
+def native_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+
+
+@pytest.fixture
+def emulated_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+
+
+@pytest.fixture
 def shown():
     progress.configure(verbosity=0, isatty=True)
     yield
     progress.reset()
 
 
-def test_forward_passes_are_images_plus_warmup_plus_iters_per_variant(tiny, two_images):
+def test_forward_passes_are_images_plus_warmup_plus_iters_per_variant(
+    tiny, two_images, native_bf16
+):
     calls = []
     handle = tiny.module.register_forward_pre_hook(lambda *_: calls.append(1))
     settings = BenchSettings(iters=3, warmup=1, image_size=(72, 96), num_images=2)
@@ -90,3 +104,64 @@ def test_a_broken_variant_does_not_keep_its_folder(tiny, two_images, tmp_path, m
     table = parity.run(tiny, None, two_images, ("onnx",), measure_speed=False)
     assert table.row("onnx").status == "failed" and "exploded" in table.row("onnx").reason
     assert os.listdir(tmp_path) == []
+
+
+def _count_calls(tiny, fn):
+    calls: list[int] = []
+    handle = tiny.module.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        return fn(), len(calls)
+    finally:
+        handle.remove()
+
+
+def test_emulated_bf16_predicts_but_is_not_timed(tiny, two_images, emulated_bf16):
+    settings = BenchSettings(iters=3, warmup=1, image_size=(72, 96), num_images=2)
+    table, calls = _count_calls(
+        tiny, lambda: parity.run(tiny, None, two_images, ("fp32", "bf16"), settings=settings)
+    )
+    bf16 = table.row("bf16")
+    assert bf16.status == "ok" and bf16.precision == "bf16"
+    assert bf16.speed_skipped == precision.BF16_EMULATED_CPU
+    assert bf16.notes.startswith("bf16 is emulated on this CPU (no AVX512-BF16/AMX)")
+    assert (bf16.latency_ms_p50, bf16.fps, bf16.fps_latency, bf16.bench) == (None, None, None, {})
+    assert bf16.detections == 10 and bf16.mean_oks is not None  # the accuracy columns are there
+    assert bf16.forward_passes == 2  # its predictions only
+    assert calls == 2 + 4 + 2  # reference, fp32 timed (1 + 3), bf16 predictions
+    fp32 = table.row("fp32")  # fp32 is timed as ever
+    assert fp32.speed_skipped is None and fp32.latency_ms_p50 > 0
+    assert table.to_json()["rows"][1]["speed_skipped"] == precision.BF16_EMULATED_CPU
+    assert "speed not measured" in table.format()
+
+
+def test_emulated_bf16_is_timed_when_asked(tiny, two_images, emulated_bf16):
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1)
+    table = parity.run(
+        tiny, None, two_images, ("bf16",), settings=settings, time_emulated_bf16=True
+    )
+    bf16 = table.row("bf16")
+    assert bf16.speed_skipped is None and bf16.latency_ms_p50 > 0
+    assert bf16.forward_passes == 2 + 2
+
+
+def test_emulated_bf16_step_says_it_is_not_timed(tiny, two_images, emulated_bf16, capsys, shown):
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1)
+    parity.run(tiny, None, two_images, ("bf16",), settings=settings)
+    err = capsys.readouterr().err
+    assert "kp_parity bf16: building, predicting 2 images (emulated bf16: not timed)" in err
+
+
+def test_bf16_emulated_reads_the_cpu_capability(monkeypatch):
+    import torch
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
+    assert precision.bf16_emulated("cpu") == precision.BF16_EMULATED_CPU
+    assert precision.bf16_emulated("cuda:0") is None  # GPUs are not second-guessed
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert precision.bf16_emulated("cpu") is None
+    # a torch build without the private helpers: not native on x86
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert precision.cpu_has_native_bf16() is False
