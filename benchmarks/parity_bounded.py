@@ -4,7 +4,7 @@ defaults, side by side from one run.
 
     .venv/bin/python benchmarks/parity_bounded.py [--images 3] [--image-size 320 480]
         [--variants fp32 bf16 fp16 onnx exported] [--iters 10] [--warmup 1] [--threads 1]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--time-emulated-bf16]
 
 The model is torchvision's ``keypointrcnn_resnet50_fpn`` with random weights (no download), on
 the first ``--images`` images of example_suite/data/val. The run is ``bench.parity.run`` with
@@ -16,6 +16,10 @@ Printed per variant: status, forward passes (images predicted + benchmark calls)
 ``images + warmup x shapes + iters``, seconds, and the seconds the previous defaults would have
 taken, estimated from this run's own per-call median: ``images + 10 warm-up + 100 timed + 20
 stage-pass calls`` (the issue's run: "did not finish in 10 minutes and printed nothing").
+
+On a CPU without native bf16 (no AVX512-BF16/AMX) the bf16 row predicts the images but is not
+timed (``bench.parity``'s module doc); its bound is then the images alone, and its per-call
+time, for the estimates, is its predictions' time per image. ``--time-emulated-bf16`` times it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=None, help="kp_bench warmup (default: parity's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--time-emulated-bf16", action="store_true",
+                    help="time the bf16 row even where the CPU emulates bf16 (slow)")  # fmt: skip
     args = ap.parse_args(argv)
 
     import torch
@@ -49,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_kpmodel.adapters.options import LoadOptions
     from pytest_kpmodel.adapters.torch_module import TorchDetectionModel
-    from pytest_kpmodel.bench import parity
+    from pytest_kpmodel.bench import parity, precision
     from pytest_kpmodel.data import load_dataset
 
     if args.threads:
@@ -77,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"keypointrcnn_resnet50_fpn (random weights); {n} images; kp_bench settings "
           f"warmup={settings.warmup} iters={settings.iters} image_size={settings.image_size}")  # fmt: skip
+    emulated = precision.bf16_emulated(args.device)
+    print(f"bf16 on {args.device}: {emulated or 'native'} "
+          f"(torch CPU capability {torch.backends.cpu.get_cpu_capability()})")  # fmt: skip
 
     before_tmp = set(os.listdir(tempfile.gettempdir()))
     t0 = time.perf_counter()
-    table = parity.run(model, None, dataset, tuple(args.variants), settings=settings)
+    table = parity.run(model, None, dataset, tuple(args.variants), settings=settings,
+                       time_emulated_bf16=args.time_emulated_bf16)  # fmt: skip
     total = time.perf_counter() - t0
     left = set(os.listdir(tempfile.gettempdir())) - before_tmp
 
@@ -88,20 +98,28 @@ def main(argv: list[str] | None = None) -> int:
     print(table.format())
     print()
     print(f"{'variant':9s} {'status':8s} {'passes':>6s} {'bound':>6s} {'seconds':>8s} "
-          f"{'previous defaults (est.)':>25s}")  # fmt: skip
-    est_total = 0.0
+          f"{'s/call':>7s} {'previous defaults (est.)':>25s}")  # fmt: skip
+    # the reference predictions are the same before and after: counted on both sides
+    est_total = total - sum(r.seconds or 0.0 for r in table.rows)
     for r in table.rows:
-        bound = (n if r.variant != "fp32" else 0) + settings.warmup + settings.iters
+        images = n if r.variant != "fp32" else 0  # fp32's predictions are the reference's
+        timed = r.speed_skipped is None
+        bound = images + (settings.warmup + settings.iters if timed else 0)
         if r.status != "ok":
             print(f"{r.variant:9s} {r.status:8s} {'-':>6s} {'-':>6s} {r.seconds:8.1f}")
             continue
-        per_call = (r.latency_ms_p50 or 0.0) / 1000.0
-        before = (r.prepare_s or 0.0) + (
-            (n if r.variant != "fp32" else 0) + BEFORE_CALLS
-        ) * per_call
+        prepare = r.prepare_s or 0.0
+        if r.latency_ms_p50 is not None:
+            per_call = r.latency_ms_p50 / 1000.0
+        else:  # not timed (emulated bf16): its predictions' time per image
+            per_call = (r.seconds - prepare) / max(r.forward_passes or 0, 1)
+        before = prepare + (images + BEFORE_CALLS) * per_call
         est_total += before
         print(f"{r.variant:9s} {r.status:8s} {r.forward_passes:6d} {bound:6d} {r.seconds:8.1f} "
-              f"{before:23.0f} s")  # fmt: skip
+              f"{per_call:7.2f} {before:23.0f} s")  # fmt: skip
+        if not timed:
+            cost = (settings.warmup + settings.iters) * per_call
+            print(f"{'':9s} {r.speed_skipped}; timing it would add about {cost:.0f} s")
     print()
     print(f"whole run: {total:.1f} s (reference predictions included); the previous defaults: "
           f"about {est_total:.0f} s -> {est_total / total:.1f}x")  # fmt: skip
