@@ -1,5 +1,6 @@
 """What depends on the seeds only is made once per sweep: frost's texture is shared by the
-severities of the same images, equal to a fresh one, and bounded in bytes."""
+severities of the same images, equal to a fresh one, and bounded in bytes; zoom blur hands its
+partial sums on to the next severities of the same images, bit-identical to fresh ones."""
 
 from __future__ import annotations
 
@@ -64,3 +65,46 @@ def test_elastic_displacement_is_made_once_and_scaled_per_severity(monkeypatch):
     assert len(made) == 2 and torch.equal(shared[1], fresh)
     assert not torch.equal(shared[0], shared[1])  # alpha differs by severity
     SEED_MEMO.clear()
+
+
+def test_zoom_blur_hands_partial_sums_on_and_stays_bit_identical(monkeypatch):
+    from pytest_kpmodel.robustness.ops import blur
+
+    resized = []
+    original = blur.zoom_crop
+
+    def counting(x, key):
+        resized.append(key)
+        return original(x, key)
+
+    monkeypatch.setattr(blur, "zoom_crop", counting)
+    images = [torch.rand(3, 120, 160), torch.rand(3, 120, 160)]
+    SEED_MEMO.clear()
+    shared = [Perturbation("zoom_blur", float(s), seed=2).apply(images).images for s in range(1, 6)]
+    n_shared = len(resized)
+    assert not SEED_MEMO.entries  # the last severity leaves nothing behind
+    resized.clear()
+    for s in range(1, 6):
+        SEED_MEMO.clear()
+        fresh = Perturbation("zoom_blur", float(s), seed=2).apply(images).images
+        assert all(torch.equal(a, b) for a, b in zip(shared[s - 1], fresh, strict=True)), s
+    assert n_shared < 0.5 * len(resized)
+    SEED_MEMO.clear()
+    Perturbation("zoom_blur", 1.0, seed=2).apply(images)
+    other = [torch.rand(3, 120, 160), torch.rand(3, 120, 160)]  # same seeds, other images
+    got = Perturbation("zoom_blur", 2.0, seed=2).apply(other).images
+    SEED_MEMO.clear()
+    want = Perturbation("zoom_blur", 2.0, seed=2).apply(other).images
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    SEED_MEMO.clear()
+
+
+def test_byte_lru_put_evicts_only_other_kinds():
+    lru = ByteLRU(max_bytes=3 * 400)
+    t = [torch.zeros(100) for _ in range(4)]
+    lru.get(("frost", 1), lambda: t[0])
+    assert lru.put(("zoom", 1), (t[1], 3)) and lru.put(("zoom", 2), t[2])
+    assert lru.put(("zoom", 3), t[3])  # evicts frost's entry, not zoom's
+    assert set(lru.entries) == {("zoom", 1), ("zoom", 2), ("zoom", 3)}
+    assert not lru.put(("zoom", 4), torch.zeros(100)) and lru.bytes == 1200
+    assert lru.pop(("zoom", 1))[1] == 3 and lru.bytes == 800

@@ -13,6 +13,7 @@ kernels also return the coordinate map). Images of different sizes are grouped b
 * :mod:`.photometric`, :mod:`.noise`, :mod:`.blur`, :mod:`.digital`, :mod:`.weather`,
   :mod:`.occlusion`, :mod:`.geometric` - the kernels, grouped as in :mod:`..kinds`.
 
-The kernels import torch (and numpy/PIL where a reference needs them) and
-:mod:`..geometry`; nothing else of the project. This ``__init__`` imports nothing.
+The kernels import torch (and numpy/PIL where a reference needs them), :mod:`..geometry` and
+:mod:`..kinds` (pure data: the severities a sweep applies); nothing else of the project. This
+``__init__`` imports nothing.
 """

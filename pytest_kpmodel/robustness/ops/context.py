@@ -97,30 +97,82 @@ def kernel_angles(ctx: Ctx, n: int, angle: float | None, low: float, high: float
 Kernel = Callable[[torch.Tensor, dict[str, Any], Ctx], Any]
 
 
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+def _group(key: Hashable) -> Hashable:
+    return key[0] if isinstance(key, tuple) and key else key
+
+
 class ByteLRU:
     """Tensors computed from the per-image seeds alone (not from a severity), kept for the next
     severity of a sweep: the sweep applies one kind at severities 1-5 to the same images with
     the same seeds, so such a tensor is made once instead of five times. Least recently used
-    entries go first once ``max_bytes`` is exceeded; a tensor larger than that is not kept."""
+    entries go first once ``max_bytes`` is exceeded; a tensor larger than that is not kept.
+
+    ``put``/``peek``/``pop`` keep work that one severity hands to the next (zoom blur's partial
+    sums): a value is a tensor or a tuple holding tensors, and ``put`` makes room only by
+    evicting other kinds' entries (the first element of a tuple key names the kind), so a sweep
+    over more images than fit keeps its first images' hand-overs instead of evicting each one
+    before it is used."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self.entries: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self.entries: OrderedDict[Hashable, Any] = OrderedDict()
 
     def get(self, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         if key in self.entries:
             self.entries.move_to_end(key)
             return self.entries[key]
         value = compute()
-        size = value.numel() * value.element_size()
+        size = _nbytes(value)
         if size <= self.max_bytes:
             self.entries[key] = value
             self.bytes += size
             while self.bytes > self.max_bytes:
                 _, old = self.entries.popitem(last=False)
-                self.bytes -= old.numel() * old.element_size()
+                self.bytes -= _nbytes(old)
         return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The entry or None, without computing anything."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        return None
+
+    def pop(self, key: Hashable) -> Any:
+        value = self.entries.pop(key, None)
+        if value is not None:
+            self.bytes -= _nbytes(value)
+        return value
+
+    def room(self, group: Hashable, size: int) -> bool:
+        """Whether ``size`` more bytes of ``group`` fit once other groups' entries are evicted."""
+        same = sum(_nbytes(v) for k, v in self.entries.items() if _group(k) == group)
+        return same + size <= self.max_bytes
+
+    def put(self, key: Hashable, value: Any) -> bool:
+        """Keep ``value`` (replacing ``key``'s entry), evicting only other groups' entries, least
+        recently used first; False (nothing kept) when that does not make room."""
+        self.pop(key)
+        size = _nbytes(value)
+        group = _group(key)
+        if not self.room(group, size):
+            return False
+        for old_key in [k for k in self.entries if _group(k) != group]:
+            if self.bytes + size <= self.max_bytes:
+                break
+            self.pop(old_key)
+        self.entries[key] = value
+        self.bytes += size
+        return True
 
     def clear(self) -> None:
         self.entries.clear()

@@ -161,18 +161,30 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
     return (x[:, :3] * w).sum(1, keepdim=True)
 
 
+def zoom_key(h: int, w: int, zoom: float) -> tuple[int, int, int, int]:
+    """``(crop rows, crop columns, rows, columns)`` of ImageNet-C's clipped_zoom: the centre
+    crop of ``ceil(n / zoom)`` and the ``round(crop * zoom)`` it is resized to. The resized
+    image depends on these four numbers only, so zooms that share them share it."""
+    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
+    return ch, cw, int(round(ch * zoom)), int(round(cw * zoom))
+
+
+def zoom_crop(x: torch.Tensor, key: tuple[int, int, int, int]) -> torch.Tensor:
+    """:func:`clipped_zoom` for a :func:`zoom_key`."""
+    h, w = x.shape[-2:]
+    ch, cw, sh, sw = key
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top : top + ch, left : left + cw]
+    if (sh, sw) == (ch, cw):
+        return crop[..., :h, :w]
+    y = F.interpolate(crop, size=(sh, sw), mode="bilinear", align_corners=True)
+    return y[..., :h, :w]
+
+
 def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     """ImageNet-C's clipped_zoom: centre crop of ceil(n / zoom), scipy ``zoom(order=1)`` back
     (corner-aligned linear interpolation to ``round(crop * zoom)``), top-left ``n`` kept."""
-    h, w = x.shape[-2:]
-    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., top : top + ch, left : left + cw]
-    size = (int(round(ch * zoom)), int(round(cw * zoom)))
-    if size == (ch, cw):
-        return crop[..., :h, :w]
-    y = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
-    return y[..., :h, :w]
+    return zoom_crop(x, zoom_key(*x.shape[-2:], zoom))
 
 
 def next_pow2(n: int) -> int:
