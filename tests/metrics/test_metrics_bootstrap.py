@@ -56,3 +56,25 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
             assert abs(iv.estimate - ref.stats[j]) <= 1e-12
             assert iv.low <= iv.high and iv.std > 0
             assert iv.low - 0.05 <= iv.estimate <= iv.high + 0.05
+
+
+def test_recall_counts_compare_like_float_recall():
+    """``tp < m`` exactly when ``tp / npig < thr`` in floats, for every count up to npig."""
+    npig = np.arange(1, 2500, dtype=np.float64)
+    need = metrics_bootstrap._recall_counts(npig)
+    for total, m in zip(npig, need, strict=True):
+        tp = np.arange(int(total) + 1, dtype=np.float64)
+        below = (tp / total)[:, None] < REC_THRS[None, :]
+        assert np.array_equal(below, tp[:, None] < m[None, :]), total
+
+
+def test_suffix_max_at_equals_a_running_maximum_from_the_right():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 300):
+        values = rng.random((5, n))
+        at = np.sort(rng.integers(0, n, size=(5, 101)), axis=1)  # repeats and ends included
+        at[0] = n - 1
+        at[1] = 0
+        env = np.maximum.accumulate(values[:, ::-1], axis=1)[:, ::-1]
+        got = metrics_bootstrap._suffix_max_at(values, at, n * np.arange(1, 6))
+        assert np.array_equal(got, np.take_along_axis(env, at, axis=1))
