@@ -116,19 +116,50 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
 def _glass_blur(x, p, ctx):
     sigma, delta, iterations = p["sigma"], p["max_delta"], p["iterations"]
     b, c, h, w = x.shape
-    y = gaussian_blur(x, sigma) if sigma > 0 else x
-    y = torch.floor(y.clamp(0, 1) * 255) / 255  # np.uint8(...) truncation
+    y = gaussian_blur(x, sigma) if sigma > 0 else x.clone()
+    y.clamp_(0, 1).mul_(255).floor_().div_(255)  # np.uint8(...) truncation
     if delta > 0 and iterations > 0:
-        rows = torch.arange(h, device=x.device).view(1, h, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w)
-        for _ in range(iterations):
-            # Vectorised stand-in for the sequential local swaps: every pixel takes the value at
-            # an offset drawn from numpy's randint(-delta, delta) range.
-            d = ctx.rng.randint(-delta, delta, (2, h, w))
-            src = (rows + d[:, 1]).clamp(0, h - 1) * w + (cols + d[:, 0]).clamp(0, w - 1)
-            idx = src.view(b, 1, h * w).expand(b, c, h * w)
-            y = y.reshape(b, c, h * w).gather(2, idx).view(b, c, h, w)
-    return (gaussian_blur(y, sigma) if sigma > 0 else y).clamp(0, 1)
+        # Vectorised stand-in for the sequential local swaps: every pixel takes the value at an
+        # offset drawn from numpy's randint(-delta, delta) range, per iteration. The iterations'
+        # source maps are composed on the (one-channel) index first, so the image is gathered
+        # once instead of once per iteration.
+        src = _shuffle_index(ctx, h, w, delta, x.device)
+        for _ in range(iterations - 1):
+            src = src.gather(1, _shuffle_index(ctx, h, w, delta, x.device))
+        y = y.view(b, c, h * w).gather(2, src.view(b, 1, h * w).expand(b, c, h * w))
+        y = y.view(b, c, h, w)
+    return (gaussian_blur(y, sigma) if sigma > 0 else y).clamp_(0, 1)
+
+
+@lru_cache(maxsize=16)
+def _offset_tables(h: int, w: int, delta: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one code per pixel, ``code = (dy + delta) * 2 delta + (dx + delta)``: the flat index of
+    ``(row + dy, col + dx)`` in the image padded by ``delta`` (``offsets[code]`` added to the
+    pixel's own padded index), and the padded -> clamped original index map, so that a source
+    index is two table reads instead of clamping rows and columns per pixel."""
+    span = torch.arange(-delta, delta, device=device)
+    wp = w + 2 * delta
+    offsets = (span.view(-1, 1) * wp + span.view(1, -1)).flatten()
+    rows = (torch.arange(-delta, h + delta, device=device).clamp(0, h - 1) * w).view(-1, 1)
+    cols = torch.arange(-delta, w + delta, device=device).clamp(0, w - 1).view(1, -1)
+    return offsets, (rows + cols).flatten()
+
+
+@lru_cache(maxsize=16)
+def _padded_base(h: int, w: int, delta: int, device: str) -> torch.Tensor:
+    r = torch.arange(delta, h + delta, device=device).view(-1, 1) * (w + 2 * delta)
+    return (r + torch.arange(delta, w + delta, device=device).view(1, -1)).flatten()
+
+
+def _shuffle_index(ctx, h: int, w: int, delta: int, device: torch.device) -> torch.Tensor:
+    """``[B, H * W]`` source index of one shuffling iteration: offsets uniform in
+    ``[-delta, delta)`` on each axis, clamped to the image."""
+    dev = str(device)
+    offsets, to_image = _offset_tables(h, w, delta, dev)
+    codes = ctx.rng.codes(4 * delta * delta, (h * w,)).view(-1)
+    # index_select: about 2.5x ``take`` on CPUs (no per-element bounds wrap-around)
+    padded = offsets.index_select(0, codes).view(-1, h * w).add_(_padded_base(h, w, delta, dev))
+    return to_image.index_select(0, padded.view(-1)).view(-1, h * w)
 
 
 KERNELS: dict[str, Kernel] = {

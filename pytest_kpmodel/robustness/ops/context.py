@@ -5,6 +5,7 @@ equals its images processed one by one) and the people's boxes (``Ctx``).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,22 @@ class Rng:
                 for g in self.gens
             ]
         )
+
+    def codes(self, n: int, shape: Sequence[int]) -> torch.Tensor:
+        """``[B, *shape]`` int64 uniform in ``[0, n)``. For ``n`` dividing 256, from random bytes
+        (one 64-bit draw makes 8 of them: a quarter of the generator's work of ``randint``),
+        else ``randint``."""
+        if 256 % n:
+            return self.randint(0, n, shape)
+        count = math.prod(shape)
+        words = (count + 7) // 8
+        out = torch.empty((len(self.gens), *shape), dtype=torch.int64, device=self.device)
+        for o, g in zip(out, self.gens, strict=True):
+            bits = torch.randint(
+                -(2**63), 2**63 - 1, (words,), generator=g, device=self.device, dtype=torch.int64
+            )
+            o.view(-1).copy_(bits.view(torch.uint8)[:count])
+        return out.bitwise_and_(n - 1) if n < 256 else out  # n is a power of 2
 
     def poisson(self, rates: torch.Tensor) -> torch.Tensor:
         return torch.stack(
