@@ -27,7 +27,7 @@ def _motion_blur(x, p, ctx):
     if p["radius"] <= 0:
         return x
     angles = kernel_angles(ctx, x.shape[0], p["angle"], -45.0, 45.0)
-    return motion_blur_batch(x, p["radius"], p["sigma"], angles).clamp(0, 1)
+    return motion_blur_batch(x, p["radius"], p["sigma"], angles).clamp_(0, 1)
 
 
 def zoom_factors(max_zoom: float, step: float) -> list[float]:

