@@ -16,7 +16,7 @@ from .card import ModelCard
 from .errors import KpModelError
 from .findings import CheckResult
 from .marker_args import MarkerUse, parse_markers
-from .provenance.digests import sha256_file
+from .provenance.digests import remembered_sha256
 from .security.policy import SecurityPolicy
 from .settings import Settings
 
@@ -128,8 +128,9 @@ class KpSession:
     @property
     def weights_digest(self) -> str | None:
         def compute():
-            w = self.card.model.weights
-            return sha256_file(w) if w is not None else None
+            w, memo = self.card.model.weights, self.settings.cache_dir
+            memo = memo.parent / "digests" if memo and not self.settings.no_cache else None
+            return remembered_sha256(w, memo) if w is not None else None
 
         return self._once("weights_digest", compute)
 

@@ -51,6 +51,8 @@ def test_cached_rerun_never_imports_torch(pytester, tiny_card):
     again, record = _run(pytester, tiny_card)
     again.stdout.fnmatch_lines(["*FROM_CACHE True*"])
     assert record == {"modules": [], "model_loaded": False, "analyses": []}
+    # the weights' digest (the cache key) is remembered, not hashed from the file again
+    assert len(list((pytester.path / ".pytest_cache/d/kpmodel/digests").glob("*.json"))) == 1
 
 
 def test_report_computes_the_analyses(pytester, tiny_card):
