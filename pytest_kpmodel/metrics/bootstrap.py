@@ -141,7 +141,7 @@ def _recall_counts(npig: np.ndarray) -> np.ndarray:
     m = np.ceil(REC_THRS[None, :] * total)
     m = np.where((m - 1) / total >= REC_THRS, m - 1, m)
     m = np.where(m / total < REC_THRS, m + 1, m)
-    return m
+    return m.astype(np.int64)
 
 
 def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) -> np.ndarray:
@@ -166,7 +166,8 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
     if c.img.size == 0:
         return precision
     counts = np.asarray(counts, dtype=np.int64)
-    need = _recall_counts(npig)
+    need = None  # the recall thresholds as counts, made when a long row needs them
+    rows = np.arange(b_count)[:, None]
     valid_cum = np.take(np.cumsum(np.take(counts, c.img, axis=1), axis=1), c.marked, axis=1)
     w = np.take(counts, c.img[c.marked], axis=1)  # [B, U]
     for t in range(t_count):
@@ -174,7 +175,6 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
         if n == 0:
             continue
         pos = c.tp_marked[t, :n]
-        row_ends = n * np.arange(1, b_count + 1)
         tp_cum = np.cumsum(np.take(w, pos, axis=1), axis=1)  # [B, n]
         valid_at = np.take(valid_cum, pos, axis=1)
         ig = c.ig_marked[t][c.ig_valid[t]]
@@ -185,11 +185,29 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
         # valid_at is fp + tp exactly (integers): this is tp / (fp + tp + EPS) bit for bit
         pr = tp_cum / (valid_at + EPS)
         # inds[b, r] = searchsorted(tp_cum[b] / npig[b], REC_THRS[r], "left"): the first true
-        # positive reaching recall threshold r, found among the integer sums themselves
-        inds = np.stack(
-            [np.searchsorted(row, m, side="left") for row, m in zip(tp_cum, need, strict=True)]
-        )
-        envelope = _suffix_max_at(pr, np.minimum(inds, n - 1), row_ends)
+        # positive reaching recall threshold r
+        if n > 8 * r_count:
+            # Long rows: the thresholds searched (R log n comparisons a row), among the integer
+            # sums themselves; rows lifted apart by a multiple of `span` make one sorted array,
+            # searched in one call. The envelope is read at those R places only.
+            need = _recall_counts(npig) if need is None else need
+            span = max(int(tp_cum[:, -1].max()), int(need.max())) + 1
+            lift = span * rows
+            found = np.searchsorted((tp_cum + lift).ravel(), (need + lift).ravel())
+            inds = found.reshape(b_count, r_count) - n * rows
+            envelope = _suffix_max_at(pr, np.minimum(inds, n - 1), n * (rows[:, 0] + 1))
+        else:
+            # Short rows (many small categories): each recall located among the R thresholds,
+            # k = #(thresholds <= recall), and inds[b, r] = #(j: k[b, j] <= r) from one
+            # bincount of every row: the same float comparisons, n log R of them a row.
+            rc = tp_cum / npig[:, None]
+            k = np.searchsorted(REC_THRS, rc.ravel(), side="right") + (r_count + 1) * np.repeat(
+                rows[:, 0], n
+            )
+            hist = np.bincount(k, minlength=b_count * (r_count + 1))
+            inds = np.cumsum(hist.reshape(b_count, r_count + 1), axis=1)[:, :r_count]
+            env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+            envelope = env[rows, np.minimum(inds, n - 1)]
         precision[:, t, :] = np.where(inds < n, envelope, 0.0)
     return precision
 
