@@ -78,3 +78,26 @@ def test_suffix_max_at_equals_a_running_maximum_from_the_right():
         env = np.maximum.accumulate(values[:, ::-1], axis=1)[:, ::-1]
         got = metrics_bootstrap._suffix_max_at(values, at, n * np.arange(1, 6))
         assert np.array_equal(got, np.take_along_axis(env, at, axis=1))
+
+
+def test_long_and_short_rows_equal_weighted_accumulate():
+    """Rows longer than 8 x 101 true positives take the integer search and the reduceat
+    envelope, shorter ones the bincount search: both equal accumulate with the weights."""
+    gt, results = make_coco_set(21, num_images=500, dets_per_person=2.0)
+    inp = prepare(gt, results)
+    cache = PairCache(inp)
+    rng = np.random.default_rng(1)
+    n_img = len(inp.image_ids)
+    for iou_type in ("bbox", "keypoints"):
+        (cat,) = metrics_bootstrap._prepare(cache, iou_type)
+        assert cat.tp_count.max() > 8 * len(REC_THRS) > cat.tp_count.min()  # both paths
+        counts = np.stack(
+            [np.bincount(rng.integers(0, n_img, n_img), minlength=n_img) for _ in range(4)]
+        )
+        npig = counts @ cat.npig.astype(np.float64)
+        ours = metrics_bootstrap._replicate_precisions(cat, counts, npig)
+        for b in range(len(counts)):
+            full, _ = accumulate_sorted(
+                cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
+            )
+            assert np.array_equal(ours[b], full)
