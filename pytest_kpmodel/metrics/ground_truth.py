@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,10 @@ def _segmentation_problem(seg: Any) -> str | None:
     return f"has 'size' {show(seg['size'])}; an RLE's size is [height, width]"
 
 
+def _flat(rows: list[Any], count: int) -> np.ndarray:
+    return np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=count)
+
+
 def _value_arrays(
     anns: list[Any], index: GroundTruthIndex
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -157,12 +162,12 @@ def _value_arrays(
     checked: finite, boxes not negative, areas positive, visibility flags 0, 1 or 2."""
     n_all, k = len(anns), index.k
     try:
-        bbox = np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(n_all, 4)
-        area = np.asarray([a["area"] for a in anns], dtype=np.float64).reshape(n_all)
+        # the lengths were checked by the first pass: one flat stream per field converts about
+        # twice as fast as np.asarray on a list of lists
+        bbox = _flat([a["bbox"] for a in anns], 4 * n_all).reshape(n_all, 4)
+        area = np.fromiter((a["area"] for a in anns), dtype=np.float64, count=n_all)
         kps = (
-            np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(n_all, k, 3)
-            if k
-            else None
+            _flat([a["keypoints"] for a in anns], 3 * k * n_all).reshape(n_all, k, 3) if k else None
         )
     except (TypeError, ValueError):
         for i, a in enumerate(anns):
