@@ -108,3 +108,19 @@ def test_byte_lru_put_evicts_only_other_kinds():
     assert set(lru.entries) == {("zoom", 1), ("zoom", 2), ("zoom", 3)}
     assert not lru.put(("zoom", 4), torch.zeros(100)) and lru.bytes == 1200
     assert lru.pop(("zoom", 1))[1] == 3 and lru.bytes == 800
+
+
+def test_defocus_spectrum_is_shared_by_the_severities_and_checked_against_the_image():
+    images = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]
+    SEED_MEMO.clear()
+    shared = [Perturbation("defocus_blur", float(s), seed=1).apply(images).images for s in (1, 5)]
+    assert any(k[0] == "defocus_blur" and k[-1] != "input" for k in SEED_MEMO.entries)
+    SEED_MEMO.clear()
+    fresh = Perturbation("defocus_blur", 5.0, seed=1).apply(images).images
+    assert all(torch.equal(a, b) for a, b in zip(shared[1], fresh, strict=True))
+    other = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]  # same seeds, other images
+    got = Perturbation("defocus_blur", 5.0, seed=1).apply(other).images
+    SEED_MEMO.clear()
+    want = Perturbation("defocus_blur", 5.0, seed=1).apply(other).images
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    SEED_MEMO.clear()

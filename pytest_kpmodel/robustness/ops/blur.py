@@ -8,19 +8,47 @@ import torch
 
 from pytest_kpmodel.robustness.kinds import params_for
 
-from .context import SEED_MEMO, Kernel, kernel_angles
-from .filters import conv_same, disk_kernel, gaussian_blur, motion_blur_batch, zoom_crop, zoom_key
+from .context import SEED_MEMO, Kernel, image_memo, kernel_angles
+from .filters import (
+    conv_same,
+    disk_kernel,
+    gaussian_blur,
+    good_fft_size,
+    motion_blur_batch,
+    pad,
+    zoom_crop,
+    zoom_key,
+)
 
 
 def _gaussian_blur(x, p, ctx):
     return gaussian_blur(x, p["sigma"]).clamp(0, 1)
 
 
+# The disk of severity 5 (radius 10) is 21x21; smaller disks are 17x17 (see disk_kernel).
+DEFOCUS_PAD = 10
+
+
 def _defocus_blur(x, p, ctx):
     if p["radius"] <= 0:
         return x
     kernel = disk_kernel(p["radius"], p["alias_blur"], x.device)
-    return conv_same(x, kernel, "reflect101").clamp(0, 1)
+    half = kernel.shape[-1] // 2
+    if half > DEFOCUS_PAD:
+        return conv_same(x, kernel, "reflect101").clamp_(0, 1)
+    # The image's spectrum, padded for the largest disk, serves every severity (a smaller disk
+    # reads only the inner rows of the same reflect-101 border; the FFT is long enough for none
+    # to wrap around): made once per sweep instead of five times.
+    h, w = x.shape[-2:]
+    size = (good_fft_size(h + 2 * DEFOCUS_PAD), good_fft_size(w + 2 * DEFOCUS_PAD))
+
+    def spectrum() -> torch.Tensor:
+        return torch.fft.rfft2(pad(x, DEFOCUS_PAD, DEFOCUS_PAD, "reflect101"), s=size)
+
+    image = image_memo("defocus_blur", ctx, x, ("spectrum", size), spectrum)
+    y = torch.fft.irfft2(image * torch.fft.rfft2(kernel, s=size), s=size)
+    top = DEFOCUS_PAD + half
+    return y[..., top : top + h, top : top + w].clamp(0, 1)
 
 
 def _motion_blur(x, p, ctx):
@@ -91,11 +119,15 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
     out, start = (xl.clone(), 0) if handed is None else handed
     size = xl.numel() * xl.element_size()
     carried: dict[ZoomKeys, list] = {}
+    twins: list[ZoomKeys] = []  # later sums that this one's equals: a copy of it at the end
     for t in later:
         entry = SEED_MEMO.pop((*base, t)) if seen is not None else None
-        if entry is not None:
+        done = 0 if entry is None else entry[1]
+        if done == start and t[: len(keys)] == keys:
+            twins.append(t)  # the same crops in the same order from the same start
+        elif entry is not None:
             carried[t] = list(entry)
-        elif SEED_MEMO.room("zoom_blur", size * (len(carried) + 2)):
+        elif SEED_MEMO.room("zoom_blur", size * (len(carried) + len(twins) + 2)):
             carried[t] = [xl.clone(), 0]
     identity = (*xl.shape[-2:], *xl.shape[-2:])
     for k in keys[start:]:
@@ -105,6 +137,8 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
             if entry[1] < len(t) and t[entry[1]] == k:
                 entry[0] += y
                 entry[1] += 1
+    for t in twins:
+        carried[t] = [out.clone(), len(keys)]
     if later and carried and (seen is not None or SEED_MEMO.put((*base, "input"), xl)):
         for t, (total, done) in carried.items():
             SEED_MEMO.put((*base, t), (total, done))

@@ -195,5 +195,29 @@ class ByteLRU:
         self.bytes = 0
 
 
+def image_memo(
+    kind: str, ctx: Ctx, x: torch.Tensor, name: Hashable, compute: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """A tensor computed from the batch ``x`` itself (not only from the seeds), kept in
+    ``SEED_MEMO`` for the next severities of a sweep, which apply ``kind`` to the same images
+    with the same seeds: keyed by the seeds, used only while a copy of ``x`` kept with it is
+    equal to the batch (other images under the same seeds drop it). Callers must not modify
+    the returned tensor."""
+    base = (kind, tuple(ctx.seeds), tuple(x.shape), str(x.device))
+    seen = SEED_MEMO.peek((*base, "input"))
+    if seen is not None and torch.equal(seen, x):
+        hit = SEED_MEMO.peek((*base, name))
+        if hit is not None:
+            return hit
+    else:
+        for key in [k for k in SEED_MEMO.entries if k[: len(base)] == base]:
+            SEED_MEMO.pop(key)
+        seen = None
+    value = compute()
+    if seen is not None or SEED_MEMO.put((*base, "input"), x.clone()):
+        SEED_MEMO.put((*base, name), value)
+    return value
+
+
 # The textures of a sweep's images (frost): 50 images of 640x480 are 184 MB.
 SEED_MEMO = ByteLRU(256 * 2**20)

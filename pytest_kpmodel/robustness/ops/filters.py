@@ -46,7 +46,7 @@ def pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
 
 
 @lru_cache(maxsize=256)
-def _good_fft_size(n: int) -> int:
+def good_fft_size(n: int) -> int:
     """Smallest m >= n whose prime factors are 2, 3, 5 and 7 (fast for pocketfft and cuFFT)."""
     m = n
     while True:
@@ -66,7 +66,7 @@ def fft_conv(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     kh, kw = kernel.shape[-2:]
     ph, pw = kh // 2, kw // 2
     xp = pad(x, ph, pw, mode)
-    fh, fw = _good_fft_size(xp.shape[-2]), _good_fft_size(xp.shape[-1])
+    fh, fw = good_fft_size(xp.shape[-2]), good_fft_size(xp.shape[-1])
     spectrum = torch.fft.rfft2(xp, s=(fh, fw))
     spectrum *= torch.fft.rfft2(kernel.to(x.dtype), s=(fh, fw)).unsqueeze(1)
     y = torch.fft.irfft2(spectrum, s=(fh, fw))
