@@ -4,7 +4,7 @@ defaults, side by side from one run.
 
     .venv/bin/python benchmarks/parity_bounded.py [--images 3] [--image-size 320 480]
         [--variants fp32 bf16 fp16 onnx exported] [--iters 10] [--warmup 1] [--threads 1]
-        [--device cpu|cuda] [--time-emulated-bf16]
+        [--device cpu|cuda] [--run-emulated-bf16]
 
 The model is torchvision's ``keypointrcnn_resnet50_fpn`` with random weights (no download), on
 the first ``--images`` images of example_suite/data/val. The run is ``bench.parity.run`` with
@@ -17,15 +17,18 @@ Printed per variant: status, forward passes (images predicted + benchmark calls)
 taken, estimated from this run's own per-call median: ``images + 10 warm-up + 100 timed + 20
 stage-pass calls`` (the issue's run: "did not finish in 10 minutes and printed nothing").
 
-On a CPU without native bf16 (no AVX512-BF16/AMX) the bf16 row predicts the images but is not
-timed (``bench.parity``'s module doc); its bound is then the images alone, and its per-call
-time, for the estimates, is its predictions' time per image. ``--time-emulated-bf16`` times it.
+On a CPU without native bf16 (no AVX512-BF16/AMX) the bf16 row is not timed (``bench.parity``'s
+module doc): it predicts the images (its bound is the images alone; its per-call time, for the
+estimates, is its predictions' time per image), or is skipped when they are projected over
+``parity.EMULATED_BF16_BUDGET_S`` (a full-size R-CNN: hours). ``--run-emulated-bf16`` runs and
+times it regardless. SIGTERM (``timeout``) ends the run like Ctrl-C, so its temp folder goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -46,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=None, help="kp_bench warmup (default: parity's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--time-emulated-bf16", action="store_true",
-                    help="time the bf16 row even where the CPU emulates bf16 (slow)")  # fmt: skip
+    ap.add_argument("--run-emulated-bf16", action="store_true",
+                    help="run and time the bf16 row even where the CPU emulates bf16 (hours "
+                         "for a full-size R-CNN)")  # fmt: skip
     args = ap.parse_args(argv)
+    # a SIGTERM (timeout, a CI runner) unwinds like Ctrl-C: the run's temp folder is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import torch
     import torchvision
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     before_tmp = set(os.listdir(tempfile.gettempdir()))
     t0 = time.perf_counter()
     table = parity.run(model, None, dataset, tuple(args.variants), settings=settings,
-                       time_emulated_bf16=args.time_emulated_bf16)  # fmt: skip
+                       run_emulated_bf16=args.run_emulated_bf16)  # fmt: skip
     total = time.perf_counter() - t0
     left = set(os.listdir(tempfile.gettempdir())) - before_tmp
 
@@ -101,12 +107,23 @@ def main(argv: list[str] | None = None) -> int:
           f"{'s/call':>7s} {'previous defaults (est.)':>25s}")  # fmt: skip
     # the reference predictions are the same before and after: counted on both sides
     est_total = total - sum(r.seconds or 0.0 for r in table.rows)
+    fp32 = next((r for r in table.rows if r.variant == "fp32" and r.latency_ms_p50), None)
     for r in table.rows:
         images = n if r.variant != "fp32" else 0  # fp32's predictions are the reference's
         timed = r.speed_skipped is None
         bound = images + (settings.warmup + settings.iters if timed else 0)
         if r.status != "ok":
             print(f"{r.variant:9s} {r.status:8s} {'-':>6s} {'-':>6s} {r.seconds:8.1f}")
+            print(f"{'':9s} {r.reason}")
+            if r.variant == "bf16" and emulated and fp32 is not None:
+                # the previous defaults ran it in full: at least fp32's time x the slowdown
+                factor = precision.emulated_bf16_slowdown()
+                per_call = fp32.latency_ms_p50 / 1000.0 * factor
+                before = (images + BEFORE_CALLS) * per_call
+                est_total += before
+                print(f"{'':9s} the previous defaults ran it: at least {before:.0f} s "
+                      f"({images} + {BEFORE_CALLS} calls x {per_call:.1f} s = fp32's p50 x "
+                      f"{factor:.0f})")  # fmt: skip
             continue
         prepare = r.prepare_s or 0.0
         if r.latency_ms_p50 is not None:

@@ -22,13 +22,16 @@ over fp32 detections (0 for an fp32 detection left without a partner), ``oks50_f
 share with OKS >= 0.5.
 
 Emulated bf16: on a CPU without bf16 in hardware (no AVX512-BF16 or AMX; ``precision.
-bf16_emulated``) autocast's bf16 kernels are converting fallbacks that take many times the fp32
-time, and timing them says nothing about bf16 on a machine one would deploy it on. There the
-bf16 row still predicts the images (its AP and OKS against fp32 are what the emulation does not
-change) but its speed columns are left empty: ``speed_skipped`` and the note say
-"bf16 is emulated on this CPU (no AVX512-BF16/AMX): speed not measured", the row stays ``ok``
-and makes ``num_images`` forward passes instead of ``num_images + warmup x shapes + iters``.
-``run(..., time_emulated_bf16=True)`` times it anyway.
+bf16_emulated``) autocast's bf16 convolutions run on a naive GEMM, 30x to 170x their fp32 time
+(a keypoint R-CNN R50-FPN did not finish one 288x384 image in 18 min; fp32: 16 s), and timing
+them says nothing about bf16 where one would deploy it. There the bf16 row is not timed: it
+predicts the images (its AP and OKS against fp32 do not depend on the emulation), ``speed_
+skipped`` and the note say "bf16 is emulated on this CPU (no AVX512-BF16/AMX): speed not
+measured", and it makes ``num_images`` forward passes instead of ``num_images + warmup x shapes
++ iters``. Its predictions are projected first, as the fp32 reference's time times
+``precision.emulated_bf16_slowdown()`` (one small convolution in both precisions): over
+``EMULATED_BF16_BUDGET_S`` the row is skipped with the projection as its reason.
+``run(..., run_emulated_bf16=True)`` runs and times it regardless.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KpModelError
-from ..progress import step
+from ..progress import say, step
 from .parity_table import ParityRow, ParityTable
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "fp16", "onnx", "exported")
@@ -53,6 +56,9 @@ PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
 # per shape and `iters` timed calls, so the run is bounded by
 # variants x (num_images + warmup x shapes + iters) forward passes, known before it starts.
 PARITY_DEFAULTS: Mapping[str, Any] = {"num_images": 50, "warmup": 1, "iters": 10}
+# The most the bf16 row's predictions may be projected to take where the CPU emulates bf16 (see
+# the module doc): emulated bf16 on a full-size R-CNN takes hours, the other rows minutes.
+EMULATED_BF16_BUDGET_S = 600.0
 
 
 def parity_settings(marker: Mapping[str, Any]):
@@ -210,7 +216,7 @@ def run(
     batch_size: int = 1,
     min_score: float = 0.0,
     measure_speed: bool = True,
-    time_emulated_bf16: bool = False,
+    run_emulated_bf16: bool = False,
 ) -> ParityTable:
     """The parity table of ``model`` (a ``KeypointModel`` on its device) over ``dataset``.
 
@@ -221,8 +227,9 @@ def run(
     Variants that cannot run here are rows with ``status="skipped"`` and the reason; a variant
     that fails unexpectedly is ``status="failed"`` with the error, and the others still run.
     Whatever the exporters and runtimes write goes into ``workdir`` (a temporary folder when
-    None, removed afterwards). The bf16 row of a CPU that emulates bf16 is not timed unless
-    ``time_emulated_bf16`` (see the module doc).
+    None, removed afterwards). Where the CPU emulates bf16 the bf16 row is not timed, and not
+    run when projected over ``EMULATED_BF16_BUDGET_S``, unless ``run_emulated_bf16`` (see the
+    module doc).
     """
     from ..data import load_images
     from ..keypoints import COCO17
@@ -240,14 +247,16 @@ def run(
         )
     reference_model = with_precision(model, "fp32")
     name = getattr(model, "name", "") or type(model).__name__
+    t0 = time.perf_counter()
     with step(f"kp_parity: the fp32 reference, predicting {len(dataset)} images with {name}",
               len(dataset)) as bar:  # fmt: skip
         reference = predict_dataset(reference_model, dataset, batch_size, progress=bar)
+    reference_s = time.perf_counter() - t0
     examples = prepare_images(load_images(dataset, [0, min(1, len(dataset) - 1)]), None)
 
     context = _Context(model, card, dataset, examples, reference, evaluate_fn, settings,
-                       batch_size, sigmas, min_score, measure_speed,
-                       time_emulated_bf16)  # fmt: skip
+                       batch_size, sigmas, min_score, measure_speed, reference_s,
+                       run_emulated_bf16)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="kp-parity-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
         with library_scratch(base / "scratch"):
@@ -276,16 +285,39 @@ class _Context:
     sigmas: Sequence[float]
     min_score: float
     measure_speed: bool
-    time_emulated_bf16: bool = False
+    reference_s: float = 0.0  # seconds the fp32 reference's predictions took
+    run_emulated_bf16: bool = False
 
 
-def _speed_skip(ctx: _Context, variant: str, device: str) -> str | None:
-    """Why ``variant``'s speed columns stay empty although it runs (None: it is timed)."""
+def _emulated(ctx: _Context, variant: str, device: str) -> str | None:
+    """Why ``variant`` is not timed although it runs: bf16 on a CPU that emulates it."""
     from .precision import bf16_emulated
 
-    if variant != "bf16" or ctx.time_emulated_bf16:
+    if variant != "bf16" or ctx.run_emulated_bf16:
         return None
     return bf16_emulated(device)
+
+
+def _over_budget(ctx: _Context, images: int) -> str | None:
+    """The reason the emulated bf16 row is not run: its predictions projected over
+    ``EMULATED_BF16_BUDGET_S``; None when they fit."""
+    from .precision import emulated_bf16_slowdown
+
+    factor = emulated_bf16_slowdown()
+    projected = ctx.reference_s * factor  # the reference predicted the same images in fp32
+    if projected <= EMULATED_BF16_BUDGET_S:
+        return None
+    return (
+        f"bf16 is emulated on this CPU (no AVX512-BF16/AMX): a bf16 convolution takes "
+        f"{factor:.0f}x its fp32 time here, so predicting {images} images would take at least "
+        f"{_duration(projected)} (fp32: {_duration(ctx.reference_s)}), over kp_parity's "
+        f"{_duration(EMULATED_BF16_BUDGET_S)} for it; not run. A CPU with AVX512-BF16/AMX or "
+        "a GPU runs it (or fewer images: kp_bench(num_images=...))"
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
@@ -297,7 +329,13 @@ def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
     n = len(ctx.dataset) if variant != "fp32" and ctx.dataset is not None else 0
     # decided before the step so that its line says what will run (a precision variant runs on
     # the model's own device)
-    speed_skip = _speed_skip(ctx, variant, row.device or "cpu") if ctx.measure_speed else None
+    emulated = _emulated(ctx, variant, row.device or "cpu")
+    over = _over_budget(ctx, n) if emulated is not None else None
+    if over is not None:
+        say(f"kp_parity {variant}: not run: {over}")
+        row.status, row.reason, row.seconds = "skipped", over, time.perf_counter() - t0
+        return row
+    speed_skip = emulated if ctx.measure_speed else None
     timed = f", then {ctx.settings.iters} timed calls" if ctx.measure_speed else ""
     if speed_skip is not None:
         timed = " (emulated bf16: not timed)"

@@ -1,9 +1,11 @@
 """The model at another precision, for ``kp_bench(precision=...)`` and ``kp_parity``'s rows, and
-whether bf16 runs natively on a device (``bf16_emulated``)."""
+whether bf16 runs natively on a device (``bf16_emulated``) and, where it does not, how many times
+slower than fp32 a bf16 convolution is there (``emulated_bf16_slowdown``)."""
 
 from __future__ import annotations
 
 import platform
+import time
 
 from ..errors import AdapterError, KpModelError
 
@@ -74,3 +76,24 @@ def bf16_emulated(device: str) -> str | None:
     if str(device).split(":")[0] != "cpu":
         return None
     return None if cpu_has_native_bf16() else BF16_EMULATED_CPU
+
+
+def emulated_bf16_slowdown() -> float:
+    """How many times its fp32 time one bf16 3x3 convolution (64 channels, 56x56) takes under
+    ``torch.autocast`` on this CPU: the factor ``kp_parity`` projects a bf16 row's predictions
+    with. Without AVX512-BF16/AMX bf16 convolutions run on a naive GEMM: this one measured 30-36x
+    fp32 on an AVX2 CPU, a 256-channel one at 50x84 170x (a linear layer: 8x), so the projection
+    is a lower bound for a full-size detector. Takes 0.2 s where bf16 is slow."""
+    import torch
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.rand(1, 64, 56, 56)
+    seconds = {}
+    with torch.inference_mode():
+        for bf16 in (False, True):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                conv(x)  # the first call allocates and picks kernels
+                t0 = time.perf_counter()
+                conv(x)
+                seconds[bf16] = time.perf_counter() - t0
+    return seconds[True] / max(seconds[False], 1e-9)

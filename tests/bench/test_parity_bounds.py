@@ -36,7 +36,9 @@ def native_bf16(monkeypatch):
 
 @pytest.fixture
 def emulated_bf16(monkeypatch):
+    """A CPU that emulates bf16 at twice the fp32 time: the tiny model's row fits the budget."""
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "emulated_bf16_slowdown", lambda: 2.0)
 
 
 @pytest.fixture
@@ -136,9 +138,7 @@ def test_emulated_bf16_predicts_but_is_not_timed(tiny, two_images, emulated_bf16
 
 def test_emulated_bf16_is_timed_when_asked(tiny, two_images, emulated_bf16):
     settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1)
-    table = parity.run(
-        tiny, None, two_images, ("bf16",), settings=settings, time_emulated_bf16=True
-    )
+    table = parity.run(tiny, None, two_images, ("bf16",), settings=settings, run_emulated_bf16=True)
     bf16 = table.row("bf16")
     assert bf16.speed_skipped is None and bf16.latency_ms_p50 > 0
     assert bf16.forward_passes == 2 + 2
@@ -149,6 +149,30 @@ def test_emulated_bf16_step_says_it_is_not_timed(tiny, two_images, emulated_bf16
     parity.run(tiny, None, two_images, ("bf16",), settings=settings)
     err = capsys.readouterr().err
     assert "kp_parity bf16: building, predicting 2 images (emulated bf16: not timed)" in err
+
+
+def test_emulated_bf16_projected_over_the_budget_is_not_run(
+    tiny, two_images, emulated_bf16, monkeypatch, capsys, shown
+):
+    monkeypatch.setattr(precision, "emulated_bf16_slowdown", lambda: 1e9)
+    settings = BenchSettings(iters=2, warmup=0, image_size=(72, 96), num_images=1)
+    table, calls = _count_calls(
+        tiny, lambda: parity.run(tiny, None, two_images, ("fp32", "bf16"), settings=settings)
+    )
+    bf16 = table.row("bf16")
+    assert bf16.status == "skipped" and bf16.forward_passes is None
+    assert bf16.reason.startswith("bf16 is emulated on this CPU (no AVX512-BF16/AMX)")
+    assert "1000000000x its fp32 time" in bf16.reason and "predicting 2 images" in bf16.reason
+    assert "kp_bench(num_images=...)" in bf16.reason  # what to do about it
+    assert calls == 2 + 2  # the reference and fp32's timed calls: no bf16 call at all
+    assert f"kp_parity bf16: not run: {bf16.reason}" in capsys.readouterr().err
+    # asked to, it runs whatever the projection
+    table = parity.run(tiny, None, two_images, ("bf16",), settings=settings, run_emulated_bf16=True)
+    assert table.row("bf16").status == "ok" and table.row("bf16").latency_ms_p50 > 0
+
+
+def test_emulated_bf16_slowdown_is_a_measured_factor():
+    assert precision.emulated_bf16_slowdown() > 0
 
 
 def test_bf16_emulated_reads_the_cpu_capability(monkeypatch):
