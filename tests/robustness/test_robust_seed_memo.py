@@ -1,9 +1,11 @@
 """What depends on the seeds only is made once per sweep: frost's texture is shared by the
 severities of the same images, equal to a fresh one, and bounded in bytes; zoom blur hands its
-partial sums on to the next severities of the same images, bit-identical to fresh ones."""
+partial sums on to the next severities of the same images, defocus blur its image spectrum;
+the noises, fog and snow draw once for a sweep; all bit-identical to fresh ones."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pytest_kpmodel.robustness.ops import weather
@@ -123,4 +125,19 @@ def test_defocus_spectrum_is_shared_by_the_severities_and_checked_against_the_im
     SEED_MEMO.clear()
     want = Perturbation("defocus_blur", 5.0, seed=1).apply(other).images
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    SEED_MEMO.clear()
+
+
+@pytest.mark.parametrize("kind", ["gaussian_noise", "shot_noise", "impulse_noise", "fog", "snow"])
+def test_draws_shared_by_the_severities_give_what_fresh_draws_give(kind):
+    """The noises' draws, fog's plasma draws and haze, snow's flakes and angles: drawn once for
+    a sweep's severities, the same images as drawing them at each severity."""
+    images = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]
+    SEED_MEMO.clear()
+    shared = [Perturbation(kind, float(s), seed=6).apply(images).images for s in range(1, 6)]
+    assert any(k[0] == kind for k in SEED_MEMO.entries)
+    for s in range(1, 6):
+        SEED_MEMO.clear()
+        fresh = Perturbation(kind, float(s), seed=6).apply(images).images
+        assert all(torch.equal(a, b) for a, b in zip(shared[s - 1], fresh, strict=True)), s
     SEED_MEMO.clear()

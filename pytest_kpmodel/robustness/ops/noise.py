@@ -7,16 +7,26 @@ from functools import lru_cache
 
 import torch
 
-from .context import Kernel
+from .context import SEED_MEMO, Ctx, Kernel
 
 LEVELS = 256  # 8-bit images: the shot-noise rates take one of 256 values per severity
 TAIL = 1e-15  # Poisson mass left out of the alias tables (beyond K), renormalised away
 
 
+def _draws(kind: str, ctx: Ctx, shape: torch.Size, draw: str) -> torch.Tensor:
+    """The standard normal (``draw="normal"``) or uniform draws of a kind's images: a function
+    of the seeds and the shape only, the same at every severity (which only scales them or
+    sets a threshold), so a sweep draws them once instead of five times (``SEED_MEMO``).
+    Callers must not modify the returned tensor."""
+    key = (kind, "draws", tuple(ctx.seeds), tuple(shape), str(ctx.device))
+    return SEED_MEMO.get(key, lambda: getattr(ctx.rng, draw)(shape))
+
+
 def _gaussian_noise(x, p, ctx):
     if p["sigma"] == 0:
         return x
-    return ctx.rng.normal(x.shape[1:], std=p["sigma"]).add_(x).clamp_(0, 1)
+    z = _draws("gaussian_noise", ctx, x.shape[1:], "normal")
+    return torch.mul(z, p["sigma"]).add_(x).clamp_(0, 1)
 
 
 @lru_cache(maxsize=32)
@@ -87,7 +97,7 @@ def _shot_noise(x, p, ctx):
     # defeat the allocator's reuse of freed float buffers. index_select with an int32 index on
     # the flat tables: about 2.5x ``take``.
     level = x.clamp(0, 1).mul_(LEVELS - 1).round_().mul_(k)
-    u = ctx.rng.uniform(x.shape[1:]).mul_(k)
+    u = torch.mul(_draws("shot_noise", ctx, x.shape[1:], "uniform"), k)
     column = torch.floor(u)
     u.sub_(column)  # the fraction: column or alias
     index = level.add_(column).view(-1).to(torch.int32)
@@ -105,7 +115,7 @@ def _impulse_noise(x, p, ctx):
     # skimage draws "flipped" (u1 <= amount) and "salted" (u2 <= 0.5) independently; one draw
     # gives the same law: salt where u < amount / 2, pepper where amount / 2 <= u < amount.
     # Scalar fills, no ones/zeros buffers: a fresh large buffer costs its page faults.
-    u = ctx.rng.uniform(x.shape[1:])
+    u = _draws("impulse_noise", ctx, x.shape[1:], "uniform")
     out = torch.where(u < amount / 2, 1.0, x)
     return out.masked_fill_((u >= amount / 2).logical_and_(u < amount), 0.0)
 

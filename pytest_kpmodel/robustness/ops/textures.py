@@ -11,11 +11,23 @@ from .context import Rng
 from .filters import motion_blur_batch, next_pow2
 
 
+def plasma_draws(rng: Rng, mapsize: int) -> tuple[torch.Tensor, ...]:
+    """The uniform draws of :func:`plasma_fractal`, level by level (``[B, 3, n, n]`` in
+    [-1, 1)): the same for every decay."""
+    out, n = [], 1
+    while n < mapsize:
+        out.append(rng.uniform((3, n, n), -1.0, 1.0))
+        n *= 2
+    return tuple(out)
+
+
 def plasma_fractal(
-    rng: Rng, mapsize: int, decay: float, crop: tuple[int, int] | None = None
-) -> torch.Tensor:
+    rng: Rng, mapsize: int, decay: float, crop: tuple[int, int] | None = None,
+    draws: tuple[torch.Tensor, ...] | None = None,
+) -> torch.Tensor:  # fmt: skip
     """ImageNet-C's diamond-square height map, ``[B, mapsize, mapsize]`` in [0, 1], normalised
-    by the whole map's range; ``crop=(h, w)`` returns only the top-left ``[B, h, w]``.
+    by the whole map's range; ``crop=(h, w)`` returns only the top-left ``[B, h, w]``;
+    ``draws``: :func:`plasma_draws` made before (left unchanged), instead of drawing them.
 
     Same recursion as ``imagecorruptions.plasma_fractal`` (square and diamond means of the
     coarser lattice plus ``wibble * U(-wibble, wibble)``, wrap-around neighbours, ``wibble /=
@@ -24,12 +36,14 @@ def plasma_fractal(
     """
     b = len(rng.gens)
     ul = torch.zeros(b, 1, 1, device=rng.device)
-    wibble, n = 100.0, 1
+    wibble, n, level = 100.0, 1, 0
     while n < mapsize:
         amp = wibble * wibble
         # The same sums in the same order, in place where a buffer is free (fewer fresh
         # buffers: on a CPU their page faults cost more than the additions).
-        noise = rng.uniform((3, n, n), -1.0, 1.0).mul_(amp)
+        fresh = draws is None
+        noise = rng.uniform((3, n, n), -1.0, 1.0).mul_(amp) if fresh else draws[level] * amp
+        level += 1
         up, left = ul.roll(-1, dims=1), ul.roll(-1, dims=2)
         sq = ul + up
         dr = sq.add_(sq.roll(-1, dims=2)).div_(4).add_(noise[:, 0])  # cell centres

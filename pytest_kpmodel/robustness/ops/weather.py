@@ -6,7 +6,7 @@ import torch
 
 from .context import SEED_MEMO, Kernel, kernel_angles
 from .filters import clipped_zoom, motion_blur_batch, next_pow2, to_gray
-from .textures import frost_texture, plasma_fractal
+from .textures import frost_texture, plasma_draws, plasma_fractal
 
 
 def _fog(x, p, ctx):
@@ -17,9 +17,17 @@ def _fog(x, p, ctx):
     mapsize = next_pow2(max(h, w, c))
     decay = p["decay"]
     # The haze is a function of the seeds, the size and the decay: severities 1 and 2 share
-    # decay 2 (and their draws), so a sweep makes it four times instead of five.
-    key = ("fog", tuple(ctx.seeds), mapsize, h, w, decay, str(x.device))
-    haze = SEED_MEMO.get(key, lambda: plasma_fractal(ctx.rng, mapsize, decay, (h, w)))
+    # decay 2, so a sweep makes it four times instead of five; its uniform draws do not depend
+    # on the decay, so it draws them once.
+    seeds, dev = tuple(ctx.seeds), str(x.device)
+
+    def haze_for_decay() -> torch.Tensor:
+        draws = SEED_MEMO.get(
+            ("fog", "draws", seeds, mapsize, dev), lambda: plasma_draws(ctx.rng, mapsize)
+        )
+        return plasma_fractal(ctx.rng, mapsize, decay, (h, w), draws=draws)
+
+    haze = SEED_MEMO.get(("fog", seeds, mapsize, h, w, decay, dev), haze_for_decay)
     max_val = x.flatten(1).amax(1).view(-1, 1, 1, 1)
     y = torch.add(x, haze.unsqueeze(1), alpha=amount)
     return y.mul_(max_val / (max_val + amount)).clamp_(0, 1)
@@ -37,10 +45,17 @@ def _frost(x, p, ctx):
 
 def _snow(x, p, ctx):
     b, c, h, w = x.shape
-    layer = ctx.rng.normal((1, h, w), mean=p["loc"], std=p["scale"])
+
+    def draws() -> tuple[torch.Tensor, torch.Tensor]:
+        return ctx.rng.normal((1, h, w)), kernel_angles(ctx, b, None, -135.0, -45.0)
+
+    # The flakes' standard normal draws and the drawn angles depend on the seeds only (the
+    # severity scales and shifts them): drawn once for a sweep's severities.
+    z, drawn = SEED_MEMO.get(("snow", tuple(ctx.seeds), h, w, str(x.device)), draws)
+    layer = torch.mul(z, p["scale"]).add_(p["loc"])
     layer = clipped_zoom(layer, p["zoom"])
     layer = layer.masked_fill(layer < p["threshold"], 0.0).clamp_(0, 1)
-    angles = kernel_angles(ctx, b, p["angle"], -135.0, -45.0)
+    angles = drawn if p["angle"] is None else kernel_angles(ctx, b, p["angle"], 0.0, 0.0)
     layer = motion_blur_batch(layer, p["radius"], p["sigma"], angles)
     layer = layer.clamp_(0, 1).mul_(255).round_().div_(255)
     blend = p["blend"]
