@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -58,28 +58,26 @@ def ground_truth_arrays(
     """The arrays of the annotations on the evaluated images (``img_pos``: image id ->
     position), and notes on what is handled as pycocotools handles it (num_keypoints that
     disagree with the visibility flags)."""
-    _first_pass(anns, index)
+    ids_l, images_l, cats_l, crowd_l, declared_l = _first_pass(anns, index)
     n_all = len(anns)
     bbox, area, kps = _value_arrays(anns, index)
-    ids = np.fromiter((a["id"] for a in anns), dtype=np.int64, count=n_all)
+    ids = np.array(ids_l, dtype=np.int64)
     declared = np.zeros(n_all, dtype=np.int64)
     notes: list[str] = []
     if kps is not None:
-        declared = np.fromiter((a["num_keypoints"] for a in anns), dtype=np.int64, count=n_all)
+        declared = np.array(declared_l, dtype=np.int64)
         note = _num_keypoints_note(ids, declared, kps[:, :, 2] > 0)
         if note:
             notes.append(note)
-    img_all = np.fromiter(
-        (img_pos.get(a["image_id"], -1) for a in anns), dtype=np.int64, count=n_all
-    )
+    img_all = np.fromiter(map(img_pos.get, images_l, repeat(-1)), dtype=np.int64, count=n_all)
     sel = img_all >= 0
     gts = GroundTruthArrays(
         id=ids[sel],
         img=img_all[sel],
-        cat=np.fromiter((a["category_id"] for a in anns), dtype=np.int64, count=n_all)[sel],
+        cat=np.array(cats_l, dtype=np.int64)[sel],
         bbox=bbox[sel],
         area=area[sel],
-        iscrowd=np.fromiter((a["iscrowd"] for a in anns), dtype=bool, count=n_all)[sel],
+        iscrowd=np.array(crowd_l, dtype=bool)[sel],
         # pycocotools ignores a ground truth when its *declared* num_keypoints is 0
         num_keypoints=declared[sel],
         keypoints=kps[sel] if kps is not None else None,
@@ -87,23 +85,29 @@ def ground_truth_arrays(
     return gts, notes
 
 
-def _first_pass(anns: list[Any], index: GroundTruthIndex) -> None:
+def _first_pass(anns: list[Any], index: GroundTruthIndex) -> tuple[list[Any], ...]:
     """The cheap checks on every annotation; anything odd goes to explain_annotation, which
-    runs every check and raises the precise message."""
+    runs every check and raises the precise message. Returns the columns it read (ids, image
+    ids, category ids, iscrowd, num_keypoints: 0 without keypoints), one pass for all."""
     seen: set[int] = set()
     n_values = 3 * index.k
+    ids: list[int] = []
+    images: list[int] = []
+    cats: list[int] = []
+    crowd: list[int] = []
+    declared: list[int] = []
     for i, a in enumerate(anns):
         try:
-            aid = a["id"]
+            aid, image_id, cat, is_crowd = a["id"], a["image_id"], a["category_id"], a["iscrowd"]
             ok = (
                 aid.__class__ is int
                 and aid != 0
                 and aid not in seen
-                and a["image_id"].__class__ is int
-                and a["image_id"] in index.images
-                and a["category_id"].__class__ is int
-                and a["category_id"] in index.categories
-                and a["iscrowd"] in (0, 1)
+                and image_id.__class__ is int
+                and image_id in index.images
+                and cat.__class__ is int
+                and cat in index.categories
+                and is_crowd in (0, 1)
                 and len(a["bbox"]) == 4
                 and a["area"].__class__ in (int, float)
                 and _segmentation_ok(a.get("segmentation"))
@@ -120,7 +124,13 @@ def _first_pass(anns: list[Any], index: GroundTruthIndex) -> None:
             ok = False
         if not ok:
             explain_annotation(i, a, index, seen, anns=anns)
-        seen.add(a["id"])
+        seen.add(aid)
+        ids.append(aid)
+        images.append(image_id)
+        cats.append(cat)
+        crowd.append(is_crowd)
+        declared.append(a["num_keypoints"] if index.k else 0)
+    return ids, images, cats, crowd, declared
 
 
 def _segmentation_ok(seg: Any) -> bool:
