@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from timing_fidelity import DEFAULT_CARD, load_model_and_image  # benchmarks/ is on sys.path
+from timing_fidelity import DEFAULT_CARD, plugin_timing  # benchmarks/ is on sys.path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,20 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pytest_kpmodel.bench.measure import measure, prepare_images
-    from pytest_kpmodel.bench.settings import BenchSettings
-
     if not torch.cuda.is_available() or not args.device.startswith("cuda"):
         print("no CUDA device: CUDA events need one")
         return 2
-    model, image, label = load_model_and_image(args.card, args.device)
-    x = prepare_images([image], None)[0].to(model.device)
-    settings = BenchSettings(
-        iters=args.iters, warmup=args.warmup, image_size=None, num_images=1, stage_iters=0
-    )
-
-    def plugin_ms() -> float:
-        return measure(model, images=[x], settings=settings).latency.p50
+    model, x, label, plugin_ms = plugin_timing(args.card, args.device, args.iters, args.warmup)
 
     def events_ms() -> float:
         for _ in range(args.warmup):

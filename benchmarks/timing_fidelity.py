@@ -60,6 +60,24 @@ def load_model_and_image(card_path: Path, device: str):
     return model, image, label
 
 
+def plugin_timing(card: Path, device: str, iters: int, warmup: int):
+    """(model, its prepared input, label, plugin_ms): ``plugin_ms()`` is the plugin's median
+    latency of ``iters`` timed calls after ``warmup``, as ``kp_bench`` measures it."""
+    from pytest_kpmodel.bench.measure import measure, prepare_images
+    from pytest_kpmodel.bench.settings import BenchSettings
+
+    model, image, label = load_model_and_image(card, device)
+    x = prepare_images([image], None)[0].to(model.device)
+    settings = BenchSettings(
+        iters=iters, warmup=warmup, image_size=None, num_images=1, stage_iters=0
+    )
+
+    def plugin_ms() -> float:
+        return measure(model, images=[x], settings=settings).latency.p50
+
+    return model, x, label, plugin_ms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--card", type=Path, default=DEFAULT_CARD)
@@ -73,20 +91,10 @@ def main() -> None:
     import torch
     from torch.utils.benchmark import Timer
 
-    from pytest_kpmodel.bench.measure import measure, prepare_images
-    from pytest_kpmodel.bench.settings import BenchSettings
-
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    model, image, label = load_model_and_image(args.card, args.device)
-    x = prepare_images([image], None)[0].to(model.device)
-    settings = BenchSettings(
-        iters=args.iters, warmup=args.warmup, image_size=None, num_images=1, stage_iters=0
-    )
-
-    def plugin_ms() -> float:
-        return measure(model, images=[x], settings=settings).latency.p50
+    model, x, label, plugin_ms = plugin_timing(args.card, args.device, args.iters, args.warmup)
 
     timer = Timer(
         stmt="model.predict(batch)",
