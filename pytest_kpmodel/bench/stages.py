@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 STAGES = ("preprocess", "backbone", "rpn", "roi_heads", "postprocess")
@@ -156,22 +157,7 @@ def measure_stages(
     per_stage: dict[str, list[float]] = defaultdict(list)
     totals: list[float] = []
     tick = on_call or (lambda _n: None)
-    if module is None:
-        for i in range(iters):
-            tick(1)
-            sync()
-            t0 = clock()
-            step(batches[i % len(batches)])
-            sync()
-            totals.append((clock() - t0) * 1000.0)
-        return {
-            "stages_ms": {"model": median(totals)},
-            "stage_total_ms": median(totals),
-            "stage_iters": iters,
-            "stage_kind": "opaque",
-            "stage_pass": "separate",
-        }
-    with StageTimer(module, sync, clock) as timer:
+    with StageTimer(module, sync, clock) if module is not None else nullcontext() as timer:
         for i in range(iters):
             tick(1)
             sync()
@@ -179,16 +165,19 @@ def measure_stages(
             step(batches[i % len(batches)])
             sync()
             total = (clock() - t0) * 1000.0
-            stages = timer.take()
-            stages["other"] = max(0.0, total - sum(stages.values()))
-            for k, v in stages.items():
-                per_stage[k].append(v)
             totals.append(total)
+            if timer is not None:
+                stages = timer.take()
+                stages["other"] = max(0.0, total - sum(stages.values()))
+                for k, v in stages.items():
+                    per_stage[k].append(v)
     return {
-        "stages_ms": {k: median(v) for k, v in per_stage.items()},
+        "stages_ms": {k: median(v) for k, v in per_stage.items()}
+        if module is not None
+        else {"model": median(totals)},
         "stage_total_ms": median(totals),
         "stage_iters": iters,
-        "stage_kind": "torchvision-rcnn",
+        "stage_kind": "torchvision-rcnn" if module is not None else "opaque",
         "stage_pass": "separate",
     }
 
