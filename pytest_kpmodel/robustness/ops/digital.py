@@ -87,14 +87,17 @@ def _elastic_transform(x, p, ctx):
     # The smoothed displacement field is a function of the seeds and the size: made once for
     # the five severities of a sweep (only alpha scales it).
     key = ("elastic", tuple(ctx.seeds), h, w, str(x.device))
-    field = SEED_MEMO.get(key, lambda: _displacement(ctx, h, w, max_d, sigma)) * alpha
+    field = SEED_MEMO.get(key, lambda: _displacement(ctx, h, w, max_d, sigma))
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     # map_coordinates(order=1, mode='reflect') reads pixel-index coordinates (centre = index);
     # grid_sample(align_corners=False, reflection) uses the same half-sample reflection.
-    gx = (2 * (cols + field[:, 0]) + 1) / w - 1
-    gy = (2 * (rows + field[:, 1]) + 1) / h - 1
-    grid = torch.stack((gx, gy), dim=-1)
+    # (2 (index + alpha d) + 1) / n - 1, written in place into the grid's two strided planes:
+    # torch.stack along a new last dimension copies one element at a time.
+    grid = torch.empty((b, h, w, 2), device=x.device, dtype=x.dtype)
+    for axis, (index, n) in enumerate(((cols, w), (rows, h))):
+        plane = torch.mul(field[:, axis], alpha, out=grid[..., axis])
+        plane.add_(index).mul_(2).add_(1).div_(n).sub_(1)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return y.clamp(0, 1)
 

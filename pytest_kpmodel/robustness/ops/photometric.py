@@ -13,9 +13,10 @@ def _brightness(x, p, ctx):
     # skimage rgb2hsv -> V += delta -> hsv2rgb keeps hue and saturation, so every channel scales
     # by V'/V (and black becomes grey V').
     v = x.amax(1, keepdim=True)
-    v2 = (v + p["delta"]).clamp(0, 1)
+    v2 = (v + p["delta"]).clamp_(0, 1)
+    # one three-channel buffer: the ratio on one channel, black pixels (V = 0) to grey V'
     scaled = x * (v2 / v.clamp_min(1e-12))
-    return torch.where(v > 0, scaled, v2.expand_as(x)).clamp(0, 1)
+    return torch.where(v > 0, scaled, v2, out=scaled).clamp_(0, 1)
 
 
 def _contrast(x, p, ctx):
