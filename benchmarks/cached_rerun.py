@@ -29,14 +29,13 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from startup import timed_pytest  # benchmarks/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "example_suite/models/kp-tiny-base/kpmodel.toml"
@@ -107,26 +106,10 @@ def build_sandbox(folder: Path, images: int, seed: int) -> tuple[dict, list[dict
     return gt, back, len(back)
 
 
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def pytest_run(folder: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of the whole pytest process."""
-    # Bytecode caching on, as in a default Python install (this project's machines set
-    # PYTHONDONTWRITEBYTECODE=1: every run would recompile and assertion-rewrite every module).
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
-                                                            "PYTEST_ADDOPTS")}  # fmt: skip
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "pytest", "-q", f"--kp-model={CARD}",
-           f"--kp-dataset={folder / 'annotations.json'}", "test_accuracy.py"]  # fmt: skip
-    cpu, t0 = _child_cpu(), time.perf_counter()
-    done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
-    wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu
-    if done.returncode != 0 or "2 passed" not in done.stdout:
-        raise SystemExit(f"the cached run failed:\n{done.stdout}\n{done.stderr}")
-    return wall, cpu
+    args = [f"--kp-model={CARD}", f"--kp-dataset={folder / 'annotations.json'}", "test_accuracy.py"]
+    return timed_pytest(folder, args, "2 passed", {"OMP_NUM_THREADS": "1"})
 
 
 def pycocotools_run(gt: dict, results: list[dict]) -> tuple[float, float]:

@@ -32,17 +32,27 @@ def _child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(folder: Path, *extra: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of one pytest process in ``folder``."""
+def timed_pytest(folder: Path, args: list[str], expect: str,
+                 env_extra: dict[str, str] | None = None) -> tuple[float, float]:  # fmt: skip
+    """(wall, CPU) seconds of one ``pytest -q ARGS`` process in ``folder``; exits when it fails
+    or its summary lacks ``expect``. Bytecode caching on, as in a default Python install (this
+    project's machines set PYTHONDONTWRITEBYTECODE=1: every run would recompile and
+    assertion-rewrite every module)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                             "PYTEST_ADDOPTS")}  # fmt: skip
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "pytest", "-q", *args]
     cpu, t0 = _child_cpu(), time.perf_counter()
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu
-    if done.returncode != 0 or "1 passed" not in done.stdout:
-        raise SystemExit(f"pytest failed:\n{done.stdout}\n{done.stderr}")
+    if done.returncode != 0 or expect not in done.stdout:
+        raise SystemExit(f"pytest {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return wall, cpu
+
+
+def run(folder: Path, *extra: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one pytest process in ``folder``."""
+    return timed_pytest(folder, ["-p", "no:cacheprovider", *extra], "1 passed")
 
 
 def main(argv: list[str] | None = None) -> None:
