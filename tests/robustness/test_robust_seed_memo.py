@@ -141,3 +141,20 @@ def test_draws_shared_by_the_severities_give_what_fresh_draws_give(kind):
         fresh = Perturbation(kind, float(s), seed=6).apply(images).images
         assert all(torch.equal(a, b) for a, b in zip(shared[s - 1], fresh, strict=True)), s
     SEED_MEMO.clear()
+
+
+def test_reused_batch_buffer_never_leaks_into_results_or_hand_overs():
+    """apply_kind writes each call's batch into one kept buffer: results that are the batch
+    itself come back as copies, and zoom blur's hand-over of a one-channel batch (already
+    channels-last) is its own copy."""
+    a, b = [torch.rand(1, 40, 56)], [torch.rand(1, 40, 56)]
+    SEED_MEMO.clear()
+    first = Perturbation("zoom_blur", 1.0, seed=0).apply(a).images[0].clone()
+    same = Perturbation("brightness", 0.0).apply(a).images[0]  # identity: the batch itself
+    Perturbation("zoom_blur", 1.0, seed=0).apply(b)  # overwrites the kept buffer
+    assert torch.equal(same, a[0])
+    got = Perturbation("zoom_blur", 2.0, seed=0).apply(a).images[0]
+    SEED_MEMO.clear()
+    assert torch.equal(got, Perturbation("zoom_blur", 2.0, seed=0).apply(a).images[0])
+    assert torch.equal(first, Perturbation("zoom_blur", 1.0, seed=0).apply(a).images[0])
+    SEED_MEMO.clear()

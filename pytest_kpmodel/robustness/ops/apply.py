@@ -4,6 +4,7 @@ size and batched per group, with the kernel the kind names in ``KERNELS``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,30 @@ KERNELS: dict[str, Kernel] = {
     **occlusion.KERNELS,
     **geometric.KERNELS,
 }
+
+
+_SCRATCH = threading.local()
+
+
+def _batch(
+    images: Sequence[torch.Tensor], members: list[int], device: torch.device
+) -> torch.Tensor:
+    """A size group's images as one float32 batch. On the CPU it is written into one buffer
+    kept per thread for the next call of the same shape (a sweep's calls all have it): a fresh
+    batch-sized buffer costs more in page faults than the arithmetic of a cheap kernel, and with
+    the input buffer kept, the freed output of one call is reused by the next instead of the
+    allocator handing both back to the system. Kernels never keep their batch (what they keep,
+    they copy), and one that returns it (or a view of it) gets a copy returned."""
+    shape = (len(members), *images[members[0]].shape)
+    if device.type != "cpu":
+        return torch.stack([images[i] for i in members]).to(torch.float32)
+    buf = getattr(_SCRATCH, "batch", None)
+    if buf is None or tuple(buf.shape) != shape:
+        buf = torch.empty(shape, dtype=torch.float32)
+        _SCRATCH.batch = buf
+    for j, i in enumerate(members):
+        buf[j].copy_(images[i])
+    return buf
 
 
 def apply_kind(
@@ -47,7 +72,7 @@ def apply_kind(
             )
         groups.setdefault((tuple(img.shape), img.device, img.dtype), []).append(i)
     for (_, device, dtype), members in groups.items():
-        x = torch.stack([images[i] for i in members]).to(torch.float32)
+        x = _batch(images, members, device)
         ctx = Ctx(
             seeds=[image_seed(seed, indices[i], kind) for i in members],
             device=device,
@@ -56,6 +81,8 @@ def apply_kind(
         with torch.no_grad():
             result = fn(x, params, ctx)
         y, t = result if isinstance(result, tuple) else (result, None)
+        if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            y = y.clone()  # the batch (or a view of it) came back: the buffer is reused
         y = y.to(dtype)
         for j, i in enumerate(members):
             out[i] = y[j]

@@ -94,6 +94,8 @@ def _zoom_blur(x, p, ctx):
         for k in keys:
             out += zoom_crop(xl, k)
         return (out / (len(keys) + 1)).clamp(0, 1).contiguous()
+    if xl.data_ptr() == x.data_ptr():  # one channel: already channels-last; x is not ours
+        xl = xl.clone()
     out = _shared_zoom_sum(xl, keys, sweep[sweep.index(keys) + 1 :], ctx)
     return (out / (len(keys) + 1)).clamp(0, 1).contiguous()
 
