@@ -97,7 +97,51 @@ def _zoom_blur(x, p, ctx):
     if xl.data_ptr() == x.data_ptr():  # one channel: already channels-last; x is not ours
         xl = xl.clone()
     out = _shared_zoom_sum(xl, keys, sweep[sweep.index(keys) + 1 :], ctx)
-    return (out / (len(keys) + 1)).clamp(0, 1).contiguous()
+    return out.div_(len(keys) + 1).clamp_(0, 1).contiguous()  # out is this call's own
+
+
+class _ZoomScratch:
+    """Two buffers a call's crops are copied and resized into, one crop after the other: sized
+    once for the largest, instead of two fresh buffers per crop (a fresh buffer's page faults
+    cost about as much as its resize). Needs the ``out=`` form of the bilinear resize; without
+    it (another torch), :func:`.filters.zoom_crop` allocates as before."""
+
+    def __init__(self, xl: torch.Tensor, keys: ZoomKeys) -> None:
+        b, c = xl.shape[:2]
+        self.b, self.c = b, c
+        big = max((k for k in keys if k[:2] != k[2:]), key=lambda k: k[2] * k[3], default=None)
+        n_out = b * c * big[2] * big[3] if big else 0
+        self.crop = torch.empty(b * c * xl.shape[-2] * xl.shape[-1], device=xl.device)
+        self.out = torch.empty(n_out, device=xl.device)
+        self.works = _UPSAMPLE_OUT is not None
+
+    def _view(self, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        # a channels-last [B, C, rows, cols] view of the first elements of a flat buffer
+        return (
+            flat[: self.b * self.c * rows * cols]
+            .view(self.b, rows, cols, self.c)
+            .permute(0, 3, 1, 2)
+        )
+
+    def zoom(self, xl: torch.Tensor, key: tuple[int, int, int, int]) -> torch.Tensor:
+        ch, cw, sh, sw = key
+        if not self.works or (sh, sw) == (ch, cw):
+            return zoom_crop(xl, key)
+        h, w = xl.shape[-2:]
+        top, left = (h - ch) // 2, (w - cw) // 2
+        crop = self._view(self.crop, ch, cw)
+        crop.copy_(xl[..., top : top + ch, left : left + cw])
+        out = self._view(self.out, sh, sw)
+        try:
+            _UPSAMPLE_OUT(crop, (sh, sw), True, None, None, out=out)
+        except (RuntimeError, TypeError):
+            self.works = False
+            return zoom_crop(xl, key)
+        return out[..., :h, :w]
+
+
+# The out= form of F.interpolate(mode="bilinear") (a torch-internal name; absent -> None).
+_UPSAMPLE_OUT = getattr(getattr(torch._C, "_nn", None), "upsample_bilinear2d", None)
 
 
 def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ...], ctx):
@@ -132,8 +176,9 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
         elif SEED_MEMO.room("zoom_blur", size * (len(carried) + len(twins) + 2)):
             carried[t] = [xl.clone(), 0]
     identity = (*xl.shape[-2:], *xl.shape[-2:])
+    scratch = _ZoomScratch(xl, keys[start:])
     for k in keys[start:]:
-        y = xl if k == identity else zoom_crop(xl, k)
+        y = xl if k == identity else scratch.zoom(xl, k)
         out += y
         for t, entry in carried.items():
             if entry[1] < len(t) and t[entry[1]] == k:
