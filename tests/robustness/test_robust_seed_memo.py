@@ -73,13 +73,13 @@ def test_zoom_blur_hands_partial_sums_on_and_stays_bit_identical(monkeypatch):
     from pytest_kpmodel.robustness.ops import blur
 
     resized = []
-    original = blur.zoom_crop
+    original = blur._ZoomScratch.zoom
 
-    def counting(x, key):
+    def counting(self, x, key):
         resized.append(key)
-        return original(x, key)
+        return original(self, x, key)
 
-    monkeypatch.setattr(blur, "zoom_crop", counting)
+    monkeypatch.setattr(blur._ZoomScratch, "zoom", counting)
     images = [torch.rand(3, 120, 160), torch.rand(3, 120, 160)]
     SEED_MEMO.clear()
     shared = [Perturbation("zoom_blur", float(s), seed=2).apply(images).images for s in range(1, 6)]
@@ -157,4 +157,18 @@ def test_reused_batch_buffer_never_leaks_into_results_or_hand_overs():
     SEED_MEMO.clear()
     assert torch.equal(got, Perturbation("zoom_blur", 2.0, seed=0).apply(a).images[0])
     assert torch.equal(first, Perturbation("zoom_blur", 1.0, seed=0).apply(a).images[0])
+    SEED_MEMO.clear()
+
+
+def test_zoom_blur_scratch_resize_equals_interpolate(monkeypatch):
+    from pytest_kpmodel.robustness.ops import blur
+
+    images = [torch.rand(3, 60, 80), torch.rand(3, 60, 80)]
+    SEED_MEMO.clear()
+    fast = [Perturbation("zoom_blur", float(s)).apply(images).images for s in (1, 5)]
+    monkeypatch.setattr(blur, "_UPSAMPLE_OUT", None)  # F.interpolate for every crop
+    SEED_MEMO.clear()
+    plain = [Perturbation("zoom_blur", float(s)).apply(images).images for s in (1, 5)]
+    for a, b in zip(fast, plain, strict=True):
+        assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
     SEED_MEMO.clear()
