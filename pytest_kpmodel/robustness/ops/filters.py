@@ -1,6 +1,7 @@
-"""Padding, convolution and resampling shared by the kernels. Large or per-image kernels
-(defocus disk, motion-blur lines) are applied with FFT convolution on explicitly padded images,
-which reproduces the border modes of the reference implementations: ``replicate`` (skimage
+"""Padding, convolution and resampling shared by the kernels. Large kernels (the defocus disk)
+are applied with FFT convolution, motion-blur lines as ImageNet-C's shifted sums, both on
+explicitly padded images, which reproduces the border modes of the reference implementations:
+``replicate`` (skimage
 ``gaussian`` mode 'nearest', numpy edge shifts), ``reflect101`` (OpenCV's default
 BORDER_REFLECT_101) and ``symmetric`` (scipy 'reflect').
 """
