@@ -81,7 +81,7 @@ def bf16_emulated(device: str) -> str | None:
 def emulated_bf16_slowdown() -> float:
     """How many times its fp32 time one bf16 3x3 convolution (64 channels, 56x56) takes under
     ``torch.autocast`` on this CPU: the factor ``kp_parity`` projects a bf16 row's predictions
-    with. Without AVX512-BF16/AMX bf16 convolutions run on a naive GEMM: this one measured 30-36x
+    with. Without AVX512-BF16/AMX bf16 convolutions run on a naive GEMM: this one measured 27-36x
     fp32 on an AVX2 CPU, a 256-channel one at 50x84 170x (a linear layer: 8x), so the projection
     is a lower bound for a full-size detector. Takes 0.2 s where bf16 is slow."""
     import torch

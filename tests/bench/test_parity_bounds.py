@@ -171,6 +171,17 @@ def test_emulated_bf16_projected_over_the_budget_is_not_run(
     assert table.row("bf16").status == "ok" and table.row("bf16").latency_ms_p50 > 0
 
 
+def test_a_slowdown_probe_that_fails_does_not_stop_the_row(
+    tiny, two_images, emulated_bf16, monkeypatch
+):
+    def broken() -> float:
+        raise RuntimeError("no autocast here")
+
+    monkeypatch.setattr(precision, "emulated_bf16_slowdown", broken)
+    table = parity.run(tiny, None, two_images, ("bf16",), measure_speed=False)
+    assert table.row("bf16").status == "ok"
+
+
 def test_emulated_bf16_slowdown_is_a_measured_factor():
     assert precision.emulated_bf16_slowdown() > 0
 
