@@ -128,7 +128,7 @@ def _prepare(cache: PairCache, iou_type: str) -> list[_Category]:
     return cats
 
 
-#: Replicates are evaluated together in chunks whose [chunk, detections] int64 arrays hold
+#: Replicates are evaluated together in chunks whose [chunk, detections] integer arrays hold
 #: about this many values (32 MB), at least 25 replicates at a time.
 CHUNK_VALUES = 4_000_000
 
@@ -153,9 +153,9 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
     precision at each true positive, its running maximum from the right, and the first true
     positive reaching each recall threshold (the same comparisons as pycocotools').
 
-    Weights are integers, so they are summed in int64: exact, and numpy's cumulative sum along
-    a row is vectorised for integers (about 3x faster than for floats, whose order of
-    additions it keeps). Precision and recall are divided in float64 from those integers: the
+    Weights are integers, so they are summed as integers (int32 unless a sum could overflow
+    it): exact, and numpy's cumulative sum along a row is vectorised for integers (about 3x
+    faster than for floats, whose order of additions it keeps). Precision and recall are divided in float64 from those integers: the
     same values as float64 sums. Only the valid-detection count needs every detection; the
     rest is gathered once onto the ``marked`` ones (true positive or ignored somewhere), a
     few times fewer, so each threshold's gathers read a small array, not every detection.
@@ -165,21 +165,24 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
     precision = np.zeros((b_count, t_count, r_count))
     if c.img.size == 0:
         return precision
-    counts = np.asarray(counts, dtype=np.int64)
+    # int32 halves what every gather moves (about 2x faster); exact while no sum can overflow
+    dt = np.int32 if (int(np.max(counts)) + 1) * len(c.img) < 2**31 else np.int64
+    counts = np.asarray(counts, dtype=dt)
     need = None  # the recall thresholds as counts, made when a long row needs them
     rows = np.arange(b_count)[:, None]
-    valid_cum = np.take(np.cumsum(np.take(counts, c.img, axis=1), axis=1), c.marked, axis=1)
+    valid_cum = np.cumsum(np.take(counts, c.img, axis=1), axis=1, dtype=dt)
+    valid_cum = np.take(valid_cum, c.marked, axis=1)
     w = np.take(counts, c.img[c.marked], axis=1)  # [B, U]
     for t in range(t_count):
         n = int(c.tp_count[t])
         if n == 0:
             continue
         pos = c.tp_marked[t, :n]
-        tp_cum = np.cumsum(np.take(w, pos, axis=1), axis=1)  # [B, n]
+        tp_cum = np.cumsum(np.take(w, pos, axis=1), axis=1, dtype=dt)  # [B, n]
         valid_at = np.take(valid_cum, pos, axis=1)
         ig = c.ig_marked[t][c.ig_valid[t]]
         if ig.size:
-            ig_cum = np.zeros((b_count, ig.size + 1), dtype=np.int64)
+            ig_cum = np.zeros((b_count, ig.size + 1), dtype=dt)
             np.cumsum(np.take(w, ig, axis=1), axis=1, out=ig_cum[:, 1:])
             valid_at -= np.take(ig_cum, c.ig_before[t, :n], axis=1)
         # valid_at is fp + tp exactly (integers): this is tp / (fp + tp + EPS) bit for bit
