@@ -101,3 +101,19 @@ def test_long_and_short_rows_equal_weighted_accumulate():
                 cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
             )
             assert np.array_equal(ours[b], full)
+
+
+def test_weights_too_large_for_int32_are_summed_in_int64():
+    gt, results = make_coco_set(12, num_images=20)
+    inp = prepare(gt, results)
+    (cat,) = metrics_bootstrap._prepare(PairCache(inp), "keypoints")
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 3, size=(3, len(inp.image_ids))) * 10**8  # sums past 2**31
+    assert int(counts.max()) * len(cat.img) > 2**31
+    npig = counts @ cat.npig.astype(np.float64)
+    ours = metrics_bootstrap._replicate_precisions(cat, counts, npig)
+    for b in range(len(counts)):
+        full, _ = accumulate_sorted(
+            cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
+        )
+        assert np.array_equal(ours[b], full)
