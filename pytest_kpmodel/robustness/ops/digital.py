@@ -11,10 +11,17 @@ from .filters import gaussian_blur
 
 def _jpeg_compression(x, p, ctx):
     quality = int(min(max(p["quality"], 1), 100))
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    channels = u8.shape[1]
+    channels = x.shape[1]
     if channels not in (1, 3):
         raise ValueError(f"jpeg_compression needs 1 or 3 channels, got {channels}")
+    if not x.is_cuda:  # PIL's encoder reads HWC bytes: converted and transposed in one copy
+        levels = x.clamp(0, 1).mul_(255).round_()
+        hwc = torch.empty((x.shape[0], *x.shape[2:], channels), dtype=torch.uint8)
+        hwc.copy_(levels.permute(0, 2, 3, 1))
+        back = _pil_jpeg_hwc(hwc, quality)
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        return out.copy_(back.permute(0, 3, 1, 2)).div_(255)
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     if u8.is_cuda:
         try:  # nvjpeg round trip on the device
             import warnings
@@ -32,13 +39,18 @@ def _jpeg_compression(x, p, ctx):
 
 def _pil_jpeg(u8: torch.Tensor, quality: int) -> torch.Tensor:
     """PIL's libjpeg round trip, exactly what imagecorruptions does (baseline, 4:2:0)."""
+    return _pil_jpeg_hwc(u8.permute(0, 2, 3, 1).contiguous(), quality).permute(0, 3, 1, 2)
+
+
+def _pil_jpeg_hwc(hwc: torch.Tensor, quality: int) -> torch.Tensor:
+    """:func:`_pil_jpeg` on and to ``[B, H, W, C]`` uint8 (PIL's own layout: no transposes)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    out = []
-    for arr in u8.permute(0, 2, 3, 1).contiguous().numpy():
+    out = torch.empty_like(hwc)
+    for arr, dst in zip(hwc.numpy(), out.numpy(), strict=True):
         pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
         buf = io.BytesIO()
         pil.save(buf, "JPEG", quality=quality)
@@ -47,9 +59,9 @@ def _pil_jpeg(u8: torch.Tensor, quality: int) -> torch.Tensor:
         back.load()
         if back.mode != pil.mode:
             back = back.convert(pil.mode)
-        a = np.array(back)
-        out.append(torch.from_numpy(a[..., None] if a.ndim == 2 else a))
-    return torch.stack(out).permute(0, 3, 1, 2)
+        a = np.asarray(back)
+        dst[...] = a[..., None] if a.ndim == 2 else a
+    return out
 
 
 def _pixelate(x, p, ctx):
