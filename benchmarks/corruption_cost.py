@@ -8,8 +8,8 @@ before and after issue 18's kernel changes, side by side in one run (target: <= 
 layout, separable (Gaussian) blurs as sums of shifted slices, motion blur (and snow's flakes,
 frost's streaks) as an FFT convolution, glass blur gathering the image per iteration, defocus
 blur's image FFT at every severity, the plasma fractal interleaved with ``torch.stack``, random
-draws stacked and scaled out of place, the elastic transform's grid stacked, elementwise
-kernels with a fresh buffer per operation.
+draws stacked and scaled out of place, the elastic transform's grid stacked, JPEG's bytes
+stacked and transposed, elementwise kernels with a fresh buffer per operation.
 "After" are the package's: Walker alias tables for shot noise, channels-last zoom crops,
 depthwise conv2d blurs, motion blur as ImageNet-C's shifted sums, glass blur composing its
 iterations' source maps and gathering once, fewer and in-place temporaries (on a CPU a fresh
@@ -178,6 +178,35 @@ def elastic_transform_before(x, p, ctx):
     return y.clamp(0, 1)
 
 
+def jpeg_compression_before(x, p, ctx):
+    quality = int(min(max(p["quality"], 1), 100))
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    if u8.is_cuda:  # nvjpeg: unchanged since
+        return digital._jpeg_compression(x, p, ctx)
+    return pil_jpeg_before(u8.cpu(), quality).to(x.device).to(x.dtype).div_(255)
+
+
+def pil_jpeg_before(u8, quality):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for arr in u8.permute(0, 2, 3, 1).contiguous().numpy():
+        pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+        buf = io.BytesIO()
+        pil.save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        back = Image.open(buf)
+        back.load()
+        if back.mode != pil.mode:
+            back = back.convert(pil.mode)
+        a = np.array(back)
+        out.append(torch.from_numpy(a[..., None] if a.ndim == 2 else a))
+    return torch.stack(out).permute(0, 3, 1, 2)
+
+
 def plasma_fractal_before(rng, mapsize, decay, crop=None):
     b = len(rng.gens)
     ul = torch.zeros(b, 1, 1, device=rng.device)
@@ -270,6 +299,7 @@ REPLACED = {
     "contrast": contrast_before,
     "brightness": brightness_before,
     "elastic_transform": elastic_transform_before,
+    "jpeg_compression": jpeg_compression_before,
     "fog": fog_before,
     "frost": frost_before,
     "snow": snow_before,
