@@ -212,7 +212,7 @@ MODULE_CIRCLE_EXCEPTIONS: dict[frozenset[str], str] = {}
 # Subpackages whose docstring limits what they import inside their own package.
 INNER_RULES: dict[str, set[str]] = {
     "security.pickle_scan": {"security.allowlist", "security.report"},
-    "robustness.ops": {"robustness.geometry"},
+    "robustness.ops": {"robustness.geometry", "robustness.kinds"},  # kinds: pure data
     "report.sections": {"report.markup", "report.page", "report.verdicts", "report.plots"},
 }
 

@@ -6,8 +6,7 @@ from functools import lru_cache
 
 import torch
 
-from pytest_kpmodel.robustness.kinds import params_for
-
+from ..kinds import params_for
 from .context import SEED_MEMO, Kernel, image_memo, kernel_angles
 from .filters import (
     conv_same,
