@@ -45,9 +45,20 @@ def _defocus_blur(x, p, ctx):
         return torch.fft.rfft2(pad(x, DEFOCUS_PAD, DEFOCUS_PAD, "reflect101"), s=size)
 
     image = image_memo("defocus_blur", ctx, x, ("spectrum", size), spectrum)
-    y = torch.fft.irfft2(image * torch.fft.rfft2(kernel, s=size), s=size)
+    y = torch.fft.irfft2(
+        image * _disk_spectrum(p["radius"], p["alias_blur"], size, x.device), s=size
+    )
     top = DEFOCUS_PAD + half
     return y[..., top : top + h, top : top + w].clamp(0, 1)
+
+
+@lru_cache(maxsize=16)
+def _disk_spectrum(
+    radius: float, alias_blur: float, size: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """The disk's FFT at the padded image size: the same for every image of that size in a
+    sweep (a full-size transform of the kernel, a quarter of each severity's FFT work)."""
+    return torch.fft.rfft2(disk_kernel(radius, alias_blur, device), s=size)
 
 
 def _motion_blur(x, p, ctx):
