@@ -533,7 +533,8 @@ class KpSession:
 
             # Bounded by the kp_bench(...) of its tests (parity_settings): each variant predicts
             # the first num_images images (emulated bf16 on CPUs without native support costs
-            # ~20x fp32) and is timed with warmup per shape + iters calls.
+            # 27-170x fp32 per convolution: bench.parity skips its timing, or the row) and is
+            # timed with warmup per shape + iters calls.
             settings = parity_settings(self.parity_bench)
             ds = self.dataset
             ds = ds.subset(list(range(min(len(ds), settings.num_images))))
