@@ -54,5 +54,4 @@ def test_left_right_not_confused(kp_eval):
 def test_fp16_keeps_accuracy():
     """fp16 needs a GPU and is skipped without one. bf16 runs on the CPU too
     (``max_drop_bf16=``), but CPUs without native bf16 emulate it at 27-170x the cost of fp32
-    per convolution;
-    test_speed.py's parity table compares it on a sample instead."""
+    per convolution; test_speed.py's parity table compares it on a sample instead."""
