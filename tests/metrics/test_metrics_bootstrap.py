@@ -80,6 +80,17 @@ def test_suffix_max_at_equals_a_running_maximum_from_the_right():
         assert np.array_equal(got, np.take_along_axis(env, at, axis=1))
 
 
+def _assert_replicates_equal_weighted_accumulate(cat, counts: np.ndarray) -> None:
+    """Each replicate row equals accumulate with every detection weighted by its image's count."""
+    npig = counts @ cat.npig.astype(np.float64)
+    ours = metrics_bootstrap._replicate_precisions(cat, counts, npig)
+    for b in range(len(counts)):
+        full, _ = accumulate_sorted(
+            cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
+        )
+        assert np.array_equal(ours[b], full)
+
+
 def test_long_and_short_rows_equal_weighted_accumulate():
     """Rows longer than 8 x 101 true positives take the integer search and the reduceat
     envelope, shorter ones the bincount search: both equal accumulate with the weights."""
@@ -94,13 +105,7 @@ def test_long_and_short_rows_equal_weighted_accumulate():
         counts = np.stack(
             [np.bincount(rng.integers(0, n_img, n_img), minlength=n_img) for _ in range(4)]
         )
-        npig = counts @ cat.npig.astype(np.float64)
-        ours = metrics_bootstrap._replicate_precisions(cat, counts, npig)
-        for b in range(len(counts)):
-            full, _ = accumulate_sorted(
-                cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
-            )
-            assert np.array_equal(ours[b], full)
+        _assert_replicates_equal_weighted_accumulate(cat, counts)
 
 
 def test_weights_too_large_for_int32_are_summed_in_int64():
@@ -110,10 +115,4 @@ def test_weights_too_large_for_int32_are_summed_in_int64():
     rng = np.random.default_rng(2)
     counts = rng.integers(0, 3, size=(3, len(inp.image_ids))) * 10**8  # sums past 2**31
     assert int(counts.max()) * len(cat.img) > 2**31
-    npig = counts @ cat.npig.astype(np.float64)
-    ours = metrics_bootstrap._replicate_precisions(cat, counts, npig)
-    for b in range(len(counts)):
-        full, _ = accumulate_sorted(
-            cat.tp, cat.fp, float(npig[b]), REC_THRS, counts[b][cat.img].astype(float)
-        )
-        assert np.array_equal(ours[b], full)
+    _assert_replicates_equal_weighted_accumulate(cat, counts)
