@@ -93,12 +93,7 @@ def test_zoom_blur_hands_partial_sums_on_and_stays_bit_identical(monkeypatch):
     assert n_shared < 0.5 * len(resized)
     SEED_MEMO.clear()
     Perturbation("zoom_blur", 1.0, seed=2).apply(images)
-    other = [torch.rand(3, 120, 160), torch.rand(3, 120, 160)]  # same seeds, other images
-    got = Perturbation("zoom_blur", 2.0, seed=2).apply(other).images
-    SEED_MEMO.clear()
-    want = Perturbation("zoom_blur", 2.0, seed=2).apply(other).images
-    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-    SEED_MEMO.clear()
+    _assert_other_images_get_their_own("zoom_blur", 2.0, 2, (3, 120, 160))
 
 
 def test_byte_lru_put_evicts_only_other_kinds():
@@ -120,12 +115,7 @@ def test_defocus_spectrum_is_shared_by_the_severities_and_checked_against_the_im
     SEED_MEMO.clear()
     fresh = Perturbation("defocus_blur", 5.0, seed=1).apply(images).images
     assert all(torch.equal(a, b) for a, b in zip(shared[1], fresh, strict=True))
-    other = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]  # same seeds, other images
-    got = Perturbation("defocus_blur", 5.0, seed=1).apply(other).images
-    SEED_MEMO.clear()
-    want = Perturbation("defocus_blur", 5.0, seed=1).apply(other).images
-    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-    SEED_MEMO.clear()
+    _assert_other_images_get_their_own("defocus_blur", 5.0, 1, (3, 40, 56))
 
 
 @pytest.mark.parametrize("kind", ["gaussian_noise", "shot_noise", "impulse_noise", "fog", "snow"])
@@ -171,4 +161,15 @@ def test_zoom_blur_scratch_resize_equals_interpolate(monkeypatch):
     plain = [Perturbation("zoom_blur", float(s)).apply(images).images for s in (1, 5)]
     for a, b in zip(fast, plain, strict=True):
         assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    SEED_MEMO.clear()
+
+
+def _assert_other_images_get_their_own(kind: str, severity: float, seed: int, shape) -> None:
+    """After a sweep step on some images, other images under the same seeds get what a fresh
+    memo gives them: nothing kept for the first images is served to these."""
+    other = [torch.rand(*shape), torch.rand(*shape)]
+    got = Perturbation(kind, severity, seed=seed).apply(other).images
+    SEED_MEMO.clear()
+    want = Perturbation(kind, severity, seed=seed).apply(other).images
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
     SEED_MEMO.clear()
