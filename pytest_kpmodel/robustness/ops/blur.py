@@ -7,7 +7,7 @@ from functools import lru_cache
 import torch
 
 from ..kinds import params_for
-from .context import SEED_MEMO, Kernel, image_memo, kernel_angles
+from .context import SEED_MEMO, Kernel, image_memo, kernel_angles, memo_base, memo_matches
 from .filters import (
     conv_same,
     disk_kernel,
@@ -164,20 +164,15 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
     that severity is applied to the same images: a sweep resizes 24 crops for its five
     severities instead of 57. The sums are the same float operations in the same order as a
     fresh severity's, so the result is bit-identical whether or not anything was handed on."""
-    base = ("zoom_blur", tuple(ctx.seeds), tuple(xl.shape), str(xl.device))
-    seen = SEED_MEMO.peek((*base, "input"))
-    if seen is None or not torch.equal(seen, xl):
-        for t in _sweep_keys(*xl.shape[-2:]):  # other images: their hand-overs are stale
-            SEED_MEMO.pop((*base, t))
-        SEED_MEMO.pop((*base, "input"))
-        seen = None
-    handed = SEED_MEMO.pop((*base, keys)) if seen is not None else None
+    base = memo_base("zoom_blur", ctx, xl)
+    seen = memo_matches(base, xl)  # other images: their hand-overs are dropped
+    handed = SEED_MEMO.pop((*base, keys)) if seen else None
     out, start = (xl.clone(), 0) if handed is None else handed
     size = xl.numel() * xl.element_size()
     carried: dict[ZoomKeys, list] = {}
     twins: list[ZoomKeys] = []  # later sums that this one's equals: a copy of it at the end
     for t in later:
-        entry = SEED_MEMO.pop((*base, t)) if seen is not None else None
+        entry = SEED_MEMO.pop((*base, t)) if seen else None
         done = 0 if entry is None else entry[1]
         if done == start and t[: len(keys)] == keys:
             twins.append(t)  # the same crops in the same order from the same start
@@ -196,7 +191,7 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
                 entry[1] += 1
     for t in twins:
         carried[t] = [out.clone(), len(keys)]
-    if later and carried and (seen is not None or SEED_MEMO.put((*base, "input"), xl)):
+    if later and carried and (seen or SEED_MEMO.put((*base, "input"), xl)):
         for t, (total, done) in carried.items():
             SEED_MEMO.put((*base, t), (total, done))
     elif not later:  # the last severity: nothing is left to hand on

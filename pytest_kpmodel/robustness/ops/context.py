@@ -203,20 +203,33 @@ def image_memo(
     with the same seeds: keyed by the seeds, used only while a copy of ``x`` kept with it is
     equal to the batch (other images under the same seeds drop it). Callers must not modify
     the returned tensor."""
-    base = (kind, tuple(ctx.seeds), tuple(x.shape), str(x.device))
-    seen = SEED_MEMO.peek((*base, "input"))
-    if seen is not None and torch.equal(seen, x):
+    base = memo_base(kind, ctx, x)
+    seen = memo_matches(base, x)
+    if seen:
         hit = SEED_MEMO.peek((*base, name))
         if hit is not None:
             return hit
-    else:
-        for key in [k for k in SEED_MEMO.entries if k[: len(base)] == base]:
-            SEED_MEMO.pop(key)
-        seen = None
     value = compute()
-    if seen is not None or SEED_MEMO.put((*base, "input"), x.clone()):
+    if seen or SEED_MEMO.put((*base, "input"), x.clone()):
         SEED_MEMO.put((*base, name), value)
     return value
+
+
+def memo_base(kind: str, ctx: Ctx, x: torch.Tensor) -> tuple[Hashable, ...]:
+    """The ``SEED_MEMO`` key prefix of what ``kind`` keeps from the batch ``x`` itself."""
+    return (kind, tuple(ctx.seeds), tuple(x.shape), str(x.device))
+
+
+def memo_matches(base: tuple[Hashable, ...], x: torch.Tensor) -> bool:
+    """Whether the entries under ``base`` were made from this very batch (the copy kept as
+    ``(*base, "input")`` equals ``x``); when not, they are stale (other images under the same
+    seeds) and are dropped."""
+    seen = SEED_MEMO.peek((*base, "input"))
+    if seen is not None and torch.equal(seen, x):
+        return True
+    for key in [k for k in SEED_MEMO.entries if k[: len(base)] == base]:
+        SEED_MEMO.pop(key)
+    return False
 
 
 # The textures of a sweep's images (frost): 50 images of 640x480 are 184 MB.
