@@ -155,8 +155,8 @@ def _replicate_precisions(c: _Category, counts: np.ndarray, npig: np.ndarray) ->
 
     Weights are integers, so they are summed as integers (int32 unless a sum could overflow
     it): exact, and numpy's cumulative sum along a row is vectorised for integers (about 3x
-    faster than for floats, whose order of additions it keeps). Precision and recall are divided in float64 from those integers: the
-    same values as float64 sums. Only the valid-detection count needs every detection; the
+    faster than for floats, whose order of additions it keeps). Precision and recall are
+    divided in float64 from those integers: the same values as float64 sums. Only the valid-detection count needs every detection; the
     rest is gathered once onto the ``marked`` ones (true positive or ignored somewhere), a
     few times fewer, so each threshold's gathers read a small array, not every detection.
     ``np.take`` keeps the gathered rows C-contiguous, where ``a[:, idx]`` can return a

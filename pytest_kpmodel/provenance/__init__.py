@@ -9,8 +9,8 @@ Entry points (plain Python, no pytest)::
     diff_cards(card, base_card)                                           # -> ModelDiff
 
 Modules: ``marker`` (``kp_provenance`` against the run), ``check`` (the provenance checks:
-files, sha256, signature, source, base), ``digests`` (streamed sha256, cached per call or remembered across runs by file identity),
-``keys`` (Ed25519 key pairs, trusted public keys), ``signing`` (the signed manifest,
+files, sha256, signature, source, base), ``digests`` (streamed sha256, cached per call or
+remembered across runs by file identity), ``keys`` (Ed25519 key pairs, trusted public keys), ``signing`` (the signed manifest,
 ``kpmodel sign``), ``verify`` (offline verification of kpmodel and OpenSSF model-signing
 signatures), ``paths`` (symlinks on a path, safe writes), ``diff`` (``kp_diff``: tensors, layers,
 parameters, FLOPs), ``modifications`` (does the card mention what changed), ``diff_text`` (the
