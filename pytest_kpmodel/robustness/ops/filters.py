@@ -1,9 +1,8 @@
 """Padding, convolution and resampling shared by the kernels. Large kernels (the defocus disk)
 are applied with FFT convolution, motion-blur lines as ImageNet-C's shifted sums, both on
 explicitly padded images, which reproduces the border modes of the reference implementations:
-``replicate`` (skimage
-``gaussian`` mode 'nearest', numpy edge shifts), ``reflect101`` (OpenCV's default
-BORDER_REFLECT_101) and ``symmetric`` (scipy 'reflect').
+``replicate`` (skimage ``gaussian`` mode 'nearest', numpy edge shifts), ``reflect101``
+(OpenCV's default BORDER_REFLECT_101) and ``symmetric`` (scipy 'reflect').
 """
 
 from __future__ import annotations
@@ -242,12 +241,14 @@ def motion_taps(radius: int, sigma: float, angle_deg: float) -> list[tuple[int, 
     return [(r - c, q - c, float(k[r, q])) for r, q in nz]
 
 
-def motion_blur_shifts(
+def motion_blur_batch(
     x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`motion_blur_batch` as ImageNet-C computes it, a weighted sum of edge-replicated
-    shifts: 2 r + 1 slice additions instead of three FFTs of the padded image, far cheaper for
-    one channel (snow's layer); equal to the FFT to float rounding."""
+    """ImageNet-C's motion blur of each image at its angle (:func:`motion_kernels`), computed as
+    ImageNet-C does, a weighted sum of edge-replicated shifts: 2 r + 1 slice additions instead
+    of three FFTs of the padded image, 3-5x the FFT convolution with the explicit kernel at the
+    kinds' radii (up to 20, 41 taps) on 640x480 batches, one channel or three; equal to the FFT
+    to float rounding."""
     if radius <= 0:
         return x
     h, w = x.shape[-2:]
@@ -258,15 +259,6 @@ def motion_blur_shifts(
         for dy, dx, wt in motion_taps(radius, sigma, angle):
             out[j].add_(xp[j, :, p - dy : p - dy + h, p - dx : p - dx + w], alpha=wt)
     return out
-
-
-def motion_blur_batch(
-    x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
-) -> torch.Tensor:
-    """ImageNet-C's motion blur of each image at its angle (:func:`motion_kernels`), as shifted
-    sums (:func:`motion_blur_shifts`): at the kinds' radii (up to 20, 41 taps) 3-5x the FFT
-    convolution with the explicit kernel on 640x480 batches, one channel or three."""
-    return motion_blur_shifts(x, radius, sigma, angles_deg)
 
 
 def disk_kernel(radius: float, alias_blur: float, device: torch.device) -> torch.Tensor:

@@ -36,14 +36,13 @@ def plasma_fractal(
     """
     b = len(rng.gens)
     ul = torch.zeros(b, 1, 1, device=rng.device)
-    wibble, n, level = 100.0, 1, 0
-    while n < mapsize:
+    draws = plasma_draws(rng, mapsize) if draws is None else draws
+    wibble, n = 100.0, 1
+    for level in draws:
         amp = wibble * wibble
         # The same sums in the same order, in place where a buffer is free (fewer fresh
         # buffers: on a CPU their page faults cost more than the additions).
-        fresh = draws is None
-        noise = rng.uniform((3, n, n), -1.0, 1.0).mul_(amp) if fresh else draws[level] * amp
-        level += 1
+        noise = level * amp
         up, left = ul.roll(-1, dims=1), ul.roll(-1, dims=2)
         sq = ul + up
         dr = sq.add_(sq.roll(-1, dims=2)).div_(4).add_(noise[:, 0])  # cell centres
