@@ -52,8 +52,8 @@ def with_precision(model, precision: str):
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware: x86 with AVX512-BF16 or AMX, or an Arm CPU
     whose oneDNN build has bf16 kernels. Elsewhere (e.g. AVX2 only) torch.autocast's bf16
-    convolutions and matmuls run on converting fallback kernels, measured at 20x and more the
-    fp32 time of a keypoint R-CNN R50-FPN (benchmarks/parity_bounded.py)."""
+    convolutions and matmuls run on converting fallback kernels: 27-170x the fp32 time per
+    convolution, measured on an AVX2 CPU (benchmarks/parity_bounded.py)."""
     import torch
 
     cpu = torch.cpu
