@@ -14,6 +14,8 @@ from __future__ import annotations
 PROFILE = "kpmodel"
 # The plugin's fixtures whose probes draw with hypothesis.
 HYPOTHESIS_FIXTURES = frozenset({"kp_stability", "kp_trigger_scan"})
+# Set by load_on_import: the entry point then loads the profile as hypothesis is imported.
+_LOAD_ON_IMPORT = False
 
 
 def register(name: str = PROFILE, *, max_examples: int = 20, load: bool = False) -> str:
@@ -35,9 +37,22 @@ def register(name: str = PROFILE, *, max_examples: int = 20, load: bool = False)
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    if load:
+    if load or (_LOAD_ON_IMPORT and name == PROFILE):
         settings.load_profile(name)
     return name
+
+
+def load_on_import() -> None:
+    """Make the profile the active one as soon as hypothesis is imported (now, if it is
+    already). A test's own ``@settings(...)`` inherits the profile active when its module is
+    imported, during collection: loaded only after collection, such a test would run
+    randomized and replay its example database, not the profile's fixed examples."""
+    import sys
+
+    global _LOAD_ON_IMPORT
+    _LOAD_ON_IMPORT = True
+    if "hypothesis" in sys.modules:
+        register(load=True)
 
 
 def load_if_used(fixtures_per_test: list[set[str]]) -> bool:

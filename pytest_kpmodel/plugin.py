@@ -175,26 +175,27 @@ def _uses(items: list[pytest.Item], marker: str) -> list[MarkerUse]:
 
 # -- hooks ------------------------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
-    """Marker docs and the options, read (and refused when bad) now; nothing else: a run
-    that selects no kp test pays for nothing more (the run is built by ``_kp`` on first use,
-    the hypothesis profile is registered by hypothesis' own entry point when hypothesis is
-    imported: ``hypothesis_profile.register``)."""
+    """Marker docs and the options, read (and refused when bad) now; nothing else: a run that
+    selects no kp test pays for nothing more (``_kp`` builds the run on first use; hypothesis'
+    entry point registers the profile, and loads it in a kp run, as hypothesis is imported)."""
     _configure_progress(config)
     for doc in MARKERS_DOC.values():
         config.addinivalue_line("markers", doc)
     config.stash[_SETTINGS] = _settings(config)
+    if _has_model(config):
+        _load_hypothesis_profile(config, None)  # before collection imports a spec's @settings
     from .required import Ledger
 
     ledger = config.stash[_LEDGER] = Ledger(required=config.stash[_SETTINGS].require)
     config.pluginmanager.register(_LedgerPlugin(ledger), "kpmodel-ledger")
 
 
-def _load_hypothesis_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The ``kpmodel`` profile, unless the user picked one, when a test uses hypothesis."""
+def _load_hypothesis_profile(config: pytest.Config, items: list[pytest.Item] | None) -> None:
+    """The ``kpmodel`` profile unless the user picked one: on import (no items), or for fixtures."""
     if not config.getoption("hypothesis_profile", None):
-        from .hypothesis_profile import load_if_used
+        from .hypothesis_profile import load_if_used, load_on_import
 
-        load_if_used([_fixtures(item) for item in items])
+        load_on_import() if items is None else load_if_used([_fixtures(i) for i in items])
 
 
 def _configure_progress(config: pytest.Config) -> None:

@@ -214,6 +214,26 @@ def test_kpmodel_profile_loaded_for_hypothesis_tests(pytester, tiny_card):
     result.stdout.fnmatch_lines(["*PROFILE default*"])
 
 
+def test_a_specs_own_settings_inherit_the_kpmodel_profile(pytester, tiny_card):
+    """A test's ``@settings(...)``, made when collection imports its module, inherits the
+    kpmodel profile (derandomized, no example database): loaded only after collection, it
+    ran randomized and replayed failures from ``.hypothesis``."""
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+
+        OWN = settings(max_examples=3, deadline=None)
+
+        @OWN
+        @given(st.integers())
+        def test_own_settings(n):
+            assert OWN.derandomize and OWN.database is None
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--kp-model={tiny_card}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("flag", ["--kp-max-images=0"])
 def test_invalid_counts(pytester, tiny_card, flag):
     pytester.makepyfile(SPEC)
