@@ -67,7 +67,7 @@ class ResultArrays(list):
         return out
 
 
-def _columns(results: Any, k: int) -> dict[str, np.ndarray] | None:
+def result_columns(results: Any, k: int) -> dict[str, np.ndarray] | None:
     """The columns of a ``ResultArrays`` that still matches them (nobody appended to it)."""
     cols = getattr(results, "columns", None) if isinstance(results, ResultArrays) else None
     if cols is None or len(cols["score"]) != len(results):
@@ -113,7 +113,7 @@ def check_results(
         raise DatasetError(
             f"results must be a list of COCO result dicts, got {type(results).__name__}"
         )
-    cols = _columns(results, index.k)
+    cols = result_columns(results, index.k)
     if cols is not None:
         checked = _check_columns(results, cols, index, img_pos)  # type: ignore[arg-type]
         if checked is not None:
@@ -210,7 +210,7 @@ def detection_arrays(
     results: Sequence[Mapping[str, Any]], img_pos: Mapping[int, int], k: int
 ) -> DetectionArrays:
     """Arrays of the (already checked) results on the evaluated images."""
-    cols = _columns(results, k)
+    cols = result_columns(results, k)
     if cols is not None:
         return _column_detections(cols, img_pos, k)
     n = len(results)

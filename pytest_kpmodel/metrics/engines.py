@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import KpModelError
+from .detections import result_columns
 from .inputs import EvalInput
 from .params import AREA_RANGES, IOU_THRS, MAX_DETS, REC_THRS, stat_names
 
@@ -94,7 +95,7 @@ def run_engine(engine: str, data: EvalInput, iou_types: Sequence[str]) -> dict[s
         return {t: empty_run(data, t) for t in iou_types}
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        make = _LOADERS[engine](data)
+        make = _LOADERS[engine](data, iou_types)
         return {t: _summarized(make(t), t) for t in iou_types}
 
 
@@ -138,7 +139,7 @@ def _with_params(
     return e
 
 
-def _pycocotools(data: EvalInput) -> MakeEval:
+def _pycocotools(data: EvalInput, iou_types: Sequence[str]) -> MakeEval:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -149,17 +150,30 @@ def _pycocotools(data: EvalInput) -> MakeEval:
     return lambda t: _with_params(COCOeval(gt, dt, t), data, t, sigmas=data.sigmas.copy())
 
 
-def _hotcoco(data: EvalInput) -> MakeEval:
+def _hotcoco(data: EvalInput, iou_types: Sequence[str]) -> MakeEval:
     import hotcoco
 
     gt = hotcoco.COCO(dict(data.gt))  # hotcoco copies; it never writes into the inputs
-    dt = gt.load_res(data.results)
+    dt = gt.load_res(_hotcoco_results(data.results, iou_types))
     return lambda t: _with_params(
         hotcoco.COCOeval(gt, dt, t), data, t, "img_ids", sigmas=data.sigmas.tolist()
     )
 
 
-def _faster(data: EvalInput) -> MakeEval:
+def _hotcoco_results(results: list[Any], iou_types: Sequence[str]) -> list[Any] | np.ndarray:
+    """The results in the form hotcoco loads fastest. Box-only results held as columns go as
+    its ``[image_id, x, y, w, h, score, category_id]`` array (about 5x faster than 91k dicts;
+    it sets area = w*h and numbers them in order, as for dicts). Otherwise a plain list: hotcoco
+    reads a list subclass such as ``ResultArrays`` about 10% slower (91k keypoint results)."""
+    cols = result_columns(results, 0)
+    if cols is not None and "keypoints" not in iou_types:
+        return np.column_stack(
+            [cols["image_id"], cols["bbox"], cols["score"], cols["category_id"]]
+        ).astype(np.float64)
+    return results if results.__class__ is list else list(results)
+
+
+def _faster(data: EvalInput, iou_types: Sequence[str]) -> MakeEval:
     from faster_coco_eval import COCO, COCOeval_faster
 
     gt = COCO(_gt_copy(data))
@@ -173,7 +187,7 @@ def _faster(data: EvalInput) -> MakeEval:
     )
 
 
-_LOADERS: dict[str, Callable[[EvalInput], MakeEval]] = {
+_LOADERS: dict[str, Callable[[EvalInput, Sequence[str]], MakeEval]] = {
     "pycocotools": _pycocotools,
     "hotcoco": _hotcoco,
     "faster-coco-eval": _faster,

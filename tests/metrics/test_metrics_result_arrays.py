@@ -9,6 +9,7 @@ import pytest
 from pytest_kpmodel.errors import DatasetError
 from pytest_kpmodel.metrics import evaluate
 from pytest_kpmodel.metrics.detections import ResultArrays
+from pytest_kpmodel.metrics.engines import _hotcoco_results, available_engines
 from pytest_kpmodel.metrics.inputs import prepare
 from pytest_kpmodel.metrics.synthetic import make_coco_set
 
@@ -67,3 +68,33 @@ def test_appended_result_is_not_hidden_by_stale_columns():
     arrays.append(dict(results[0], score=float("inf")))
     with pytest.raises(DatasetError, match="'score' must be a finite number"):
         prepare(gt, arrays)
+
+
+@pytest.mark.parametrize("engine", available_engines())
+@pytest.mark.parametrize("iou_types", [["bbox"], ["keypoints"], ["bbox", "keypoints"]])
+def test_every_engine_scores_columns_as_pycocotools_scores_dicts(engine, iou_types):
+    """hotcoco reads box-only columns as its array form: same stats as pycocotools on dicts
+    (crowds, an image subset, results on images outside it)."""
+    gt, results = make_coco_set(8, num_images=60, crowd_rate=0.2)
+    ids = [im["id"] for im in gt["images"]][::2]
+    fast = dict(iou_types=iou_types, bootstrap=0, per_keypoint=False, error_analysis=False)
+    ref = evaluate(gt, results, engine="pycocotools", image_ids=ids, **fast)
+    got = evaluate(gt, as_arrays(results), engine=engine, image_ids=ids, **fast)
+    for t in iou_types:
+        a, b = (getattr(m, "bbox" if t == "bbox" else "keypoints").as_array() for m in (ref, got))
+        assert np.max(np.abs(a - b)) <= 1e-9, t
+
+
+def test_hotcoco_gets_the_array_form_only_for_current_box_columns():
+    _, results = make_coco_set(9, num_images=5)
+    arrays = as_arrays(results)
+    boxes = _hotcoco_results(arrays, ["bbox"])
+    assert isinstance(boxes, np.ndarray) and boxes.shape == (len(results), 7)
+    assert boxes[:, 0].tolist() == [r["image_id"] for r in results]
+    assert boxes[:, 1:5].tolist() == [r["bbox"] for r in results]
+    assert boxes[:, 5].tolist() == [r["score"] for r in results]
+    # keypoints need the dicts; a list subclass goes as a plain list (hotcoco's fast path)
+    both = _hotcoco_results(arrays, ["bbox", "keypoints"])
+    assert both.__class__ is list and both == results
+    arrays.append(dict(results[0]))  # stale columns: the dicts are what counts
+    assert _hotcoco_results(arrays, ["bbox"]).__class__ is list
