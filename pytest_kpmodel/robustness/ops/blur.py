@@ -7,7 +7,15 @@ from functools import lru_cache
 import torch
 
 from ..kinds import params_for
-from .context import SEED_MEMO, Kernel, image_memo, kernel_angles, memo_base, memo_matches
+from .context import (
+    SEED_MEMO,
+    Kernel,
+    image_memo,
+    kernel_angles,
+    memo_base,
+    memo_matches,
+    scratch,
+)
 from .filters import (
     conv_same,
     disk_kernel,
@@ -96,33 +104,40 @@ def _zoom_blur(x, p, ctx):
     h, w = x.shape[-2:]
     keys = tuple(zoom_key(h, w, z) for z in zooms)
     # Channels-last: torch's bilinear resize of a crop is about 3x faster in that layout on
-    # the CPU (identical values), and the zoomed copies are the whole cost of this kind.
+    # the CPU (identical values), and the zoomed copies are the whole cost of this kind. The
+    # batch already is when the images are (apply.CHANNELS_LAST); the result keeps the batch's
+    # layout.
     xl = x.contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if xl.data_ptr() == x.data_ptr() else torch.contiguous_format
     sweep = _sweep_keys(h, w)
     if keys not in sweep:  # not one of severities 1-5: nothing to hand on
         out = xl.clone()
         for k in keys:
             out += zoom_crop(xl, k)
-        return (out / (len(keys) + 1)).clamp(0, 1).contiguous()
-    if xl.data_ptr() == x.data_ptr():  # one channel: already channels-last; x is not ours
-        xl = xl.clone()
-    out = _shared_zoom_sum(xl, keys, sweep[sweep.index(keys) + 1 :], ctx)
-    return out.div_(len(keys) + 1).clamp_(0, 1).contiguous()  # out is this call's own
+        return (out / (len(keys) + 1)).clamp(0, 1).contiguous(memory_format=layout)
+    # x itself (already channels-last) is not ours to keep: a hand-over keeps a copy of it
+    owned = xl.data_ptr() != x.data_ptr()
+    out = _shared_zoom_sum(xl, keys, sweep[sweep.index(keys) + 1 :], ctx, owned)
+    return out.div_(len(keys) + 1).clamp_(0, 1).contiguous(memory_format=layout)
 
 
 class _ZoomScratch:
-    """Two buffers a call's crops are copied and resized into, one crop after the other: sized
-    once for the largest, instead of two fresh buffers per crop (a fresh buffer's page faults
-    cost about as much as its resize). Needs the ``out=`` form of the bilinear resize; without
+    """Two buffers a call's crops are copied and resized into, one crop after the other: kept
+    per thread (:func:`.context.scratch`), instead of two fresh buffers per crop (a fresh
+    buffer's page faults cost about as much as its resize). Needs the ``out=`` form of the bilinear resize; without
     it (another torch), :func:`.filters.zoom_crop` allocates as before."""
 
     def __init__(self, xl: torch.Tensor, keys: ZoomKeys) -> None:
         b, c = xl.shape[:2]
         self.b, self.c = b, c
         big = max((k for k in keys if k[:2] != k[2:]), key=lambda k: k[2] * k[3], default=None)
-        n_out = b * c * big[2] * big[3] if big else 0
-        self.crop = torch.empty(b * c * xl.shape[-2] * xl.shape[-1], device=xl.device)
-        self.out = torch.empty(n_out, device=xl.device)
+        h, w = xl.shape[-2:]
+        # Sized for any crop of the image (a resized crop has at most 2 more rows and columns
+        # than the image at the kinds' zooms), so that the same per-thread buffers serve every
+        # severity.
+        n_out = max(b * c * big[2] * big[3] if big else 0, b * c * (h + 2) * (w + 2))
+        self.crop = scratch("zoom.crop", (b * c * h * w,), device=xl.device)
+        self.out = scratch("zoom.out", (n_out,), device=xl.device)
         self.works = _UPSAMPLE_OUT is not None
 
     def _view(self, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -154,7 +169,9 @@ class _ZoomScratch:
 _UPSAMPLE_OUT = getattr(getattr(torch._C, "_nn", None), "upsample_bilinear2d", None)
 
 
-def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ...], ctx):
+def _shared_zoom_sum(
+    xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ...], ctx, owned: bool
+):
     """``xl + sum of its zooms``, handing partial sums on to the later severities of a sweep.
 
     The severities' zoom lists overlap (1.01-1.10 are severity 1's and 2's, 1.02-1.20 in steps
@@ -163,7 +180,9 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
     come in that order, and kept (``SEED_MEMO``, checked against the image itself) for when
     that severity is applied to the same images: a sweep resizes 24 crops for its five
     severities instead of 57. The sums are the same float operations in the same order as a
-    fresh severity's, so the result is bit-identical whether or not anything was handed on."""
+    fresh severity's, so the result is bit-identical whether or not anything was handed on.
+    ``owned``: whether ``xl`` is this call's own copy (else the caller's batch, kept only as a
+    copy)."""
     base = memo_base("zoom_blur", ctx, xl)
     seen = memo_matches(base, xl)  # other images: their hand-overs are dropped
     handed = SEED_MEMO.pop((*base, keys)) if seen else None
@@ -191,7 +210,8 @@ def _shared_zoom_sum(xl: torch.Tensor, keys: ZoomKeys, later: tuple[ZoomKeys, ..
                 entry[1] += 1
     for t in twins:
         carried[t] = [out.clone(), len(keys)]
-    if later and carried and (seen or SEED_MEMO.put((*base, "input"), xl)):
+    kept = (*base, "input")  # the image the hand-overs were made from (a copy unless owned)
+    if later and carried and (seen or SEED_MEMO.put(kept, xl if owned else xl.clone())):
         for t, (total, done) in carried.items():
             SEED_MEMO.put((*base, t), (total, done))
     elif not later:  # the last severity: nothing is left to hand on
@@ -248,6 +268,7 @@ def _shuffle_index(ctx, h: int, w: int, delta: int, device: torch.device) -> tor
     return to_image.index_select(0, padded.view(-1)).view(-1, h * w)
 
 
+CHANNELS_LAST = frozenset({"zoom_blur"})  # see apply._wants_channels_last
 KERNELS: dict[str, Kernel] = {
     "gaussian_blur": _gaussian_blur,
     "defocus_blur": _defocus_blur,

@@ -6,6 +6,7 @@ equals its images processed one by one) and the people's boxes (``Ctx``).
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -234,3 +235,85 @@ def memo_matches(base: tuple[Hashable, ...], x: torch.Tensor) -> bool:
 
 # The textures of a sweep's images (frost): 50 images of 640x480 are 184 MB.
 SEED_MEMO = ByteLRU(256 * 2**20)
+
+
+# Work buffers kept per thread (see :func:`scratch`), and what they may hold in all.
+_WORK = threading.local()
+SCRATCH_MAX_BYTES = 160 * 2**20  # e.g. ten 4-image batches of 640x480
+
+
+def scratch(
+    name: str, shape: Sequence[int], dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:  # fmt: skip
+    """A work buffer of ``shape`` (uninitialised), the same one for every call with ``name`` on
+    this thread while the shape stays: on a CPU, a fresh batch-sized buffer costs more in page
+    faults than the arithmetic done in it (freed large buffers go back to the system), and a
+    sweep's calls all have the same shape. Only for temporaries: a kernel never returns one (or
+    a view of one), and two live temporaries never share a ``name``. Off the CPU, and beyond
+    ``SCRATCH_MAX_BYTES`` per thread, a fresh tensor."""
+    shape = tuple(shape)
+    if torch.device(device).type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
+    bufs: dict[str, torch.Tensor] | None = getattr(_WORK, "bufs", None)
+    if bufs is None:
+        bufs = _WORK.bufs = {}
+    buf = bufs.get(name)
+    if buf is not None and tuple(buf.shape) == shape and buf.dtype == dtype:
+        return buf
+    bufs.pop(name, None)
+    size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    if _kept_bytes() + size > SCRATCH_MAX_BYTES:
+        return torch.empty(shape, dtype=dtype)
+    buf = bufs[name] = torch.empty(shape, dtype=dtype)
+    return buf
+
+
+# The storage's reference count (a torch-internal name; absent -> results are never reused).
+_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
+RESULTS_KEPT = 2  # result buffers kept per thread and shape
+
+
+def _refs(t: torch.Tensor) -> int:
+    assert _USE_COUNT is not None
+    return int(_USE_COUNT(t.untyped_storage()._cdata))
+
+
+def result_buffer(
+    shape: Sequence[int], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """A buffer for a kernel's result (uninitialised). On the CPU, one that an earlier call
+    returned is reused once nothing but this pool refers to its storage any more (every
+    tensor and view of it handed out is gone): a sweep drops each result after inference, and
+    a fresh batch-sized buffer costs more in page faults than most kernels' arithmetic."""
+    shape = tuple(shape)
+    if torch.device(device).type != "cpu" or _USE_COUNT is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    kept: list[tuple[torch.Tensor, int]] | None = getattr(_WORK, "results", None)
+    if kept is None:
+        kept = _WORK.results = []
+    same = [(b, n) for b, n in kept if tuple(b.shape) == shape and b.dtype == dtype]
+    # Handed out as a view (a tensor of its own on the kept storage), so that every tensor
+    # the caller holds, the handed one included, counts against the storage.
+    for buf, alone in same:
+        if _refs(buf) == alone:
+            return buf.view(shape)
+    buf = torch.empty(shape, dtype=dtype)
+    size = buf.numel() * buf.element_size()
+    if len(same) < RESULTS_KEPT:
+        # room first from kept results of other shapes that nothing holds any more
+        free = [e for e in kept if tuple(e[0].shape) != shape and _refs(e[0]) == e[1]]
+        for entry in free:
+            if _kept_bytes() + size <= SCRATCH_MAX_BYTES:
+                break
+            kept[:] = [e for e in kept if e[0] is not entry[0]]
+        if _kept_bytes() + size <= SCRATCH_MAX_BYTES:
+            kept.append((buf, _refs(buf)))
+            return buf.view(shape)
+    return buf
+
+
+def _kept_bytes() -> int:
+    bufs = getattr(_WORK, "bufs", None) or {}
+    results = getattr(_WORK, "results", None) or []
+    return sum(_nbytes(b) for b in bufs.values()) + sum(_nbytes(b) for b, _ in results)

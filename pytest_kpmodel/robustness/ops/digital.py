@@ -19,7 +19,7 @@ def _jpeg_compression(x, p, ctx):
         hwc = torch.empty((x.shape[0], *x.shape[2:], channels), dtype=torch.uint8)
         hwc.copy_(levels.permute(0, 2, 3, 1))
         back = _pil_jpeg_hwc(hwc, quality)
-        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        out = torch.empty_like(x)  # a channels-last batch: the copy back is a plain one
         return out.copy_(back.permute(0, 3, 1, 2)).div_(255)
     u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     if u8.is_cuda:
@@ -114,6 +114,7 @@ def _elastic_transform(x, p, ctx):
     return y.clamp(0, 1)
 
 
+CHANNELS_LAST = frozenset({"jpeg_compression"})  # see apply._wants_channels_last
 KERNELS: dict[str, Kernel] = {
     "jpeg_compression": _jpeg_compression,
     "pixelate": _pixelate,

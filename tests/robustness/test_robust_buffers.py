@@ -1,0 +1,107 @@
+"""Buffers kept per thread between kernel calls (``context.scratch``, ``context.result_buffer``)
+and the channels-last batch of kinds that work in that layout: never visible in results (a
+result still held is never overwritten), and results equal to the plain path's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pytest_kpmodel.robustness.ops import context
+from pytest_kpmodel.robustness.ops.apply import CHANNELS_LAST
+from pytest_kpmodel.robustness.ops.context import SEED_MEMO, result_buffer, scratch
+from pytest_kpmodel.robustness.perturbations import Perturbation
+
+
+def _hwc(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The same images in HWC memory (CHW views), as images decoded from files are."""
+    return [im.permute(1, 2, 0).contiguous().permute(2, 0, 1) for im in images]
+
+
+def test_scratch_is_one_buffer_per_name_and_shape_within_the_bound(monkeypatch):
+    a = scratch("test.a", (4, 5))
+    assert scratch("test.a", (4, 5)) is a
+    assert scratch("test.b", (4, 5)) is not a
+    assert scratch("test.a", (4, 6)) is not a and scratch("test.a", (4, 6)) is not a.view(-1)
+    assert scratch("test.a", (4, 6), torch.int32).dtype == torch.int32
+    monkeypatch.setattr(context, "SCRATCH_MAX_BYTES", 0)
+    assert scratch("test.c", (3,)) is not scratch("test.c", (3,))  # over the bound: fresh
+
+
+def test_result_buffer_is_reused_only_once_nothing_else_holds_it():
+    first = result_buffer((2, 7))
+    first.fill_(1.0)
+    held = first[1]  # a view handed out
+    ptr = first.data_ptr()
+    del first
+    second = result_buffer((2, 7))
+    assert second.untyped_storage().data_ptr() != held.untyped_storage().data_ptr()
+    second.fill_(2.0)
+    assert torch.equal(held, torch.ones(7))  # the held view was not written over
+    del held, second
+    assert result_buffer((2, 7)).data_ptr() == ptr  # nothing holds it any more: reused
+
+
+def test_result_buffer_reuse_needs_every_view_gone():
+    buf = result_buffer((3, 4))
+    ptr = buf.data_ptr()
+    assert result_buffer((3, 4)).data_ptr() != ptr  # the handed tensor itself is held
+    row = buf[0].clone()
+    sub = buf[0][1:]  # a view of a view
+    del buf
+    assert result_buffer((3, 4)).data_ptr() != ptr
+    del sub, row
+
+
+@pytest.mark.parametrize("kind", ["shot_noise", "zoom_blur", "jpeg_compression"])
+def test_results_held_across_calls_keep_their_values(kind):
+    """A result still held when the next call runs is not a buffer that call writes into."""
+    images = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]
+    SEED_MEMO.clear()
+    held = Perturbation(kind, 2.0, seed=1).apply(images).images
+    copies = [h.clone() for h in held]
+    for s in (1, 3, 5):
+        Perturbation(kind, float(s), seed=2).apply([torch.rand(3, 40, 56) for _ in images])
+    assert all(torch.equal(h, c) for h, c in zip(held, copies, strict=True))
+    SEED_MEMO.clear()
+
+
+@pytest.mark.parametrize("kind", sorted(CHANNELS_LAST))
+def test_channels_last_batch_gives_the_plain_batch_results(kind):
+    """HWC-memory images get a channels-last batch for these kinds: the same values as CHW
+    images, in the images' own layout, for a whole sweep (zoom blur's hand-overs included)."""
+    images = [torch.rand(3, 36, 52), torch.rand(3, 36, 52)]
+    SEED_MEMO.clear()
+    plain = [Perturbation(kind, float(s), seed=4).apply(images).images for s in range(1, 6)]
+    SEED_MEMO.clear()
+    hwc = _hwc(images)
+    last = [Perturbation(kind, float(s), seed=4).apply(hwc).images for s in range(1, 6)]
+    SEED_MEMO.clear()
+    for a, b in zip(plain, last, strict=True):
+        assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+        assert all(q.stride(0) == 1 for q in b) and all(p.is_contiguous() for p in a)
+
+
+def test_zoom_hand_overs_keep_a_copy_of_a_channels_last_batch():
+    """With HWC images the batch buffer itself is the channels-last image zoom blur works on:
+    what it keeps to check later severities against is a copy, not the reused buffer (which
+    would hold the next images and pass them a, for them, wrong hand-over)."""
+    a, b = _hwc([torch.rand(3, 40, 56)]), _hwc([torch.rand(3, 40, 56)])
+    SEED_MEMO.clear()
+    Perturbation("zoom_blur", 1.0, seed=0).apply(a)
+    got = Perturbation("zoom_blur", 2.0, seed=0).apply(b).images[0]  # other images, same seed
+    SEED_MEMO.clear()
+    assert torch.equal(got, Perturbation("zoom_blur", 2.0, seed=0).apply(b).images[0])
+    SEED_MEMO.clear()
+
+
+def test_result_buffers_of_other_shapes_make_room_once_free(monkeypatch):
+    monkeypatch.setattr(context, "SCRATCH_MAX_BYTES", 3 * 400)
+    monkeypatch.setattr(context._WORK, "results", [], raising=False)
+    monkeypatch.setattr(context._WORK, "bufs", {}, raising=False)
+    a = result_buffer((100,))
+    b = result_buffer((200,))  # kept too: 1200 bytes in all
+    del b
+    c = result_buffer((150,))  # room from b (free), not from a (held)
+    kept = [t.data_ptr() for t, _ in context._WORK.results]
+    assert sorted(kept) == sorted([a.data_ptr(), c.data_ptr()])
