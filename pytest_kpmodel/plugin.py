@@ -507,13 +507,14 @@ def kp_flip_consistency(request: pytest.FixtureRequest):
 
 @pytest.fixture  # per test (the drop itself is computed once per run): its skip is the test's
 def kp_precision_drop(request: pytest.FixtureRequest):
-    """``kp_precision_drop("bf16")``: AP lost against fp32 (fp16 skips without a GPU)."""
+    """``kp_precision_drop("bf16", run_emulated_bf16=False)``: AP lost against fp32 (fp16 skips
+    without a GPU; bf16 on a CPU that emulates it when projected over 10 min, unless asked)."""
     from .required import of_precision
 
     kp = _kp_with_model(request)
 
-    def measure(precision: str):
-        drop = _or_fail(lambda: kp.precision_drop(precision))
+    def measure(precision: str, run_emulated_bf16: bool = False):
+        drop = _or_fail(lambda: kp.precision_drop(precision, run_emulated_bf16))
         failures = _note(request.node, of_precision(precision, drop.skipped))
         if failures:
             pytest.fail("kp_precision_drop: " + "\n".join(failures), pytrace=False)

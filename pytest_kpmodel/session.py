@@ -474,15 +474,18 @@ class KpSession:
         return self._once(key, lambda: KpSession(settings, self.card_path, parent=self,
                                                  role="variant"))  # fmt: skip
 
-    def precision_drop(self, precision: str):
+    def precision_drop(self, precision: str, run_emulated_bf16: bool = False):
         def compute():
+            from .bench.precision import emulated_bf16_drop_reason as why
+            from .distributed.cache import is_cached
             from .metrics.accuracy import precision_drop
 
-            drop = precision_drop(self, precision)
+            skip = None if run_emulated_bf16 else lambda fp32, bf16: why(fp32, bf16, is_cached)
+            drop = precision_drop(self, precision, skip)
             self._sections.setdefault("precision_drop", {})[precision] = drop.to_json()
             return drop
 
-        return self._once(("precision_drop", precision), compute)
+        return self._once(("precision_drop", precision, run_emulated_bf16), compute)
 
     # -- speed ------------------------------------------------------------------------------------
     def bench(self, benchmark: Any = None, **settings: Any):

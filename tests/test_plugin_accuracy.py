@@ -154,3 +154,39 @@ def test_bad_threshold_argument(pytester, tiny_card):
     result = pytester.runpytest(f"--kp-model={tiny_card}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*kp_thresholds: unknown argument(s) kp_app*"])
+
+
+def test_emulated_bf16_drop_is_skipped_when_projected_too_long(pytester, tiny_card, monkeypatch):
+    """Where the CPU emulates bf16 (faked, with a huge slowdown), the bf16 predictions are
+    projected from the fp32 time (predicted, then timed on one image when the fp32 set came
+    from the cache) and not made; asked to, they are, and once cached they cost nothing."""
+    from pytest_kpmodel.bench import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "emulated_bf16_slowdown", lambda: 1e9)
+    pytester.makepyfile(
+        test_drop="""
+        import pytest
+
+        def test_bf16(kp_precision_drop):
+            kp_precision_drop("bf16")
+
+        @pytest.mark.kp_thresholds(max_drop_bf16=1.0)
+        def test_bf16_gate():
+            pass
+        """,
+        test_forced="""
+        def test_bf16(kp_precision_drop):
+            drop = kp_precision_drop("bf16", run_emulated_bf16=True)
+            assert set(drop.drops) == {"box AP", "keypoints AP"}
+        """,
+    )
+    reason = "*bf16 is emulated on this CPU*1000000000x its fp32 time here, so predicting *"
+    for _fp32_cached in (False, True):
+        result = pytester.runpytest(f"--kp-model={tiny_card}", "-rs", "test_drop.py")
+        result.assert_outcomes(skipped=2)
+        result.stdout.fnmatch_lines(
+            [reason + "over kp_precision_drop's 10 min for it; not run*run_emulated_bf16=True*"]
+        )
+    pytester.runpytest(f"--kp-model={tiny_card}", "test_forced.py").assert_outcomes(passed=1)
+    pytester.runpytest(f"--kp-model={tiny_card}", "test_drop.py").assert_outcomes(passed=2)

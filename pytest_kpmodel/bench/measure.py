@@ -29,7 +29,7 @@ from ..progress import step
 from .load import LoadSampler
 from .machine import device_name
 from .memory import TimedRunMemory
-from .precision import with_precision
+from .precision import refuse_emulated_bf16_timing, with_precision
 from .result import BenchResult
 from .settings import BenchError, BenchSettings
 from .stages import TimedStages, detection_module, measure_stages
@@ -124,6 +124,7 @@ def measure(
     benchmark: Any = None,
     clock=None,
     progress: Any = None,
+    time_emulated_bf16: bool = False,
 ) -> BenchResult:
     """Benchmark ``model`` (a ``KeypointModel``) on fixed real images of ``dataset`` (or on
     ``images``: uint8/float CHW tensors) under ``settings``.
@@ -135,7 +136,8 @@ def measure(
     the stage hooks inside them where they need no synchronisation; read memory; then, only for
     R-CNN models on CUDA or when ``stage_iters`` asks, a separate stage pass. Raises
     ``BenchUnavailable`` for what cannot run here. ``progress``: a ``progress.Step`` to count
-    the calls in (``kp_parity``'s variant); without it the benchmark shows its own.
+    the calls in (``kp_parity``'s variant); without it the benchmark shows its own. bf16 on a CPU
+    that emulates it is refused (``BenchUnavailable``) unless ``time_emulated_bf16``.
     """
     import time
 
@@ -146,6 +148,8 @@ def measure(
     clock = clock or time.perf_counter
     vmodel = with_precision(model, settings.precision)
     device = torch.device(getattr(vmodel, "device", "cpu"))
+    if not time_emulated_bf16:
+        refuse_emulated_bf16_timing(settings.precision, str(device), "kp_bench(precision='bf16')")
     prepared = _timed_images(dataset, images, settings, device)
     batches = make_batches(prepared, settings.batch_size)
     sync = device_sync(device)

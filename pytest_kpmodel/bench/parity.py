@@ -48,6 +48,7 @@ from typing import Any
 from ..errors import KpModelError
 from ..progress import say, step
 from .parity_table import ParityRow, ParityTable
+from .precision import EMULATED_BF16_BUDGET_S  # noqa: F401 - the budget's documented name
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "fp16", "onnx", "exported")
 PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
@@ -56,9 +57,6 @@ PRECISION_VARIANTS = ("fp32", "bf16", "fp16")
 # per shape and `iters` timed calls, so the run is bounded by
 # variants x (num_images + warmup x shapes + iters) forward passes, known before it starts.
 PARITY_DEFAULTS: Mapping[str, Any] = {"num_images": 50, "warmup": 1, "iters": 10}
-# The most the bf16 row's predictions may be projected to take where the CPU emulates bf16 (see
-# the module doc): emulated bf16 on a full-size R-CNN takes hours, the other rows minutes.
-EMULATED_BF16_BUDGET_S = 600.0
 
 
 def parity_settings(marker: Mapping[str, Any]):
@@ -301,26 +299,12 @@ def _emulated(ctx: _Context, variant: str, device: str) -> str | None:
 def _over_budget(ctx: _Context, images: int) -> str | None:
     """The reason the emulated bf16 row is not run: its predictions projected over
     ``EMULATED_BF16_BUDGET_S``; None when they fit."""
-    from .precision import emulated_bf16_slowdown
+    from .precision import emulated_bf16_over_budget
 
-    try:
-        factor = emulated_bf16_slowdown()
-    except Exception:  # noqa: BLE001 - a probe that cannot run must not stop the table: run it
-        return None
-    projected = ctx.reference_s * factor  # the reference predicted the same images in fp32
-    if projected <= EMULATED_BF16_BUDGET_S:
-        return None
-    return (
-        f"bf16 is emulated on this CPU (no AVX512-BF16/AMX): a bf16 convolution takes "
-        f"{factor:.0f}x its fp32 time here, so predicting {images} images would take at least "
-        f"{_duration(projected)} (fp32: {_duration(ctx.reference_s)}), over kp_parity's "
-        f"{_duration(EMULATED_BF16_BUDGET_S)} for it; not run. A CPU with AVX512-BF16/AMX or "
-        "a GPU runs it (or fewer images: kp_bench(num_images=...))"
+    # the reference predicted the same images in fp32
+    return emulated_bf16_over_budget(
+        ctx.reference_s, images, "kp_parity's", "or fewer images: kp_bench(num_images=...)"
     )
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _run_variant(ctx: _Context, variant: str, workdir: Path) -> ParityRow:
@@ -390,9 +374,8 @@ def _speed(ctx: _Context, row: ParityRow, vmodel, bar) -> None:
     """The speed columns: ``measure`` at the variant's precision."""
     from .measure import measure
 
-    result = measure(
-        vmodel, ctx.dataset, replace(ctx.settings, precision=row.precision), progress=bar
-    )
+    result = measure(vmodel, ctx.dataset, replace(ctx.settings, precision=row.precision),
+                     progress=bar, time_emulated_bf16=ctx.run_emulated_bf16)  # fmt: skip
     row.bench = result.to_json()
     row.latency_ms_p50 = result.latency.p50
     row.latency_ms_p90 = result.latency.p90

@@ -90,11 +90,14 @@ class _Timed:
         import torch
 
         from .measure import _timed_images, make_batches
-        from .precision import with_precision
+        from .precision import refuse_emulated_bf16_timing, with_precision
         from .timing import device_sync
 
         self.model = with_precision(model, settings.precision)
         self.device = torch.device(getattr(self.model, "device", "cpu"))
+        refuse_emulated_bf16_timing(
+            settings.precision, str(self.device), "kp_bench_vs_baseline(precision='bf16')"
+        )
         self.batches = make_batches(
             _timed_images(dataset, images, settings, self.device), settings.batch_size
         )

@@ -84,6 +84,14 @@ def prediction_key(kp) -> str:
     )
 
 
+def is_cached(kp) -> bool:
+    """Whether a run's (``KpSession``) predictions have a cache entry it would read."""
+    settings = kp.settings
+    if not settings.cache_dir or settings.no_cache:
+        return False
+    return (settings.cache_dir / f"{prediction_key(kp)}.npz").is_file()
+
+
 def session_predictions(kp):
     """A run's (``KpSession``) predictions, from the cache or predicted. Under torchrun each
     rank predicts its shard (whole batches) and every rank gets the merged set; rank 0 reads and
@@ -94,7 +102,7 @@ def session_predictions(kp):
     kp.check_ground_truth()  # refuse a bad ground truth before predicting
     key = prediction_key(kp)
     settings = kp.settings
-    path = settings.cache_dir / f"{key}.npz" if settings.cache_dir else None
+    path = settings.cache_dir / f"{key}.npz" if settings.cache_dir else None  # as is_cached
 
     def compute():
         n = len(kp.dataset)

@@ -6,6 +6,7 @@ definitions and their exactness live in ``metrics``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +71,13 @@ class PrecisionDrop:
                 "skipped": self.skipped}  # fmt: skip
 
 
-def precision_drop(session, precision: str) -> PrecisionDrop:
-    """AP at fp32 minus AP at ``precision`` (fp16 needs CUDA; bf16 runs on the CPU too)."""
+BF16Skip = Callable[[Any, Any], str | None]
+
+
+def precision_drop(session, precision: str, bf16_skip: BF16Skip | None = None) -> PrecisionDrop:
+    """AP at fp32 minus AP at ``precision`` (fp16 needs CUDA; bf16 runs on the CPU too).
+    ``bf16_skip(fp32 session, bf16 session)``: why the bf16 predictions are not made here (the
+    session's emulated-bf16 guard, ``bench.precision.emulated_bf16_drop_reason``), or None."""
     if precision not in ("fp16", "bf16"):
         raise KpModelError(f"precision drop: {precision!r} is not fp16 or bf16")
     if precision == "fp16" and not session.device.startswith("cuda"):
@@ -80,6 +86,10 @@ def precision_drop(session, precision: str) -> PrecisionDrop:
         )
     reference = session.variant(precision="fp32")
     variant = session.variant(precision=precision)
+    if precision == "bf16" and bf16_skip is not None:
+        reason = bf16_skip(reference, variant)
+        if reason:
+            return PrecisionDrop(precision, skipped=reason)
     ref, var = reference.eval_at(None), variant.eval_at(None)
     out = PrecisionDrop(precision)
     for label, section in (("box AP", "bbox"), ("keypoints AP", "keypoints")):
