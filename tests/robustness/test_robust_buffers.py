@@ -105,3 +105,30 @@ def test_result_buffers_of_other_shapes_make_room_once_free(monkeypatch):
     c = result_buffer((150,))  # room from b (free), not from a (held)
     kept = [t.data_ptr() for t, _ in context._WORK.results]
     assert sorted(kept) == sorted([a.data_ptr(), c.data_ptr()])
+
+
+def test_flat_scratch_serves_smaller_requests_from_its_start():
+    big = scratch("test.flat", (10,))
+    small = scratch("test.flat", (6,))
+    assert small.data_ptr() == big.data_ptr() and small.shape == (6,)
+    assert scratch("test.flat", (12,)).numel() == 12  # larger: a new buffer
+
+
+def test_padded_copy_into_the_kept_buffer_equals_a_fresh_one():
+    from pytest_kpmodel.robustness.ops.filters import pad_channels_last
+
+    x = torch.rand(2, 3, 9, 11)
+    for ph, pw in ((2, 3), (1, 1), (3, 0)):
+        fresh = pad_channels_last(x, ph, pw, "replicate")
+        kept = pad_channels_last(x, ph, pw, "replicate", work=True)
+        assert torch.equal(fresh, kept)
+        assert kept.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_glass_blur_of_one_channel_with_a_one_tap_blur_is_not_a_kept_buffer():
+    images = [torch.rand(1, 20, 24)]
+    kw = {"sigma": 0.1, "max_delta": 1, "iterations": 1}
+    first = Perturbation("glass_blur", 1.0, params=kw, seed=0).apply(images).images[0]
+    copy = first.clone()
+    Perturbation("glass_blur", 1.0, params=kw, seed=1).apply([torch.rand(1, 20, 24)])
+    assert torch.equal(first, copy)

@@ -249,7 +249,9 @@ def scratch(
     """A work buffer of ``shape`` (uninitialised), the same one for every call with ``name`` on
     this thread while the shape stays: on a CPU, a fresh batch-sized buffer costs more in page
     faults than the arithmetic done in it (freed large buffers go back to the system), and a
-    sweep's calls all have the same shape. Only for temporaries: a kernel never returns one (or
+    sweep's calls all have the same shape. A one-dimensional buffer serves any request up to
+    its length (the start of it), so flat buffers serve the severities' sizes. Only for
+    temporaries: a kernel never returns one (or
     a view of one), and two live temporaries never share a ``name``. Off the CPU, and beyond
     ``SCRATCH_MAX_BYTES`` per thread, a fresh tensor."""
     shape = tuple(shape)
@@ -261,6 +263,9 @@ def scratch(
     buf = bufs.get(name)
     if buf is not None and tuple(buf.shape) == shape and buf.dtype == dtype:
         return buf
+    flat = buf is not None and len(shape) == buf.ndim == 1 and buf.dtype == dtype
+    if flat and buf.numel() >= shape[0]:  # a flat buffer serves every smaller request
+        return buf[: shape[0]]
     bufs.pop(name, None)
     size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
     if _kept_bytes() + size > SCRATCH_MAX_BYTES:

@@ -13,6 +13,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from .context import scratch
+
 
 def _pad_index(n: int, p: int, mode: str, device: torch.device) -> torch.Tensor:
     i = torch.arange(-p, n + p, device=device)
@@ -111,17 +113,22 @@ def _shift_sum(x: torch.Tensor, k: torch.Tensor, dim: int, mode: str) -> torch.T
 DEPTHWISE_MAX_TAPS = 33
 
 
-def pad_channels_last(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
+def pad_channels_last(
+    x: torch.Tensor, ph: int, pw: int, mode: str, work: bool = False
+) -> torch.Tensor:
     """:func:`pad` into a channels-last buffer: for 'replicate', the image and its borders are
-    copied straight into it (one fresh buffer instead of two: a fresh buffer's page faults cost
-    about as much as the copy)."""
+    copied straight into it (one buffer instead of two: a fresh buffer's page faults cost
+    about as much as the copy). ``work``: the caller only reads it before its next call (it is
+    then a buffer kept per thread, :func:`.context.scratch`)."""
     b, c, h, w = x.shape
     if mode != "replicate" or not (ph or pw):
         return pad(x, ph, pw, mode).contiguous(memory_format=torch.channels_last)
-    out = torch.empty(
-        (b, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype, device=x.device,
-        memory_format=torch.channels_last,
-    )  # fmt: skip
+    shape = (b, c, h + 2 * ph, w + 2 * pw)
+    if work and x.dtype == torch.float32:
+        flat = scratch("pad_channels_last", (math.prod(shape),), device=x.device)
+        out = flat.view(b, shape[2], shape[3], c).permute(0, 3, 1, 2)
+    else:
+        out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     out[:, :, ph : ph + h, pw : pw + w] = x
     out[:, :, :ph, pw : pw + w] = x[:, :, :1]
     out[:, :, ph + h :, pw : pw + w] = x[:, :, -1:]
@@ -130,26 +137,44 @@ def pad_channels_last(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Ten
     return out
 
 
-def _depthwise(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str) -> torch.Tensor:
+def _layout(x: torch.Tensor, channels_last: bool | None) -> torch.memory_format:
+    """The layout of a result: ``channels_last`` if given, else ``x``'s own."""
+    if channels_last is None:
+        channels_last = x.ndim == 4 and not x.is_contiguous()
+        channels_last = channels_last and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _depthwise(
+    x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str,
+    channels_last: bool | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Column pass then row pass of a separable symmetric kernel (conv2d correlates: the same for
-    a symmetric kernel), on the image padded once with ``mode``."""
+    a symmetric kernel), on the image padded once with ``mode``; the result in ``x``'s layout
+    (or channels-last / not as asked)."""
     c = x.shape[1]
-    y = pad_channels_last(x, ky.numel() // 2, kx.numel() // 2, mode)
+    ph, pw = ky.numel() // 2, kx.numel() // 2
+    # the padded copy is read by the first convolution only (one runs whenever ph or pw > 0)
+    y = pad_channels_last(x, ph, pw, mode, work=bool(ph or pw))
     if ky.numel() > 1:
         y = F.conv2d(y, ky.to(y.dtype).view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
     if kx.numel() > 1:
         y = F.conv2d(y, kx.to(y.dtype).view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return y.contiguous()
+    return y.contiguous(memory_format=_layout(x, channels_last))
 
 
-def separable_conv(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str) -> torch.Tensor:
+def separable_conv(
+    x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str,
+    channels_last: bool | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Same-size separable convolution with symmetric kernels: two depthwise passes for kernels
-    up to ``DEPTHWISE_MAX_TAPS``, one FFT convolution with the outer product otherwise; shifted
-    sums for what is not a ``[B, C, H, W]`` batch."""
+    up to ``DEPTHWISE_MAX_TAPS`` (the result in ``x``'s layout unless ``channels_last`` says),
+    one FFT convolution with the outer product otherwise; shifted sums for what is not a
+    ``[B, C, H, W]`` batch."""
     if max(ky.numel(), kx.numel()) > DEPTHWISE_MAX_TAPS:
         return fft_conv(x, torch.outer(ky, kx).unsqueeze(0), mode)
     if x.ndim == 4 and x.is_floating_point():
-        return _depthwise(x, ky, kx, mode)
+        return _depthwise(x, ky, kx, mode, channels_last)
     y = x
     if ky.numel() > 1:
         y = _shift_sum(y, ky.to(y.dtype), -2, mode)
@@ -160,16 +185,17 @@ def separable_conv(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: st
 
 def gaussian_blur(
     x: torch.Tensor, sigma: float | tuple[float, float], mode: str = "replicate",
-    truncate: float = 4.0,
+    truncate: float = 4.0, channels_last: bool | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """skimage.filters.gaussian: per-axis sigma (rows, columns), default mode 'nearest'."""
+    """skimage.filters.gaussian: per-axis sigma (rows, columns), default mode 'nearest'.
+    ``channels_last``: the layout of a depthwise result (None: ``x``'s)."""
     sy, sx = (sigma, sigma) if isinstance(sigma, int | float) else sigma
     if sy <= 0 and sx <= 0:
         return x
     one = torch.ones(1, device=x.device)
     ky = gaussian_kernel1d(sy, truncate, x.device) if sy > 0 else one
     kx = gaussian_kernel1d(sx, truncate, x.device) if sx > 0 else one
-    return separable_conv(x, ky, kx, mode)
+    return separable_conv(x, ky, kx, mode, channels_last)
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
