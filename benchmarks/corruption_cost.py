@@ -312,6 +312,7 @@ BEFORE = [
     (Rng, "normal", rng_normal_before),
     (Rng, "uniform", rng_uniform_before),
     (SEED_MEMO, "max_bytes", 0),  # nothing shared between severities
+    (ops_apply, "CHANNELS_LAST", frozenset()),  # every batch in plain layout, as it was
 ]
 AFTER = [
     *((ops_apply.KERNELS, name, ops_apply.KERNELS[name]) for name in REPLACED),
@@ -321,6 +322,7 @@ AFTER = [
     (Rng, "normal", Rng.normal),
     (Rng, "uniform", Rng.uniform),
     (SEED_MEMO, "max_bytes", SEED_MEMO.max_bytes),
+    (ops_apply, "CHANNELS_LAST", ops_apply.CHANNELS_LAST),
 ]
 CHANGED = set(REPLACED)
 

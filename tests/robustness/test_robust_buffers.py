@@ -53,10 +53,16 @@ def test_result_buffer_reuse_needs_every_view_gone():
     del sub, row
 
 
-@pytest.mark.parametrize("kind", ["shot_noise", "zoom_blur", "jpeg_compression"])
-def test_results_held_across_calls_keep_their_values(kind):
+@pytest.mark.parametrize(
+    "kind",
+    ["shot_noise", "impulse_noise", "brightness", "contrast", "fog", "frost", "snow",
+     "motion_blur", "glass_blur", "zoom_blur", "jpeg_compression"],
+)  # fmt: skip
+@pytest.mark.parametrize("layout", ["chw", "hwc"])
+def test_results_held_across_calls_keep_their_values(kind, layout):
     """A result still held when the next call runs is not a buffer that call writes into."""
     images = [torch.rand(3, 40, 56), torch.rand(3, 40, 56)]
+    images = _hwc(images) if layout == "hwc" else images
     SEED_MEMO.clear()
     held = Perturbation(kind, 2.0, seed=1).apply(images).images
     copies = [h.clone() for h in held]

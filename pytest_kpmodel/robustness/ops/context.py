@@ -284,13 +284,25 @@ def _refs(t: torch.Tensor) -> int:
     return int(_USE_COUNT(t.untyped_storage()._cdata))
 
 
+def result_like(x: torch.Tensor) -> torch.Tensor:
+    """:func:`result_buffer` of ``x``'s shape, dtype and device, channels-last if ``x`` is (and
+    has more than one channel)."""
+    cl = x.ndim == 4 and x.shape[1] > 1 and not x.is_contiguous()
+    if cl and x.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = x.shape
+        return result_buffer((b, h, w, c), x.dtype, x.device).permute(0, 3, 1, 2)
+    return result_buffer(x.shape, x.dtype, x.device)
+
+
 def result_buffer(
     shape: Sequence[int], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """A buffer for a kernel's result (uninitialised). On the CPU, one that an earlier call
-    returned is reused once nothing but this pool refers to its storage any more (every
-    tensor and view of it handed out is gone): a sweep drops each result after inference, and
-    a fresh batch-sized buffer costs more in page faults than most kernels' arithmetic."""
+    """A buffer for a kernel's result (uninitialised, contiguous). On the CPU, one that an
+    earlier call returned is reused once nothing but this pool refers to its storage any more
+    (every tensor and view of it handed out is gone, which the storage's reference count
+    tells; a storage object held without any tensor is not seen): a sweep drops each result
+    after inference, and a fresh batch-sized buffer costs more in page faults than most
+    kernels' arithmetic. Safe for intermediates too (a held one is never handed out again)."""
     shape = tuple(shape)
     if torch.device(device).type != "cpu" or _USE_COUNT is None:
         return torch.empty(shape, dtype=dtype, device=device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .context import SEED_MEMO, Kernel
+from .context import SEED_MEMO, Kernel, result_like
 from .filters import gaussian_blur
 
 
@@ -19,7 +19,7 @@ def _jpeg_compression(x, p, ctx):
         hwc = torch.empty((x.shape[0], *x.shape[2:], channels), dtype=torch.uint8)
         hwc.copy_(levels.permute(0, 2, 3, 1))
         back = _pil_jpeg_hwc(hwc, quality)
-        out = torch.empty_like(x)  # a channels-last batch: the copy back is a plain one
+        out = result_like(x)  # a channels-last batch: the copy back is a plain one
         return out.copy_(back.permute(0, 3, 1, 2)).div_(255)
     u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     if u8.is_cuda:
@@ -111,7 +111,7 @@ def _elastic_transform(x, p, ctx):
         plane = torch.mul(field[:, axis], alpha, out=grid[..., axis])
         plane.add_(index).mul_(2).add_(1).div_(n).sub_(1)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return y.clamp(0, 1)
+    return y.clamp_(0, 1)  # grid_sample's own output
 
 
 CHANNELS_LAST = frozenset({"jpeg_compression"})  # see apply._wants_channels_last

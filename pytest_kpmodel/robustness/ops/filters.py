@@ -195,6 +195,8 @@ def gaussian_blur(
     one = torch.ones(1, device=x.device)
     ky = gaussian_kernel1d(sy, truncate, x.device) if sy > 0 else one
     kx = gaussian_kernel1d(sx, truncate, x.device) if sx > 0 else one
+    if channels_last is None:  # (the benchmark's old separable_conv takes four arguments)
+        return separable_conv(x, ky, kx, mode)
     return separable_conv(x, ky, kx, mode, channels_last)
 
 
@@ -268,19 +270,20 @@ def motion_taps(radius: int, sigma: float, angle_deg: float) -> list[tuple[int, 
 
 
 def motion_blur_batch(
-    x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor
-) -> torch.Tensor:
+    x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
     """ImageNet-C's motion blur of each image at its angle (:func:`motion_kernels`), computed as
     ImageNet-C does, a weighted sum of edge-replicated shifts: 2 r + 1 slice additions instead
     of three FFTs of the padded image, 3-5x the FFT convolution with the explicit kernel at the
     kinds' radii (up to 20, 41 taps) on 640x480 batches, one channel or three; equal to the FFT
-    to float rounding."""
+    to float rounding. ``out``: a buffer of ``x``'s shape for the result."""
     if radius <= 0:
         return x
     h, w = x.shape[-2:]
     p = 2 * radius
     xp = pad(x, p, p, "replicate")
-    out = torch.zeros_like(x)
+    out = torch.zeros_like(x) if out is None else out.zero_()
     for j, angle in enumerate(angles_deg.tolist()):
         for dy, dx, wt in motion_taps(radius, sigma, angle):
             out[j].add_(xp[j, :, p - dy : p - dy + h, p - dx : p - dx + w], alpha=wt)

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import torch
 
-from .context import SEED_MEMO, Ctx, Kernel, result_buffer, scratch
+from .context import SEED_MEMO, Ctx, Kernel, result_like, scratch
 
 LEVELS = 256  # 8-bit images: the shot-noise rates take one of 256 values per severity
 TAIL = 1e-15  # Poisson mass left out of the alias tables (beyond K), renormalised away
@@ -101,7 +101,7 @@ def _shot_noise(x, p, ctx):
     level.mul_(LEVELS - 1).round_().mul_(k)
     draws = _draws("shot_noise", ctx, x.shape[1:], "uniform")
     u = torch.mul(draws, k, out=scratch("shot.u", x.shape, device=dev))
-    column = torch.floor(u, out=result_buffer(x.shape, device=dev))  # becomes the result
+    column = torch.floor(u, out=result_like(u))  # becomes the result
     u.sub_(column)  # the fraction: column or alias
     index = scratch("shot.index", (x.numel(),), torch.int32, dev)
     index.copy_(level.add_(column).view(-1))
@@ -120,7 +120,7 @@ def _impulse_noise(x, p, ctx):
     # gives the same law: salt where u < amount / 2, pepper where amount / 2 <= u < amount.
     # Scalar fills, no ones/zeros buffers: a fresh large buffer costs its page faults.
     u = _draws("impulse_noise", ctx, x.shape[1:], "uniform")
-    out = torch.where(u < amount / 2, 1.0, x)
+    out = result_like(x).copy_(x).masked_fill_(u < amount / 2, 1.0)
     return out.masked_fill_((u >= amount / 2).logical_and_(u < amount), 0.0)
 
 

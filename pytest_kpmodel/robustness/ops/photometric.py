@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .context import Kernel
+from .context import Kernel, result_like
 
 
 def _brightness(x, p, ctx):
@@ -15,14 +15,15 @@ def _brightness(x, p, ctx):
     v = x.amax(1, keepdim=True)
     v2 = (v + p["delta"]).clamp_(0, 1)
     # one three-channel buffer: the ratio on one channel, black pixels (V = 0) to grey V'
-    scaled = x * (v2 / v.clamp_min(1e-12))
+    scaled = torch.mul(x, v2 / v.clamp_min(1e-12), out=result_like(x))
     return torch.where(v > 0, scaled, v2, out=scaled).clamp_(0, 1)
 
 
 def _contrast(x, p, ctx):
     m = x.mean(dim=(2, 3), keepdim=True)
-    # one output buffer, the rest in place: a fresh large buffer costs its page faults
-    return (x - m).mul_(p["factor"]).add_(m).clamp_(0, 1)
+    # one output buffer (kept, see result_like), the rest in place: a fresh large buffer costs
+    # its page faults
+    return torch.sub(x, m, out=result_like(x)).mul_(p["factor"]).add_(m).clamp_(0, 1)
 
 
 def _low_light(x, p, ctx):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .context import SEED_MEMO, Kernel, kernel_angles
+from .context import SEED_MEMO, Kernel, kernel_angles, result_like
 from .filters import clipped_zoom, motion_blur_batch, next_pow2, to_gray
 from .textures import frost_texture, plasma_draws, plasma_fractal
 
@@ -29,7 +29,7 @@ def _fog(x, p, ctx):
 
     haze = SEED_MEMO.get(("fog", seeds, mapsize, h, w, decay, dev), haze_for_decay)
     max_val = x.flatten(1).amax(1).view(-1, 1, 1, 1)
-    y = torch.add(x, haze.unsqueeze(1), alpha=amount)
+    y = torch.add(x, haze.unsqueeze(1), alpha=amount, out=result_like(x))
     return y.mul_(max_val / (max_val + amount)).clamp_(0, 1)
 
 
@@ -40,7 +40,8 @@ def _frost(x, p, ctx):
     # A function of the images' seeds and size only: the same at every severity of a sweep.
     key = ("frost", tuple(ctx.seeds), c, h, w, str(x.device))
     tex = SEED_MEMO.get(key, lambda: frost_texture(ctx.rng, h, w, c))
-    return torch.mul(x, p["image"]).add_(tex, alpha=p["frost"]).clamp_(0, 1)
+    y = torch.mul(x, p["image"], out=result_like(x))
+    return y.add_(tex, alpha=p["frost"]).clamp_(0, 1)
 
 
 def _snow(x, p, ctx):
@@ -61,7 +62,7 @@ def _snow(x, p, ctx):
     blend = p["blend"]
     # One three-channel buffer, the rest in place (a fresh large buffer costs its page faults):
     # blend * x + (1 - blend) * max(x, 1.5 gray + 0.5), then the flakes and their mirror image.
-    whitened = torch.maximum(x, to_gray(x).mul_(1.5).add_(0.5))
+    whitened = torch.maximum(x, to_gray(x).mul_(1.5).add_(0.5), out=result_like(x))
     y = whitened.mul_(1 - blend).add_(x, alpha=blend)
     return y.add_(layer).add_(layer.flip(-2, -1)).clamp_(0, 1)
 
