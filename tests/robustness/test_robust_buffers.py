@@ -138,3 +138,27 @@ def test_glass_blur_of_one_channel_with_a_one_tap_blur_is_not_a_kept_buffer():
     copy = first.clone()
     Perturbation("glass_blur", 1.0, params=kw, seed=1).apply([torch.rand(1, 20, 24)])
     assert torch.equal(first, copy)
+
+
+def test_defocus_two_step_inverse_into_kept_buffers_equals_irfft2():
+    """Defocus blur's inverse FFT runs as its two steps into kept buffers: bit-identical to
+    ``irfft2`` of the image spectrum times the disk's, at every severity."""
+    from pytest_kpmodel.robustness.kinds import params_for
+    from pytest_kpmodel.robustness.ops.blur import DEFOCUS_PAD, _disk_spectrum
+    from pytest_kpmodel.robustness.ops.filters import disk_kernel, good_fft_size, pad
+
+    images = [torch.rand(3, 45, 61), torch.rand(3, 45, 61)]
+    x = torch.stack(images)
+    size = (good_fft_size(45 + 2 * DEFOCUS_PAD), good_fft_size(61 + 2 * DEFOCUS_PAD))
+    spectrum = torch.fft.rfft2(pad(x, DEFOCUS_PAD, DEFOCUS_PAD, "reflect101"), s=size)
+    SEED_MEMO.clear()
+    for s in range(1, 6):
+        p = params_for("defocus_blur", s)
+        half = disk_kernel(p["radius"], p["alias_blur"], "cpu").shape[-1] // 2
+        disk = _disk_spectrum(p["radius"], p["alias_blur"], size, torch.device("cpu"))
+        y = torch.fft.irfft2(spectrum * disk, s=size)
+        top = DEFOCUS_PAD + half
+        want = y[..., top : top + 45, top : top + 61].clamp(0, 1)
+        got = Perturbation("defocus_blur", float(s)).apply(images).images
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True)), s
+    SEED_MEMO.clear()

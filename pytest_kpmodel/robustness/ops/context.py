@@ -284,6 +284,18 @@ def _refs(t: torch.Tensor) -> int:
     return int(_USE_COUNT(t.untyped_storage()._cdata))
 
 
+def work(
+    slot: int, shape: Sequence[int], dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:  # fmt: skip
+    """A kernel's temporary number ``slot`` (1, 2, ...): the start of one flat :func:`scratch`
+    buffer per slot and dtype shared by all kernels (one kernel runs at a time on a thread), so
+    the kept bytes grow with the number of slots, not of kernels. Helpers that kernels call
+    keep buffers under their own names, never these."""
+    n = math.prod(shape)
+    return scratch(f"work{slot}.{dtype}", (n,), dtype, device).view(tuple(shape))
+
+
 def result_like(x: torch.Tensor) -> torch.Tensor:
     """:func:`result_buffer` of ``x``'s shape, dtype and device, channels-last if ``x`` is (and
     has more than one channel)."""

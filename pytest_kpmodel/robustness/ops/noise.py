@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import torch
 
-from .context import SEED_MEMO, Ctx, Kernel, result_like, scratch
+from .context import SEED_MEMO, Ctx, Kernel, result_like, work
 
 LEVELS = 256  # 8-bit images: the shot-noise rates take one of 256 values per severity
 TAIL = 1e-15  # Poisson mass left out of the alias tables (beyond K), renormalised away
@@ -97,13 +97,13 @@ def _shot_noise(x, p, ctx):
     # defeat the allocator's reuse of freed float buffers. index_select with an int32 index on
     # the flat tables: about 2.5x ``take``.
     dev = x.device
-    level = torch.clamp(x, 0, 1, out=scratch("shot.level", x.shape, device=dev))
+    level = torch.clamp(x, 0, 1, out=work(1, x.shape, device=dev))
     level.mul_(LEVELS - 1).round_().mul_(k)
     draws = _draws("shot_noise", ctx, x.shape[1:], "uniform")
-    u = torch.mul(draws, k, out=scratch("shot.u", x.shape, device=dev))
+    u = torch.mul(draws, k, out=work(2, x.shape, device=dev))
     column = torch.floor(u, out=result_like(u))  # becomes the result
     u.sub_(column)  # the fraction: column or alias
-    index = scratch("shot.index", (x.numel(),), torch.int32, dev)
+    index = work(1, (x.numel(),), torch.int32, dev)
     index.copy_(level.add_(column).view(-1))
     taken = torch.index_select(prob, 0, index, out=level.view(-1)).view_as(u)
     keep = u.lt_(taken)  # 1.0 where the column is kept
