@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .context import SEED_MEMO, Kernel, result_like
+from .context import SEED_MEMO, Kernel, result_like, work
 from .filters import gaussian_blur
 
 
@@ -106,7 +106,7 @@ def _elastic_transform(x, p, ctx):
     # grid_sample(align_corners=False, reflection) uses the same half-sample reflection.
     # (2 (index + alpha d) + 1) / n - 1, written in place into the grid's two strided planes:
     # torch.stack along a new last dimension copies one element at a time.
-    grid = torch.empty((b, h, w, 2), device=x.device, dtype=x.dtype)
+    grid = work(1, (b, h, w, 2), x.dtype, x.device)  # kept: read by grid_sample only
     for axis, (index, n) in enumerate(((cols, w), (rows, h))):
         plane = torch.mul(field[:, axis], alpha, out=grid[..., axis])
         plane.add_(index).mul_(2).add_(1).div_(n).sub_(1)
