@@ -55,7 +55,7 @@ def test_result_buffer_reuse_needs_every_view_gone():
 
 @pytest.mark.parametrize(
     "kind",
-    ["shot_noise", "impulse_noise", "brightness", "contrast", "fog", "frost", "snow",
+    ["shot_noise", "impulse_noise", "brightness", "contrast", "fog", "frost", "snow", "pixelate",
      "motion_blur", "glass_blur", "zoom_blur", "jpeg_compression"],
 )  # fmt: skip
 @pytest.mark.parametrize("layout", ["chw", "hwc"])
@@ -162,3 +162,14 @@ def test_defocus_two_step_inverse_into_kept_buffers_equals_irfft2():
         got = Perturbation("defocus_blur", float(s)).apply(images).images
         assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True)), s
     SEED_MEMO.clear()
+
+
+def test_pixelate_into_a_kept_buffer_equals_interpolate(monkeypatch):
+    from pytest_kpmodel.robustness.ops import digital
+
+    images = [torch.rand(3, 50, 70), torch.rand(3, 50, 70)]
+    kept = [Perturbation("pixelate", float(s)).apply(images).images for s in range(1, 6)]
+    monkeypatch.setattr(digital, "_NEAREST_EXACT_OUT", None)  # F.interpolate
+    for s in range(1, 6):
+        plain = Perturbation("pixelate", float(s)).apply(images).images
+        assert all(torch.equal(a, b) for a, b in zip(kept[s - 1], plain, strict=True)), s

@@ -71,7 +71,14 @@ def _pixelate(x, p, ctx):
     if size == (h, w):
         return x
     small = F.interpolate(x, size=size, mode="area")
+    if _NEAREST_EXACT_OUT is not None and x.device.type == "cpu":
+        # into a kept result buffer (see result_like): the upsampled image is the whole batch
+        return _NEAREST_EXACT_OUT(small, (h, w), None, None, out=result_like(x))
     return F.interpolate(small, size=(h, w), mode="nearest-exact")
+
+
+# The out= form of F.interpolate(mode="nearest-exact") (a torch-internal name; absent -> None).
+_NEAREST_EXACT_OUT = getattr(getattr(torch._C, "_nn", None), "_upsample_nearest_exact2d", None)
 
 
 def _downscale(x, p, ctx):
