@@ -173,3 +173,18 @@ def test_pixelate_into_a_kept_buffer_equals_interpolate(monkeypatch):
     for s in range(1, 6):
         plain = Perturbation("pixelate", float(s)).apply(images).images
         assert all(torch.equal(a, b) for a, b in zip(kept[s - 1], plain, strict=True)), s
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+@pytest.mark.parametrize("taps", [3, 9, 13, 33])
+def test_column_pass_over_wide_channels_equals_the_depthwise_convolution(channels, taps):
+    import torch.nn.functional as F
+
+    from pytest_kpmodel.robustness.ops.filters import _column_pass
+
+    y = torch.rand(2, channels, 40 + taps, 37).contiguous(memory_format=torch.channels_last)
+    k = torch.rand(taps)
+    want = F.conv2d(y, k.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    got = _column_pass(y, k)
+    assert torch.equal(got, want)
+    assert got.is_contiguous(memory_format=torch.channels_last)

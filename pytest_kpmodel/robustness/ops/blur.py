@@ -131,9 +131,10 @@ def _zoom_blur(x, p, ctx):
 
 class _ZoomScratch:
     """Two buffers a call's crops are copied and resized into, one crop after the other: kept
-    per thread (:func:`.context.scratch`), instead of two fresh buffers per crop (a fresh
-    buffer's page faults cost about as much as its resize). Needs the ``out=`` form of the bilinear resize; without
-    it (another torch), :func:`.filters.zoom_crop` allocates as before."""
+    per thread (:func:`.context.work`), instead of two fresh buffers per crop (a fresh
+    buffer's page faults cost about as much as its resize). Needs the ``out=`` form of the
+    bilinear resize; without it (another torch), :func:`.filters.zoom_crop` allocates as
+    before."""
 
     def __init__(self, xl: torch.Tensor, keys: ZoomKeys) -> None:
         b, c = xl.shape[:2]

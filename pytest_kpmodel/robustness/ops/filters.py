@@ -145,6 +145,18 @@ def _layout(x: torch.Tensor, channels_last: bool | None) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+def _column_pass(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The depthwise ``[k, 1]`` convolution of a channels-last ``[B, C, H, W]`` batch (C > 1),
+    run as one over ``W * C`` channels of width 1 (the same memory): oneDNN's depthwise kernels
+    vectorise over the channels, so three are slow and ``W * C`` fast (about 1.1-1.5x at 7-13
+    taps on 640x480 batches; the same sums in the same order, bit-identical)."""
+    b, c, hp, wp = y.shape
+    wide = y.permute(0, 2, 3, 1).reshape(b, hp, 1, wp * c).permute(0, 3, 1, 2)
+    weight = k.view(1, 1, -1, 1).expand(wp * c, 1, -1, 1).contiguous()
+    out = F.conv2d(wide, weight, groups=wp * c)  # [B, W * C, H', 1], channels-last
+    return out.permute(0, 2, 3, 1).reshape(b, -1, wp, c).permute(0, 3, 1, 2)
+
+
 def _depthwise(
     x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str,
     channels_last: bool | None = None,
@@ -156,8 +168,10 @@ def _depthwise(
     ph, pw = ky.numel() // 2, kx.numel() // 2
     # the padded copy is read by the first convolution only (one runs whenever ph or pw > 0)
     y = pad_channels_last(x, ph, pw, mode, work=bool(ph or pw))
-    if ky.numel() > 1:
-        y = F.conv2d(y, ky.to(y.dtype).view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    if ky.numel() > 1 and c > 1:
+        y = _column_pass(y, ky.to(y.dtype))
+    elif ky.numel() > 1:  # one channel: a plain convolution (another kernel of oneDNN's)
+        y = F.conv2d(y, ky.to(y.dtype).view(1, 1, -1, 1))
     if kx.numel() > 1:
         y = F.conv2d(y, kx.to(y.dtype).view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return y.contiguous(memory_format=_layout(x, channels_last))
