@@ -313,6 +313,7 @@ BEFORE = [
     (Rng, "uniform", rng_uniform_before),
     (SEED_MEMO, "max_bytes", 0),  # nothing shared between severities
     (ops_apply, "CHANNELS_LAST", frozenset()),  # every batch in plain layout, as it was
+    (ops_apply, "REUSE_BATCH", False),  # every call copies its images into the batch
 ]
 AFTER = [
     *((ops_apply.KERNELS, name, ops_apply.KERNELS[name]) for name in REPLACED),
@@ -323,6 +324,7 @@ AFTER = [
     (Rng, "uniform", Rng.uniform),
     (SEED_MEMO, "max_bytes", SEED_MEMO.max_bytes),
     (ops_apply, "CHANNELS_LAST", ops_apply.CHANNELS_LAST),
+    (ops_apply, "REUSE_BATCH", True),
 ]
 CHANGED = set(REPLACED)
 

@@ -188,3 +188,47 @@ def test_column_pass_over_wide_channels_equals_the_depthwise_convolution(channel
     got = _column_pass(y, k)
     assert torch.equal(got, want)
     assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_batch_buffer_is_refilled_when_an_image_changes_in_place():
+    images = [torch.rand(3, 30, 40), torch.rand(3, 30, 40)]
+    first = Perturbation("contrast", 2.0).apply(images).images[0].clone()
+    images[0].mul_(0.5)  # in place: the same tensor object, a new version
+    got = Perturbation("contrast", 2.0).apply(images).images[0]
+    want = Perturbation("contrast", 2.0).apply([images[0].clone()]).images[0]
+    assert torch.equal(got, want) and not torch.equal(got, first)
+    view = images[1][0]  # through a view: the version counter is shared
+    Perturbation("contrast", 2.0).apply(images)
+    view.fill_(0.25)
+    got = Perturbation("contrast", 2.0).apply(images).images[1]
+    assert torch.equal(got, Perturbation("contrast", 2.0).apply([images[1].clone()]).images[0])
+
+
+def test_batch_buffer_is_refilled_after_a_kernel_wrote_into_it(monkeypatch):
+    from pytest_kpmodel.robustness.ops import apply
+
+    images = [torch.rand(3, 30, 40)]
+    want = Perturbation("contrast", 2.0).apply(images).images[0].clone()
+    monkeypatch.setitem(apply.KERNELS, "brightness", lambda x, p, ctx: x.mul_(0.0).add_(1.0))
+    Perturbation("brightness", 0.1).apply(images)  # same images, the batch written over
+    monkeypatch.undo()
+    assert torch.equal(Perturbation("contrast", 2.0).apply(images).images[0], want)
+
+
+def test_batch_buffer_holds_the_same_images_without_a_new_copy():
+    from pytest_kpmodel.robustness.ops import apply
+
+    images = [torch.rand(3, 30, 40), torch.rand(3, 30, 40)]
+    Perturbation("contrast", 2.0).apply(images)
+    assert apply._holds(apply._SCRATCH.batch, images, [0, 1])
+    assert not apply._holds(apply._SCRATCH.batch, [images[0], images[1].clone()], [0, 1])
+
+
+def test_inference_tensors_are_always_copied_into_the_batch():
+    with torch.inference_mode():
+        images = [torch.rand(3, 30, 40)]
+        Perturbation("contrast", 2.0).apply(images)
+        images[0].mul_(0.5)  # inference tensors count no versions
+        got = Perturbation("contrast", 2.0).apply(images).images[0]
+        want = Perturbation("contrast", 2.0).apply([images[0].clone()]).images[0]
+    assert torch.equal(got, want)

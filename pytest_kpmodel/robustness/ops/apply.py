@@ -5,6 +5,7 @@ size and batched per group, with the kernel the kind names in ``KERNELS``.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,9 +48,50 @@ def _batch(
     if buf is None or tuple(buf.shape) != shape or not buf.is_contiguous(memory_format=fmt):
         buf = torch.empty(shape, dtype=torch.float32, memory_format=fmt)
         _SCRATCH.batch = buf
+    if _holds(buf, images, members):
+        return buf
     for j, i in enumerate(members):
         buf[j].copy_(images[i])
+    _SCRATCH.filled = _fill_record(buf, images, members)
     return buf
+
+
+# Whether a batch buffer that already holds the same images is handed on without copying them
+# again (the benchmark's "before" side turns it off).
+REUSE_BATCH = True
+
+
+def _fill_record(buf: torch.Tensor, images: Sequence[torch.Tensor], members: list[int]):
+    """What :func:`_holds` checks: the buffer and its version counter after the copy, and each
+    image (a weak reference: the very tensor object), its version counter, data pointer and
+    strides. None for inference tensors, which count no versions."""
+    if buf.is_inference() or any(images[i].is_inference() for i in members):
+        return None
+    srcs = [(weakref.ref(images[i]), images[i]._version, images[i].data_ptr(), images[i].stride())
+            for i in members]  # fmt: skip
+    return buf, buf._version, srcs
+
+
+def _holds(buf: torch.Tensor, images: Sequence[torch.Tensor], members: list[int]) -> bool:
+    """Whether ``buf`` still holds exactly these images: a sweep applies 75 corruption x
+    severity calls to the same image tensors, and the transposing copy of HWC images into the
+    batch is about a tenth of a call. True only for the same tensor objects, none modified in
+    place since (torch's version counters, which every in-place write to a tensor or a view of
+    it bumps; memory written behind torch's back, through numpy for instance, is not seen) and
+    the buffer not written to by a kernel either."""
+    filled = getattr(_SCRATCH, "filled", None)
+    if not REUSE_BATCH or filled is None or filled[0] is not buf or buf._version != filled[1]:
+        return False
+    srcs = filled[2]
+    if len(srcs) != len(members):
+        return False
+    for (ref, version, ptr, stride), i in zip(srcs, members, strict=True):
+        img = images[i]
+        if ref() is not img or img._version != version or img.data_ptr() != ptr:
+            return False
+        if img.stride() != stride:
+            return False
+    return True
 
 
 # Kernels whose work runs in channels-last layout (torch's bilinear resize and depthwise
