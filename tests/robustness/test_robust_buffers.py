@@ -232,3 +232,29 @@ def test_inference_tensors_are_always_copied_into_the_batch():
         got = Perturbation("contrast", 2.0).apply(images).images[0]
         want = Perturbation("contrast", 2.0).apply([images[0].clone()]).images[0]
     assert torch.equal(got, want)
+
+
+def test_elastic_grid_built_in_kept_buffers_equals_the_stacked_grid():
+    import torch.nn.functional as F
+
+    from pytest_kpmodel.robustness.kinds import params_for
+    from pytest_kpmodel.robustness.ops.context import Ctx, image_seed
+    from pytest_kpmodel.robustness.ops.digital import _displacement
+
+    images = [torch.rand(3, 36, 50), torch.rand(3, 36, 50)]
+    seeds = [image_seed(5, i, "elastic_transform") for i in range(2)]
+    field = _displacement(Ctx(seeds, torch.device("cpu")), 36, 50, 36 * 0.005, (0.36, 0.5))
+    rows = torch.arange(36.0).view(1, 36, 1).expand(2, 36, 50)
+    cols = torch.arange(50.0).view(1, 1, 50).expand(2, 36, 50)
+    SEED_MEMO.clear()
+    for s in (1, 5):
+        a = params_for("elastic_transform", s)["alpha"]
+        gx = (field[:, 0] * a + cols) * 2 + 1
+        gy = (field[:, 1] * a + rows) * 2 + 1
+        grid = torch.stack([gx / 50 - 1, gy / 36 - 1], dim=-1)
+        want = F.grid_sample(
+            torch.stack(images), grid, padding_mode="reflection", align_corners=False
+        )
+        got = Perturbation("elastic_transform", float(s), seed=5).apply(images).images
+        assert all(torch.equal(g, w) for g, w in zip(got, want.clamp(0, 1), strict=True)), s
+    SEED_MEMO.clear()
