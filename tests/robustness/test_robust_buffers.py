@@ -258,3 +258,15 @@ def test_elastic_grid_built_in_kept_buffers_equals_the_stacked_grid():
         got = Perturbation("elastic_transform", float(s), seed=5).apply(images).images
         assert all(torch.equal(g, w) for g, w in zip(got, want.clamp(0, 1), strict=True)), s
     SEED_MEMO.clear()
+
+
+@pytest.mark.parametrize("crop", [(37, 50), (64, 64), (1, 1), (33, 64)])
+def test_plasma_fractal_cropped_at_the_last_level_equals_the_cropped_map(crop):
+    from pytest_kpmodel.robustness.ops.context import Rng
+    from pytest_kpmodel.robustness.ops.textures import plasma_draws, plasma_fractal
+
+    draws = plasma_draws(Rng([1, 2], torch.device("cpu")), 64)
+    rng = Rng([1, 2], torch.device("cpu"))
+    whole = plasma_fractal(rng, 64, 1.7, draws=draws)
+    cropped = plasma_fractal(rng, 64, 1.7, crop, draws=draws)
+    assert torch.equal(cropped, whole[:, : crop[0], : crop[1]])

@@ -38,7 +38,7 @@ def plasma_fractal(
     ul = torch.zeros(b, 1, 1, device=rng.device)
     draws = plasma_draws(rng, mapsize) if draws is None else draws
     wibble, n = 100.0, 1
-    for level in draws:
+    for i, level in enumerate(draws):
         amp = wibble * wibble
         # The same sums in the same order, in place where a buffer is free (fewer fresh
         # buffers: on a CPU their page faults cost more than the additions).
@@ -48,6 +48,8 @@ def plasma_fractal(
         dr = sq.add_(sq.roll(-1, dims=2)).div_(4).add_(noise[:, 0])  # cell centres
         d1 = (dr + dr.roll(1, dims=1)).add_(ul).add_(left).div_(4).add_(noise[:, 1])
         d2 = (dr + dr.roll(1, dims=2)).add_(ul).add_(up).div_(4).add_(noise[:, 2])
+        if i == len(draws) - 1 and crop is not None:
+            return _last_level_cropped((ul, d1, d2, dr), crop)
         # Interleave into the next lattice by strided copies into one buffer: 6x stacking
         # along a new last dimension (torch.cat copies one element at a time there).
         nxt = torch.empty(b, n, 2, n, 2, device=rng.device)
@@ -64,6 +66,26 @@ def plasma_fractal(
     if crop is not None:
         ul = ul[:, : crop[0], : crop[1]]
     return (ul - lo).div_(span)
+
+
+def _last_level_cropped(parts: tuple[torch.Tensor, ...], crop: tuple[int, int]) -> torch.Tensor:
+    """The finest level's four lattices (corners, the two edge centres, cell centres) as the
+    normalised top-left ``crop`` of the map they interleave into: the whole map's range is the
+    range of the four (min and max are exact, so the same numbers), and only the cropped part
+    is interleaved (at 640x480 of a 1024x1024 map, 30% of the copies)."""
+    ul, d1, d2, dr = parts
+    b = ul.shape[0]
+    lo = torch.stack([p.flatten(1).amin(1) for p in parts]).amin(0).view(-1, 1, 1)
+    hi = torch.stack([p.flatten(1).amax(1) for p in parts]).amax(0).view(-1, 1, 1)
+    span = (hi - lo).clamp_min(1e-12)
+    h, w = crop
+    rows, cols = (h + 1) // 2, (w + 1) // 2
+    nxt = torch.empty(b, rows, 2, cols, 2, device=ul.device)
+    nxt[:, :, 0, :, 0] = ul[:, :rows, :cols]
+    nxt[:, :, 0, :, 1] = d1[:, :rows, :cols]
+    nxt[:, :, 1, :, 0] = d2[:, :rows, :cols]
+    nxt[:, :, 1, :, 1] = dr[:, :rows, :cols]
+    return (nxt.view(b, 2 * rows, 2 * cols)[:, :h, :w] - lo).div_(span)
 
 
 FROST_TINT = (0.90, 0.98, 1.07)
