@@ -220,8 +220,14 @@ def test_batch_buffer_holds_the_same_images_without_a_new_copy():
 
     images = [torch.rand(3, 30, 40), torch.rand(3, 30, 40)]
     Perturbation("contrast", 2.0).apply(images)
-    assert apply._holds(apply._SCRATCH.batch, images, [0, 1])
-    assert not apply._holds(apply._SCRATCH.batch, [images[0], images[1].clone()], [0, 1])
+    buf = apply._SCRATCH.batches[False]
+    assert apply._holds(buf, images, [0, 1])
+    assert not apply._holds(buf, [images[0], images[1].clone()], [0, 1])
+    hwc = _hwc(images)  # a channels-last kind: its own buffer, the plain one still held
+    Perturbation("zoom_blur", 1.0).apply(hwc)
+    assert apply._holds(apply._SCRATCH.batches[True], hwc, [0, 1]) and apply._holds(
+        buf, images, [0, 1]
+    )
 
 
 def test_inference_tensors_are_always_copied_into_the_batch():

@@ -33,8 +33,8 @@ _SCRATCH = threading.local()
 def _batch(
     images: Sequence[torch.Tensor], members: list[int], device: torch.device, channels_last: bool
 ) -> torch.Tensor:
-    """A size group's images as one float32 batch. On the CPU it is written into one buffer
-    kept per thread for the next call of the same shape (a sweep's calls all have it): a fresh
+    """A size group's images as one float32 batch. On the CPU it is written into a buffer
+    kept per thread and layout for the next call of the same shape (a sweep's calls all have it): a fresh
     batch-sized buffer costs more in page faults than the arithmetic of a cheap kernel, and with
     the input buffer kept, the freed output of one call is reused by the next instead of the
     allocator handing both back to the system. Kernels never keep their batch (what they keep,
@@ -44,15 +44,16 @@ def _batch(
     if device.type != "cpu":
         return torch.stack([images[i] for i in members]).to(torch.float32)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    buf = getattr(_SCRATCH, "batch", None)
+    # one buffer per layout: kinds of both layouts alternate without reallocating
+    batches: dict[bool, torch.Tensor] = _SCRATCH.__dict__.setdefault("batches", {})
+    buf = batches.get(channels_last)
     if buf is None or tuple(buf.shape) != shape or not buf.is_contiguous(memory_format=fmt):
-        buf = torch.empty(shape, dtype=torch.float32, memory_format=fmt)
-        _SCRATCH.batch = buf
+        buf = batches[channels_last] = torch.empty(shape, dtype=torch.float32, memory_format=fmt)
     if _holds(buf, images, members):
         return buf
     for j, i in enumerate(members):
         buf[j].copy_(images[i])
-    _SCRATCH.filled = _fill_record(buf, images, members)
+    _SCRATCH.__dict__.setdefault("filled", {})[channels_last] = _fill_record(buf, images, members)
     return buf
 
 
@@ -79,7 +80,7 @@ def _holds(buf: torch.Tensor, images: Sequence[torch.Tensor], members: list[int]
     place since (torch's version counters, which every in-place write to a tensor or a view of
     it bumps; memory written behind torch's back, through numpy for instance, is not seen) and
     the buffer not written to by a kernel either."""
-    filled = getattr(_SCRATCH, "filled", None)
+    filled = next((f for f in getattr(_SCRATCH, "filled", {}).values() if f and f[0] is buf), None)
     if not REUSE_BATCH or filled is None or filled[0] is not buf or buf._version != filled[1]:
         return False
     srcs = filled[2]
