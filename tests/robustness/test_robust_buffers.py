@@ -276,3 +276,13 @@ def test_plasma_fractal_cropped_at_the_last_level_equals_the_cropped_map(crop):
     whole = plasma_fractal(rng, 64, 1.7, draws=draws)
     cropped = plasma_fractal(rng, 64, 1.7, crop, draws=draws)
     assert torch.equal(cropped, whole[:, : crop[0], : crop[1]])
+
+
+@pytest.mark.parametrize(("ph", "pw"), [(3, 3), (0, 2), (4, 0), (7, 5)])
+def test_replicate_padding_into_the_kept_buffer_equals_pad(ph, pw):
+    from pytest_kpmodel.robustness.ops.filters import pad, pad_replicate_work
+
+    x = torch.rand(2, 3, 9, 11)
+    assert torch.equal(pad_replicate_work(x, ph, pw), pad(x, ph, pw, "replicate"))
+    y = torch.rand(2, 1, 6, 8)  # another size reuses the same flat buffer
+    assert torch.equal(pad_replicate_work(y, ph, pw), pad(y, ph, pw, "replicate"))

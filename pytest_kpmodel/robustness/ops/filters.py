@@ -129,6 +129,24 @@ def pad_channels_last(
         out = flat.view(b, shape[2], shape[3], c).permute(0, 3, 1, 2)
     else:
         out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return _replicate_into(x, ph, pw, out)
+
+
+def pad_replicate_work(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """:func:`pad` 'replicate' of a float32 ``[B, C, H, W]`` batch into a buffer kept per thread
+    (:func:`.context.scratch`; plain layout): for a caller that only reads it before its next
+    call (a fresh padded batch costs more in page faults than the copy)."""
+    if x.ndim != 4 or x.dtype != torch.float32 or not (ph or pw):
+        return pad(x, ph, pw, "replicate")
+    b, c, h, w = x.shape
+    shape = (b, c, h + 2 * ph, w + 2 * pw)
+    out = scratch("pad_replicate", (math.prod(shape),), device=x.device).view(shape)
+    return _replicate_into(x, ph, pw, out)
+
+
+def _replicate_into(x: torch.Tensor, ph: int, pw: int, out: torch.Tensor) -> torch.Tensor:
+    """``x`` and its edge-replicated borders written into ``out`` (``ph``/``pw`` larger)."""
+    h, w = x.shape[-2:]
     out[:, :, ph : ph + h, pw : pw + w] = x
     out[:, :, :ph, pw : pw + w] = x[:, :, :1]
     out[:, :, ph + h :, pw : pw + w] = x[:, :, -1:]
@@ -296,7 +314,7 @@ def motion_blur_batch(
         return x
     h, w = x.shape[-2:]
     p = 2 * radius
-    xp = pad(x, p, p, "replicate")
+    xp = pad_replicate_work(x, p, p)  # read here only
     out = torch.zeros_like(x) if out is None else out.zero_()
     for j, angle in enumerate(angles_deg.tolist()):
         for dy, dx, wt in motion_taps(radius, sigma, angle):
