@@ -15,12 +15,16 @@ depthwise conv2d blurs, motion blur as ImageNet-C's shifted sums, glass blur com
 iterations' source maps and gathering once, fewer and in-place temporaries (on a CPU a fresh
 large buffer costs more in page faults than the arithmetic), and work shared by a sweep's
 severities of the same images (``SEED_MEMO``: frost's texture, the elastic field, fog's haze
-for equal decays, defocus blur's image spectrum, zoom blur's partial sums). Every corruption x
-severity is timed in both configurations in alternating rounds (the minimum of ``--rounds``),
-with the model's inference timed between them, so a busy machine slows both sides alike. Each
-round applies a corruption's severities 1-5 in order, from an empty memo, as the sweep does;
-"before" shares nothing. The images are example-suite photos resized to
-640x480 (synthetic scenes when absent); the model is example_suite/models/kp-tiny-base.
+for equal decays, defocus blur's image spectrum, zoom blur's partial sums), temporaries and
+results in buffers kept per thread (``context.work``, ``context.result_like``), the batch
+buffer handed on while it holds the same image tensors, and a channels-last batch for zoom
+blur, glass blur and JPEG when the images are HWC in memory. Every corruption x severity is
+timed in both configurations in alternating rounds (the minimum of ``--rounds``), with the
+model's inference timed between them, so a busy machine slows both sides alike. Each round
+applies a corruption's severities 1-5 in order, from an empty memo, as the sweep does;
+"before" shares nothing and copies its images into a plain-layout batch at every call. The
+images are example-suite photos resized to 640x480 (synthetic scenes when absent); the model
+is example_suite/models/kp-tiny-base.
 """
 
 from __future__ import annotations
