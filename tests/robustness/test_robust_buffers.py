@@ -286,3 +286,14 @@ def test_replicate_padding_into_the_kept_buffer_equals_pad(ph, pw):
     assert torch.equal(pad_replicate_work(x, ph, pw), pad(x, ph, pw, "replicate"))
     y = torch.rand(2, 1, 6, 8)  # another size reuses the same flat buffer
     assert torch.equal(pad_replicate_work(y, ph, pw), pad(y, ph, pw, "replicate"))
+
+
+def test_motion_blur_into_a_given_buffer_equals_a_fresh_one():
+    from pytest_kpmodel.robustness.ops.filters import motion_blur_batch
+
+    x = torch.rand(2, 1, 30, 40)
+    angles = torch.tensor([-60.0, -100.0])
+    out = torch.full_like(x, 7.0)  # stale contents must not leak in
+    got = motion_blur_batch(x, 3, 1.5, angles, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got, motion_blur_batch(x, 3, 1.5, angles))

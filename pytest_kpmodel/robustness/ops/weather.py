@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .context import SEED_MEMO, Kernel, kernel_angles, result_like
+from .context import SEED_MEMO, Kernel, kernel_angles, result_like, work
 from .filters import clipped_zoom, motion_blur_batch, next_pow2, to_gray
 from .textures import frost_texture, plasma_draws, plasma_fractal
 
@@ -54,10 +54,12 @@ def _snow(x, p, ctx):
     # severity scales and shifts them): drawn once for a sweep's severities.
     z, drawn = SEED_MEMO.get(("snow", tuple(ctx.seeds), h, w, str(x.device)), draws)
     layer = torch.mul(z, p["scale"]).add_(p["loc"])
-    layer = clipped_zoom(layer, p["zoom"])
-    layer = layer.masked_fill(layer < p["threshold"], 0.0).clamp_(0, 1)
+    layer = clipped_zoom(layer, p["zoom"])  # a new tensor or a view of one: ours to change
+    layer = layer.masked_fill_(layer < p["threshold"], 0.0).clamp_(0, 1)
     angles = drawn if p["angle"] is None else kernel_angles(ctx, b, p["angle"], 0.0, 0.0)
-    layer = motion_blur_batch(layer, p["radius"], p["sigma"], angles)
+    # the blurred flakes are a temporary (added to the result below): a kept buffer
+    blurred = work(1, layer.shape, layer.dtype, layer.device)
+    layer = motion_blur_batch(layer, p["radius"], p["sigma"], angles, out=blurred)
     layer = layer.clamp_(0, 1).mul_(255).round_().div_(255)
     blend = p["blend"]
     # One three-channel buffer, the rest in place (a fresh large buffer costs its page faults):
