@@ -297,3 +297,12 @@ def test_motion_blur_into_a_given_buffer_equals_a_fresh_one():
     got = motion_blur_batch(x, 3, 1.5, angles, out=out)
     assert got.data_ptr() == out.data_ptr()
     assert torch.equal(got, motion_blur_batch(x, 3, 1.5, angles))
+
+
+@pytest.mark.parametrize("n", [4, 16, 36, 64])
+def test_codes_are_the_same_values_in_int32(n):
+    from pytest_kpmodel.robustness.ops.context import Rng
+
+    wide = Rng([3, 4], torch.device("cpu")).codes(n, (50,))
+    narrow = Rng([3, 4], torch.device("cpu")).codes(n, (50,), torch.int32)
+    assert narrow.dtype == torch.int32 and torch.equal(narrow.long(), wide)

@@ -65,15 +65,15 @@ class Rng:
             ]
         )
 
-    def codes(self, n: int, shape: Sequence[int]) -> torch.Tensor:
-        """``[B, *shape]`` int64 uniform in ``[0, n)``. For ``n`` dividing 256, from random bytes
-        (one 64-bit draw makes 8 of them: a quarter of the generator's work of ``randint``),
-        else ``randint``."""
+    def codes(self, n: int, shape: Sequence[int], dtype: torch.dtype = torch.int64) -> torch.Tensor:
+        """``[B, *shape]`` integers (``dtype``) uniform in ``[0, n)``. For ``n`` dividing 256, from
+        random bytes (one 64-bit draw makes 8 of them: a quarter of the generator's work of
+        ``randint``), else ``randint``; the same values whatever the dtype."""
         if 256 % n:
-            return self.randint(0, n, shape)
+            return self.randint(0, n, shape).to(dtype)
         count = math.prod(shape)
         words = (count + 7) // 8
-        out = torch.empty((len(self.gens), *shape), dtype=torch.int64, device=self.device)
+        out = torch.empty((len(self.gens), *shape), dtype=dtype, device=self.device)
         for o, g in zip(out, self.gens, strict=True):
             bits = torch.randint(
                 -(2**63), 2**63 - 1, (words,), generator=g, device=self.device, dtype=torch.int64
