@@ -306,3 +306,15 @@ def test_codes_are_the_same_values_in_int32(n):
     wide = Rng([3, 4], torch.device("cpu")).codes(n, (50,))
     narrow = Rng([3, 4], torch.device("cpu")).codes(n, (50,), torch.int32)
     assert narrow.dtype == torch.int32 and torch.equal(narrow.long(), wide)
+
+
+def test_glass_sources_composed_in_int32_equal_the_int64_gathers():
+    from pytest_kpmodel.robustness.ops.blur import _shuffle_index, _shuffled_sources
+    from pytest_kpmodel.robustness.ops.context import Ctx
+
+    cpu = torch.device("cpu")
+    got = _shuffled_sources(Ctx([7, 8], cpu), 2, 20, 30, 2, 3, cpu)
+    ctx = Ctx([7, 8], cpu)
+    steps = [_shuffle_index(ctx, 20, 30, 2, cpu).long() for _ in range(3)]
+    want = steps[0].gather(1, steps[1]).gather(1, steps[2])
+    assert got.dtype == torch.int32 and torch.equal(got.long(), want)
