@@ -124,3 +124,18 @@ def test_tiny_rcnn_runs_the_suite(tiny_model):
     assert r.primary == "kp_ap"
     assert set(r.results) == {"snow"}
     json.dumps(r.to_dict())
+
+
+def test_the_sweep_keeps_no_buffer_after_it(dataset):
+    from pytest_kpmodel.robustness.ops import apply, context
+
+    kw = dict(severities=(2,), corruptions=("glass_blur", "defocus_blur", "shot_noise"))
+    seen = []
+
+    def progress(c, s, m):
+        seen.append(context._kept_bytes() + len(apply._SCRATCH.__dict__.get("batches", {})))
+
+    corruption_eval.run(DigestModel(), dataset, evaluate, batch_size=2, seed=1,
+                        progress=progress, **kw)  # fmt: skip
+    assert max(seen) > 0  # the kernels kept buffers between their calls
+    assert context._kept_bytes() == 0 and not apply._SCRATCH.__dict__

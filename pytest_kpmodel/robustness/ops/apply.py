@@ -14,7 +14,7 @@ import torch
 from pytest_kpmodel.robustness.geometry import AffineTransform
 
 from . import blur, digital, geometric, noise, occlusion, photometric, weather
-from .context import Ctx, Kernel, image_seed
+from .context import Ctx, Kernel, image_seed, release_work_buffers
 
 KERNELS: dict[str, Kernel] = {
     **photometric.KERNELS,
@@ -55,6 +55,13 @@ def _batch(
         buf[j].copy_(images[i])
     _SCRATCH.__dict__.setdefault("filled", {})[channels_last] = _fill_record(buf, images, members)
     return buf
+
+
+def release_buffers() -> None:
+    """Drop every buffer kept on this thread between calls: the batches and the kernels' work
+    and result buffers (a sweep calls this when it is done)."""
+    _SCRATCH.__dict__.clear()
+    release_work_buffers()
 
 
 # Whether a batch buffer that already holds the same images is handed on without copying them

@@ -342,6 +342,12 @@ def result_buffer(
     return buf
 
 
+def release_work_buffers() -> None:
+    """Drop this thread's kept work and result buffers (the end of a sweep: they hold its
+    shapes, up to ``SCRATCH_MAX_BYTES``, that nothing else will ask for)."""
+    _WORK.__dict__.clear()
+
+
 def _kept_bytes() -> int:
     bufs = getattr(_WORK, "bufs", None) or {}
     results = getattr(_WORK, "results", None) or []
