@@ -84,12 +84,15 @@ def prediction_key(kp) -> str:
     )
 
 
+def entry_path(kp, key: str) -> Path | None:
+    """Where a run's predictions under ``key`` are cached; None without a cache folder."""
+    return kp.settings.cache_dir / f"{key}.npz" if kp.settings.cache_dir else None
+
+
 def is_cached(kp) -> bool:
     """Whether a run's (``KpSession``) predictions have a cache entry it would read."""
-    settings = kp.settings
-    if not settings.cache_dir or settings.no_cache:
-        return False
-    return (settings.cache_dir / f"{prediction_key(kp)}.npz").is_file()
+    path = entry_path(kp, prediction_key(kp)) if not kp.settings.no_cache else None
+    return path is not None and path.is_file()
 
 
 def session_predictions(kp):
@@ -102,7 +105,7 @@ def session_predictions(kp):
     kp.check_ground_truth()  # refuse a bad ground truth before predicting
     key = prediction_key(kp)
     settings = kp.settings
-    path = settings.cache_dir / f"{key}.npz" if settings.cache_dir else None  # as is_cached
+    path = entry_path(kp, key)
 
     def compute():
         n = len(kp.dataset)
