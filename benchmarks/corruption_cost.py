@@ -169,10 +169,7 @@ def elastic_transform_before(x, p, ctx):
     if alpha == 0:
         return x
     b, _, h, w = x.shape
-    max_d = h * 0.005
-    sigma = (h * 0.01, w * 0.01)
-    key = ("elastic", tuple(ctx.seeds), h, w, str(x.device))
-    field = SEED_MEMO.get(key, lambda: digital._displacement(ctx, h, w, max_d, sigma)) * alpha
+    field = digital.elastic_field(ctx, x) * alpha  # the same memoised field as before
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     gx = (2 * (cols + field[:, 0]) + 1) / w - 1
@@ -191,23 +188,12 @@ def jpeg_compression_before(x, p, ctx):
 
 
 def pil_jpeg_before(u8, quality):
-    import io
-
     import numpy as np
-    from PIL import Image
 
     out = []
     for arr in u8.permute(0, 2, 3, 1).contiguous().numpy():
-        pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-        buf = io.BytesIO()
-        pil.save(buf, "JPEG", quality=quality)
-        buf.seek(0)
-        back = Image.open(buf)
-        back.load()
-        if back.mode != pil.mode:
-            back = back.convert(pil.mode)
-        a = np.array(back)
-        out.append(torch.from_numpy(a[..., None] if a.ndim == 2 else a))
+        # the same PIL round trip; np.array copies PIL's bytes as the old np.array(back) did
+        out.append(torch.from_numpy(np.array(digital.jpeg_round_trip(arr, quality))))
     return torch.stack(out).permute(0, 3, 1, 2)
 
 

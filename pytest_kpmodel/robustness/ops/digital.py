@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -44,24 +46,30 @@ def _pil_jpeg(u8: torch.Tensor, quality: int) -> torch.Tensor:
 
 def _pil_jpeg_hwc(hwc: torch.Tensor, quality: int) -> torch.Tensor:
     """:func:`_pil_jpeg` on and to ``[B, H, W, C]`` uint8 (PIL's own layout: no transposes)."""
+    out = torch.empty_like(hwc)
+    for arr, dst in zip(hwc.numpy(), out.numpy(), strict=True):
+        dst[...] = jpeg_round_trip(arr, quality)
+    return out
+
+
+def jpeg_round_trip(arr: Any, quality: int) -> Any:
+    """One ``[H, W, C]`` uint8 image through PIL's JPEG encode and decode, back as
+    ``[H, W, C]`` (a read-only array of PIL's bytes)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    out = torch.empty_like(hwc)
-    for arr, dst in zip(hwc.numpy(), out.numpy(), strict=True):
-        pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-        buf = io.BytesIO()
-        pil.save(buf, "JPEG", quality=quality)
-        buf.seek(0)
-        back = Image.open(buf)
-        back.load()
-        if back.mode != pil.mode:
-            back = back.convert(pil.mode)
-        a = np.asarray(back)
-        dst[...] = a[..., None] if a.ndim == 2 else a
-    return out
+    pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    back = Image.open(buf)
+    back.load()
+    if back.mode != pil.mode:
+        back = back.convert(pil.mode)
+    a = np.asarray(back)
+    return a[..., None] if a.ndim == 2 else a
 
 
 def _pixelate(x, p, ctx):
@@ -96,17 +104,21 @@ def _displacement(ctx, h: int, w: int, max_d: float, sigma: tuple[float, float])
     return gaussian_blur(field, sigma, mode="symmetric", truncate=3.0)
 
 
+def elastic_field(ctx, x: torch.Tensor) -> torch.Tensor:
+    """The smoothed displacement field ``[B, 2, H, W]`` (dx, dy) at alpha 1: a function of the
+    seeds and the size, made once for the five severities of a sweep (only alpha scales it)."""
+    h, w = x.shape[-2:]
+    max_d, sigma = h * 0.005, (h * 0.01, w * 0.01)
+    key = ("elastic", tuple(ctx.seeds), h, w, str(x.device))
+    return SEED_MEMO.get(key, lambda: _displacement(ctx, h, w, max_d, sigma))
+
+
 def _elastic_transform(x, p, ctx):
     alpha = p["alpha"]
     if alpha == 0:
         return x
     b, _, h, w = x.shape
-    max_d = h * 0.005
-    sigma = (h * 0.01, w * 0.01)
-    # The smoothed displacement field is a function of the seeds and the size: made once for
-    # the five severities of a sweep (only alpha scales it).
-    key = ("elastic", tuple(ctx.seeds), h, w, str(x.device))
-    field = SEED_MEMO.get(key, lambda: _displacement(ctx, h, w, max_d, sigma))
+    field = elastic_field(ctx, x)
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     # map_coordinates(order=1, mode='reflect') reads pixel-index coordinates (centre = index);
